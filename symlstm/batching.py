@@ -1,0 +1,64 @@
+"""Batches of encoded poems as time-major NumPy arrays (x, y, mask), each (T, B).
+
+Poem mode: rows are whole `<bos> c1 … cn <eos>` sequences, bucketed by length so that padding is
+small; x is the sequence without its last token, y without its first. Stream mode: the corpus is
+one token stream cut into B rows that continue from one batch to the next (truncated BPTT).
+"""
+import numpy as np
+
+
+def _pad(seqs, batch_size, dtype):
+    """Pad rows to the longest and, if batch_size is given, add empty rows up to it."""
+    T = max(len(s) for s in seqs) - 1
+    B = batch_size or len(seqs)
+    x = np.zeros((T, B), np.int32)
+    y = np.zeros((T, B), np.int32)
+    mask = np.zeros((T, B), dtype)
+    for b, s in enumerate(seqs):
+        n = len(s) - 1
+        x[:n, b], y[:n, b], mask[:n, b] = s[:-1], s[1:], 1
+    return x, y, mask
+
+
+def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 50, fill: bool = True):
+    """Yield (x, y, mask) batches covering every sequence exactly once.
+
+    With rng: shuffled, then sorted by length within pools of `pool` batches (bucketing), and the
+    batches shuffled. Without rng: in length order (evaluation). fill=True pads the last batch
+    with empty rows (mask 0) so every batch has batch_size rows, as static-shape backends need.
+    """
+    order = np.arange(len(seqs))
+    if rng is not None:
+        order = rng.permutation(len(seqs))
+    lengths = np.array([len(seqs[i]) for i in order])
+    size = batch_size * pool
+    chunks = [order[k:k + size][np.argsort(lengths[k:k + size], kind="stable")] for k in range(0, len(order), size)]
+    batches = [c[k:k + batch_size] for c in chunks for k in range(0, len(c), batch_size)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    for idx in batches:
+        yield _pad([seqs[i] for i in idx], batch_size if fill else None, dtype)
+
+
+def padding_fraction(batches) -> float:
+    """Share of (T × B) positions that are padding, over a list of (x, y, mask) batches."""
+    total = sum(m.size for _, _, m in batches)
+    return 1 - sum(float(m.sum()) for _, _, m in batches) / max(total, 1)
+
+
+def stream_batches(seqs, batch_size: int, seq_length: int, dtype="float32", offset: int = 0):
+    """Yield (x, y, mask) windows of a single stream: the concatenated sequences are cut into
+    batch_size contiguous rows; batch k holds columns [k T, (k+1) T) of every row, so row b of
+    batch k+1 continues row b of batch k and the final states carry over. `offset` shifts the
+    start (a different cut each epoch)."""
+    ids = np.concatenate(seqs)[offset:]
+    per_row = (len(ids) - 1) // batch_size
+    if per_row < 1:
+        raise ValueError(f"stream of {len(ids)} tokens is too short for {batch_size} rows")
+    data = ids[:per_row * batch_size + 1]
+    xs = data[:-1].reshape(batch_size, per_row)
+    ys = data[1:].reshape(batch_size, per_row)
+    for t in range(0, per_row - seq_length + 1, seq_length):
+        x = np.ascontiguousarray(xs[:, t:t + seq_length].T)  # (T, B)
+        y = np.ascontiguousarray(ys[:, t:t + seq_length].T)
+        yield x, y, np.ones(x.shape, dtype)

@@ -1,0 +1,65 @@
+"""Recurrent cells as pure symbolic step functions, for `pytensor.scan`.
+
+Each step takes the precomputed input projection of one time step, the mask of that step and the
+previous states, and returns the new states. Padded steps (mask 0) leave h and c unchanged, as in
+the Theano LSTM tutorial. Every cell carries a (B, H) `cell` state so that the scan signature is
+the same for all of them; only the LSTM changes it.
+
+Shapes (row vectors): xw_t (B, G*H), mask_t (B,), h_tm1 and c_tm1 (B, H), U (H, G*H).
+"""
+import pytensor.tensor as pt
+
+# Gate blocks per cell, in the order they sit in the columns of W, U and b.
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+GATE_ORDER = {"lstm": "i, f, g, o", "gru": "r, z, n", "rnn": "h"}
+
+
+def _keep(mask_t, new, old):
+    m = mask_t[:, None]  # (B, 1)
+    return m * new + (1 - m) * old
+
+
+def lstm_step(xw_t, mask_t, h_tm1, c_tm1, U):
+    """LSTM (Hochreiter & Schmidhuber 1997, with forget gate), gate blocks i, f, g, o:
+
+        z_t = x_t W + h_{t-1} U + b
+        i = σ(z_i)   f = σ(z_f)   g = tanh(z_g)   o = σ(z_o)
+        c_t = f ⊙ c_{t-1} + i ⊙ g
+        h_t = o ⊙ tanh(c_t)
+
+    This is PyTorch's nn.LSTM with weight_ih = Wᵀ, weight_hh = Uᵀ, bias_ih = b, bias_hh = 0.
+    """
+    H = h_tm1.shape[-1]
+    z = xw_t + pt.dot(h_tm1, U)  # (B, 4H)
+    input_gate = pt.sigmoid(z[:, 0 * H:1 * H])
+    forget_gate = pt.sigmoid(z[:, 1 * H:2 * H])
+    candidate = pt.tanh(z[:, 2 * H:3 * H])
+    output_gate = pt.sigmoid(z[:, 3 * H:4 * H])
+    cell = forget_gate * c_tm1 + input_gate * candidate  # (B, H)
+    hidden = output_gate * pt.tanh(cell)  # (B, H)
+    return _keep(mask_t, hidden, h_tm1), _keep(mask_t, cell, c_tm1)
+
+
+def gru_step(xw_t, mask_t, h_tm1, c_tm1, U):
+    """GRU (Cho et al. 2014), gate blocks r, z, n, as PyTorch's nn.GRU with bias_hh = 0:
+
+        r = σ(x W_r + h U_r + b_r)   z = σ(x W_z + h U_z + b_z)
+        n = tanh(x W_n + b_n + r ⊙ (h U_n))
+        h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+    """
+    H = h_tm1.shape[-1]
+    hu = pt.dot(h_tm1, U)  # (B, 3H)
+    reset_gate = pt.sigmoid(xw_t[:, :H] + hu[:, :H])
+    update_gate = pt.sigmoid(xw_t[:, H:2 * H] + hu[:, H:2 * H])
+    candidate = pt.tanh(xw_t[:, 2 * H:] + reset_gate * hu[:, 2 * H:])
+    hidden = (1 - update_gate) * candidate + update_gate * h_tm1  # (B, H)
+    return _keep(mask_t, hidden, h_tm1), c_tm1
+
+
+def rnn_step(xw_t, mask_t, h_tm1, c_tm1, U):
+    """Elman RNN: h_t = tanh(x_t W + h_{t-1} U + b)."""
+    hidden = pt.tanh(xw_t + pt.dot(h_tm1, U))  # (B, H)
+    return _keep(mask_t, hidden, h_tm1), c_tm1
+
+
+STEPS = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}

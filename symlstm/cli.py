@@ -1,0 +1,213 @@
+"""The `symlstm` command: parses arguments, calls the library, prints. Nothing else.
+
+User mistakes (config, corpus, checkpoint, decoding options, bad arguments) become one line on
+stderr and exit code 2; a failed check exits 1.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+from .config import ConfigError
+from .corpus import CorpusError
+from .decode import DecodeError
+
+USER_ERRORS = (ConfigError, CorpusError, CheckpointError, DecodeError, FileNotFoundError, ValueError, TypeError)
+
+
+def _root() -> Path:
+    return Path.cwd()
+
+
+def cmd_train(args):
+    from .config import load_config
+    from .train import TrainingError, train
+    from . import checkpoint as ckpt_io
+
+    try:
+        if args.resume:
+            saved = ckpt_io.load(Path(args.resume) / "last.h5").config if (Path(args.resume) / "last.h5").is_file() else None
+            cfg = load_config(raw=saved, overrides=args.set) if saved else None
+            train(cfg, args.resume, _root(), resume=True, progress=not args.no_progress)
+        else:
+            if not args.config:
+                raise ConfigError("train: give --config FILE (or --resume RUN_DIR)")
+            cfg = load_config(args.config, args.set)
+            out = args.out or f"runs/{cfg.name}"
+            train(cfg, out, _root(), overwrite=args.overwrite, progress=not args.no_progress)
+    except TrainingError as err:
+        raise ConfigError(str(err)) from None
+    return 0
+
+
+def cmd_sample(args):
+    from .decode import SampleOptions, Sampler
+    from .train import load_model
+
+    compiled, vocab, _ = load_model(args.checkpoint, args.backend)
+    opts = SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=args.prime,
+                         argmax=args.argmax, temperature=args.temperature, top_k=args.top_k,
+                         top_p=args.top_p, beam=args.beam, acrostic=args.acrostic, form=args.form or "")
+    poems = Sampler(compiled, vocab).sample(opts)
+    if args.json:
+        print(json.dumps(poems, ensure_ascii=False, indent=1))
+    else:
+        for p in poems:
+            print(p["text"])
+    return 0
+
+
+def cmd_eval(args):
+    from .corpus import load_corpus
+    from .evaluate import evaluate, evaluate_texts
+    from .train import load_model
+
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    if args.text:
+        path = Path(args.text)
+        if not path.is_file():
+            raise CorpusError(f"{path}: file not found")
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise CorpusError(f"{path}: no poems in this file (it is empty)")
+        result = evaluate_texts(compiled, vocab, texts, args.batch_size)
+    else:
+        corpus = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr))
+        if corpus.vocab != vocab:
+            raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; "
+                              "use --text FILE to score other poems")
+        result = evaluate(compiled, corpus.splits[args.split], args.batch_size)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}")
+    return 0
+
+
+def cmd_gradcheck(args):
+    import dataclasses
+
+    from .config import load_config
+    from .gradcheck import TOLERANCE, gradient_check, standard_models
+
+    if args.config:
+        mcfg = load_config(args.config, args.set).model
+        models = [dataclasses.replace(mcfg, dtype="float64")]
+        vocab = args.vocab_size
+    else:
+        models = standard_models(args.backend)
+        vocab = 6
+    table, ok = [], True
+    for mcfg in models:
+        rows = gradient_check(mcfg, vocab_size=vocab, max_entries=args.max_entries)
+        for r in rows:
+            r["model"] = f"{mcfg.cell} L={mcfg.num_layers} H={mcfg.hidden}"
+            ok &= r["passed"]
+        table += rows
+    if args.json:
+        print(json.dumps({"tolerance": TOLERANCE, "passed": bool(ok), "rows": table}, indent=1))
+    else:
+        print(f"{'model':<16} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
+        for r in table:
+            flag = "" if r["passed"] else "  FAIL"
+            print(f"{r['model']:<16} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} {r['entries']:>7} "
+                  f"{r['max_abs_error']:>12.2e} {r['max_rel_error']:>12.2e}{flag}")
+        worst = max(r["max_rel_error"] for r in table)
+        print(f"{'PASSED' if ok else 'FAILED'}: largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e})")
+    return 0 if ok else 1
+
+
+def cmd_plot(args):
+    from .train import plot_metrics
+
+    print(plot_metrics(args.run_dir))
+    return 0
+
+
+def cmd_data(args):
+    from .fetch import FetchError, make_data
+
+    try:
+        counts = make_data(Path(args.out))
+    except FetchError as err:
+        raise CorpusError(str(err)) from None
+    for name, n in counts.items():
+        print(f"{Path(args.out) / (name + '.txt')}: {n} poems")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("--config", help="YAML config (e.g. configs/poems.yaml)")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    t.add_argument("--out", help="run directory (default runs/<config name>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.h5")
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in the run directory")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="generate poems from a checkpoint")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--num", type=int, default=5)
+    s.add_argument("--max-length", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--prime", default="", help="text to continue")
+    s.add_argument("--argmax", action="store_true", help="greedy: always the likeliest character")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int, default=0)
+    s.add_argument("--top-p", type=float, default=1.0)
+    s.add_argument("--beam", type=int, default=0, help="beam search of this width")
+    s.add_argument("--acrostic", default="", help="line i starts with the i-th character (藏頭詩)")
+    s.add_argument("--form", choices=["wujue", "qijue", "wulv", "qilv"])
+    s.add_argument("--backend", choices=["jax", "c", "numba"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("eval", help="perplexity of a checkpoint on a file or a split")
+    e.add_argument("--checkpoint", required=True)
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="one poem per line")
+    src.add_argument("--split", choices=["train", "valid", "test"])
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--backend", choices=["jax", "c", "numba"])
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    g = sub.add_parser("gradcheck", help="symbolic against numeric gradients")
+    g.add_argument("--config", help="check this config's model sizes instead of the standard tiny models")
+    g.add_argument("--set", action="append", default=[])
+    g.add_argument("--vocab-size", type=int, default=50)
+    g.add_argument("--max-entries", type=int, default=40, help="entries checked per tensor (sampled beyond)")
+    g.add_argument("--backend", default="jax", choices=["jax", "c", "numba"])
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_gradcheck)
+
+    pl = sub.add_parser("plot", help="write RUN_DIR/loss.png from metrics.csv")
+    pl.add_argument("run_dir")
+    pl.set_defaults(func=cmd_plot)
+
+    d = sub.add_parser("data", help="fetch the chinese-poetry corpus into data/full")
+    d.add_argument("--out", default="data/full")
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"symlstm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"symlstm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

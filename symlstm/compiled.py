@@ -1,0 +1,220 @@
+"""Compiling the model's graphs into callable functions, and the backend they run on.
+
+`compile_model` is the one choke point where `pytensor.function` is called (in the build_*
+helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draws dropout masks
+from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
+function per input shape, since JAX compiles for static shapes (a few seconds each).
+"""
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from . import model as M
+from . import optim
+from .config import ModelConfig, TrainConfig
+
+MODES = {"jax": "JAX", "c": "CVM", "numba": "NUMBA"}
+SPECIAL_IDS = {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
+
+
+def _patch_jax():
+    """PyTensor 3.0.7's JAX reductions return their accumulator dtype (float64 for a float32 sum),
+    which silently turns float32 parameters into float64 after one update; cast to the output type."""
+    from pytensor.link.jax.dispatch import jax_funcify
+    from pytensor.link.jax.dispatch import elemwise
+    from pytensor.tensor.elemwise import CAReduce
+
+    if getattr(elemwise, "_symlstm_patched", False):
+        return
+    original = elemwise.jax_funcify_CAReduce
+
+    @jax_funcify.register(CAReduce)
+    def careduce_output_dtype(op, node=None, **kwargs):
+        fn = original(op, node=node, **kwargs)
+        dtype = node.outputs[0].dtype
+        return lambda x: fn(x).astype(dtype)
+
+    elemwise._symlstm_patched = True
+
+
+def get_mode(backend: str):
+    if backend not in MODES:
+        raise ValueError(f"model.backend: unknown backend {backend!r}; choose one of {', '.join(MODES)}")
+    if backend == "jax":
+        _patch_jax()
+    return MODES[backend]
+
+
+def _inputs(cfg, static):
+    """Symbolic inputs; with static=(T, B) their shapes are fixed (JAX), else free."""
+    T, B = static if static else (None, None)
+    L, H, f = cfg.num_layers, cfg.hidden, cfg.dtype
+    x = pt.tensor("x", dtype="int32", shape=(T, B))
+    y = pt.tensor("y", dtype="int32", shape=(T, B))
+    mask = pt.tensor("mask", dtype=f, shape=(T, B))
+    h0 = pt.tensor("h0", dtype=f, shape=(L, B, H))
+    c0 = pt.tensor("c0", dtype=f, shape=(L, B, H))
+    return x, y, mask, h0, c0
+
+
+def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, static=None):
+    """(x, y, mask, h0, c0, lr[, keep...]) -> (mean loss, grad norm, hT, cT); updates params and state."""
+    x, y, mask, h0, c0 = _inputs(cfg, static)
+    lr = pt.scalar("lr", dtype=cfg.dtype)
+    keep = None
+    if cfg.dropout > 0:
+        T, B = static if static else (None, None)
+        keep = [pt.tensor(f"keep{l}", dtype=cfg.dtype, shape=(T, B, cfg.hidden)) for l in range(cfg.num_layers)]
+    mean, _, _, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0, keep)
+    grads = dict(zip(params, pytensor.grad(mean, list(params.values()))))
+    grads, norm = optim.clip_by_global_norm(grads, tcfg.grad_clip, cfg.dtype)
+    upd = optim.updates(params, grads, state, lr, tcfg)
+    return pytensor.function([x, y, mask, h0, c0, lr] + (keep or []), [mean, norm, hT, cT],
+                             updates=upd, mode=mode, name="train_step")
+
+
+def build_eval_fn(params, cfg: ModelConfig, mode, static=None):
+    """(x, y, mask, h0, c0) -> (summed NLL, token count, hT, cT); no updates, no dropout."""
+    x, y, mask, h0, c0 = _inputs(cfg, static)
+    _, total, count, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0)
+    return pytensor.function([x, y, mask, h0, c0], [total, count, hT, cT], mode=mode, name="evaluate")
+
+
+def build_step_fn(params, cfg: ModelConfig, mode, batch=None):
+    """(tokens (B,), h (L, B, H), c (L, B, H)) -> (log-probabilities (B, V), h, c)."""
+    _, _, _, h, c = _inputs(cfg, (None, batch) if batch else None)
+    tokens = pt.tensor("tokens", dtype="int32", shape=(batch,))
+    logits, h1, c1 = M.single_step(params, cfg, tokens, h, c)
+    return pytensor.function([tokens, h, c], [pt.special.log_softmax(logits, axis=-1), h1, c1],
+                             mode=mode, name="step")
+
+
+def build_generate_fn(params, cfg: ModelConfig, mode, static=None):
+    """(first (B,), h, c, noise (N, B, V), inverse temperature, banned (V,)) -> tokens (N, B), h, c."""
+    N, B = static if static else (None, None)
+    _, _, _, h, c = _inputs(cfg, (None, B))
+    first = pt.tensor("first", dtype="int32", shape=(B,))
+    noise = pt.tensor("noise", dtype=cfg.dtype, shape=(N, B, None))
+    inv_t = pt.scalar("inv_temperature", dtype=cfg.dtype)
+    banned = pt.vector("banned", dtype=cfg.dtype)
+    tokens, h1, c1 = M.generate_scan(params, cfg, first, h, c, noise, inv_t, banned,
+                                     SPECIAL_IDS["eos"], SPECIAL_IDS["pad"])
+    return pytensor.function([first, h, c, noise, inv_t, banned], [tokens, h1, c1], mode=mode, name="generate")
+
+
+class CompiledModel:
+    """Compiled training, evaluation, single-step and generation functions over shared parameters.
+
+    Arrays are time-major: x, y (T, B) int32; mask (T, B) and states (L, B, H) in cfg.dtype.
+    """
+
+    def __init__(self, params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0):
+        self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
+        self.mode = get_mode(cfg.backend)
+        self.static = cfg.backend == "jax"
+        self.vocab_size = params["embedding"].shape[0]
+        self.params = M.to_shared(params)
+        self.state = optim.init_state(self.params, self.tcfg.optimizer)
+        self.rng = np.random.default_rng(seed)  # dropout masks
+        self._fns = {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _fn(self, kind, key, build):
+        key = (kind, key if self.static else None)
+        if key not in self._fns:
+            self._fns[key] = build(key[1])
+        return self._fns[key]
+
+    def _check(self, name, a, kind, shape):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: expected a NumPy array, got {type(a).__name__}")
+        if kind == "int":
+            if a.dtype.kind not in "iu":
+                raise TypeError(f"{name}: expected an integer array of token ids, got dtype {a.dtype}")
+            if a.size and (a.min() < 0 or a.max() >= self.vocab_size):
+                raise ValueError(f"{name}: token ids must lie in [0, {self.vocab_size}), got {a.min()}..{a.max()}")
+            a = a.astype(np.int32, copy=False)
+        elif a.dtype != self.cfg.dtype:
+            raise TypeError(f"{name}: expected dtype {self.cfg.dtype} (the model's), got {a.dtype}; "
+                            f"use .astype('{self.cfg.dtype}')")
+        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
+        return a
+
+    def _check_batch(self, x, y, mask, h0, c0):
+        x = self._check("x", x, "int", (None, None))
+        T, B = x.shape
+        if T == 0 or B == 0:
+            raise ValueError(f"x: empty batch of shape {x.shape}")
+        L, H = self.cfg.num_layers, self.cfg.hidden
+        return (x, self._check("y", y, "int", (T, B)), self._check("mask", mask, "float", (T, B)),
+                self._check("h0", h0, "float", (L, B, H)), self._check("c0", c0, "float", (L, B, H)))
+
+    def zero_state(self, batch: int):
+        """Zero initial states (h0, c0), each (L, B, H)."""
+        shape = (self.cfg.num_layers, batch, self.cfg.hidden)
+        return np.zeros(shape, self.cfg.dtype), np.zeros(shape, self.cfg.dtype)
+
+    # -- the four functions ---------------------------------------------------------------------
+    def train_step(self, x, y, mask, h0, c0, lr=None):
+        """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT)."""
+        x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
+        lr = self.tcfg.learning_rate if lr is None else lr
+        fn = self._fn("train", x.shape, lambda s: build_train_fn(
+            self.params, self.state, self.cfg, self.tcfg, self.mode, s))
+        args = [x, y, mask, h0, c0, np.asarray(lr, self.cfg.dtype)]
+        p = self.cfg.dropout
+        if p > 0:
+            shape = x.shape + (self.cfg.hidden,)
+            args += [((self.rng.random(shape) >= p) / (1 - p)).astype(self.cfg.dtype)
+                     for _ in range(self.cfg.num_layers)]
+        loss, norm, hT, cT = fn(*args)
+        return float(loss), float(norm), np.asarray(hT), np.asarray(cT)
+
+    def evaluate(self, x, y, mask, h0, c0):
+        """Summed NLL (nats) and token count of a batch, without updates: (total, count, hT, cT)."""
+        x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
+        fn = self._fn("eval", x.shape, lambda s: build_eval_fn(self.params, self.cfg, self.mode, s))
+        total, count, hT, cT = fn(x, y, mask, h0, c0)
+        return float(total), float(count), np.asarray(hT), np.asarray(cT)
+
+    def step(self, tokens, h, c):
+        """Feed one token per row: tokens (B,) -> (log-probabilities (B, V), h, c)."""
+        tokens = self._check("tokens", tokens, "int", (None,))
+        L, B, H = self.cfg.num_layers, tokens.shape[0], self.cfg.hidden
+        h, c = self._check("h", h, "float", (L, B, H)), self._check("c", c, "float", (L, B, H))
+        fn = self._fn("step", B, lambda b: build_step_fn(self.params, self.cfg, self.mode, b))
+        logp, h, c = fn(tokens, h, c)
+        return np.asarray(logp), np.asarray(h), np.asarray(c)
+
+    def generate(self, first, h, c, noise, temperature=1.0, banned=None):
+        """Generate noise.shape[0] tokens per row in one compiled scan; see model.generate_scan."""
+        first = self._check("first", first, "int", (None,))
+        B = first.shape[0]
+        noise = self._check("noise", noise, "float", (None, B, self.vocab_size))
+        banned = np.zeros(self.vocab_size, self.cfg.dtype) if banned is None else banned.astype(self.cfg.dtype)
+        fn = self._fn("generate", noise.shape[:2], lambda s: build_generate_fn(self.params, self.cfg, self.mode, s))
+        tokens, h, c = fn(first, h, c, noise, np.asarray(1.0 / temperature, self.cfg.dtype), banned)
+        return np.asarray(tokens), np.asarray(h), np.asarray(c)
+
+    # -- parameters and state as NumPy ----------------------------------------------------------
+    def get_params(self) -> dict[str, np.ndarray]:
+        return {k: np.array(v.get_value()) for k, v in self.params.items()}
+
+    def set_params(self, values: dict):
+        for k, v in values.items():
+            self.params[k].set_value(np.asarray(v, dtype=self.cfg.dtype))
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {k: np.array(v.get_value()) for k, v in self.state.items()}
+
+    def set_state(self, values: dict):
+        for k, v in values.items():
+            self.state[k].set_value(np.asarray(v, dtype=self.state[k].dtype))
+
+
+def compile_model(params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0) -> CompiledModel:
+    """Wrap `params` (name -> NumPy array) as shared variables and return the compiled functions
+    (built lazily at first call)."""
+    return CompiledModel(params, cfg, tcfg, seed)

@@ -1,0 +1,214 @@
+"""Configuration: defaults in code (one comment per key), YAML files hold only overrides.
+
+Owns the schema, its validation (unknown keys get the closest valid key suggested, wrong types are
+named) and `--set section.key=value` overrides. It does not read corpora or build models.
+"""
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file or an override."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"  # recurrent cell: lstm | gru | rnn (tanh)
+    embedding: int = 128  # E, size of the character embedding
+    hidden: int = 256  # H, size of each recurrent layer (char-rnn's rnn_size)
+    num_layers: int = 1  # L, stacked recurrent layers
+    dropout: float = 0.0  # drop probability between layers and before the output layer (training only)
+    init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U)
+    init_scale: float = 0.08  # half-width of the uniform init
+    forget_bias: float = 1.0  # initial bias of the LSTM forget gate
+    dtype: str = "float32"  # float32 for training, float64 for gradient checks
+    backend: str = "jax"  # compiled backend: jax (fastest measured) | c | numba
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = "data/tang_quatrains.txt"  # corpus file or glob, relative to the config's project root
+    format: str = "lines"  # lines (one poem per line) | json (chinese-poetry files) | text (one stream)
+    min_count: int = 1  # characters seen fewer times become <unk>
+    drop_marks: str = "□○●■"  # poems holding any of these lost-character marks are dropped
+    min_length: int = 0  # drop poems shorter than this many characters (0: no limit)
+    max_length: int = 0  # drop poems longer than this many characters (0: no limit)
+    form: str = "any"  # keep only this form: any | jueju | wujue | qijue | lvshi | wulv | qilv
+    valid_fraction: float = 0.05  # share of poems in the validation split (by hash of the text)
+    test_fraction: float = 0.05  # share of poems in the test split
+    mode: str = "poem"  # poem: <bos> poem <eos> rows, bucketed | stream: truncated-BPTT windows
+    batch_size: int = 32  # B, rows per batch
+    seq_length: int = 64  # T of a stream window (stream mode only)
+    cache: bool = True  # cache the encoded corpus as HDF5 under data/cache
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "adam"  # sgd | momentum | adam | rmsprop | adadelta
+    learning_rate: float = 0.002  # base step size (unused by adadelta)
+    momentum: float = 0.9  # momentum coefficient (momentum optimizer)
+    beta1: float = 0.9  # Adam first-moment decay
+    beta2: float = 0.999  # Adam second-moment decay
+    decay: float = 0.95  # RMSprop / Adadelta running-average decay (rho)
+    eps: float = 1.0e-8  # numerical floor in Adam / RMSprop / Adadelta
+    grad_clip: float = 5.0  # clip the global gradient norm to this (0: off)
+    schedule: str = "constant"  # constant | step (char-rnn) | cosine (with warm-up)
+    warmup_steps: int = 0  # linear warm-up steps (cosine schedule)
+    decay_after: int = 10  # step schedule: start decaying after this epoch (char-rnn)
+    decay_rate: float = 0.97  # step schedule: multiply the rate by this each epoch after decay_after
+    max_epochs: int = 10  # stop after this many epochs
+    max_steps: int = 0  # stop after this many steps (0: no limit)
+    time_budget: float = 0.0  # stop after this many seconds of training (0: no limit)
+    eval_every: int = 200  # validate (and checkpoint) every this many steps, and at each epoch's end
+    patience: int = 0  # early stopping: validations without improvement before stopping (0: off)
+    seed: int = 1234  # seeds initialization, shuffling and dropout
+    num_samples: int = 3  # samples printed at each validation
+    sample_temperature: float = 0.8  # temperature of those samples
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "default"  # run name: runs/<name> is the default run directory
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+CHOICES = {
+    ("model", "cell"): ("lstm", "gru", "rnn"),
+    ("model", "init"): ("uniform", "xavier", "orthogonal"),
+    ("model", "dtype"): ("float32", "float64"),
+    ("model", "backend"): ("jax", "c", "numba"),
+    ("data", "format"): ("lines", "json", "text"),
+    ("data", "form"): ("any", "jueju", "wujue", "qijue", "lvshi", "wulv", "qilv"),
+    ("data", "mode"): ("poem", "stream"),
+    ("train", "optimizer"): ("sgd", "momentum", "adam", "rmsprop", "adadelta"),
+    ("train", "schedule"): ("constant", "step", "cosine"),
+}
+POSITIVE = {("model", "embedding"), ("model", "hidden"), ("model", "num_layers"),
+            ("data", "batch_size"), ("data", "seq_length"), ("data", "min_count")}
+
+
+def _suggest(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+
+
+def _coerce(where: str, value, typ):
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _check_value(section: str, key: str, value, where: str):
+    choices = CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    if (section, key) in POSITIVE and value < 1:
+        raise ConfigError(f"{where}: must be at least 1, got {value}")
+    if key in ("dropout", "valid_fraction", "test_fraction") and not 0 <= value < 1:
+        raise ConfigError(f"{where}: must be in [0, 1), got {value}")
+
+
+def from_dict(raw: dict, source: str = "config") -> Config:
+    """Validate a nested dict (as read from YAML) into a Config."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    top = {"name"} | set(SECTIONS)
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in top:
+            raise ConfigError(f"{source}: unknown key '{key}'{_suggest(key, sorted(top))}")
+        if key == "name":
+            kwargs["name"] = _coerce(f"{source}: name", value, str)
+            continue
+        cls = SECTIONS[key]
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: section '{key}' must be a mapping")
+        types = {f.name: f.type for f in fields(cls)}
+        section = {}
+        for k, v in value.items():
+            if k not in types:
+                raise ConfigError(f"{source}: unknown key '{key}.{k}'{_suggest(k, list(types))}")
+            typ = {"int": int, "float": float, "str": str, "bool": bool}[types[k]] if isinstance(types[k], str) else types[k]
+            section[k] = _coerce(f"{source}: {key}.{k}", v, typ)
+            _check_value(key, k, section[k], f"{source}: {key}.{k}")
+        kwargs[key] = cls(**section)
+    cfg = Config(**kwargs)
+    if cfg.data.valid_fraction + cfg.data.test_fraction >= 1:
+        raise ConfigError(f"{source}: data.valid_fraction + data.test_fraction must be below 1")
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """'model.hidden=512' -> (['model', 'hidden'], 512); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def load_config(path: str | Path | None = None, overrides=(), raw: dict | None = None) -> Config:
+    """Read a YAML file (or start from `raw` / the defaults) and apply `--set` overrides."""
+    data: dict = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections")
+        data.setdefault("name", path.stem)
+    if raw:
+        data = _merge(data, raw)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text}: '{k}' is not a section")
+        node[keys[-1]] = value
+    return from_dict(data, source)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+    return out

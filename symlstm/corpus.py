@@ -1,0 +1,274 @@
+"""The corpus: loading poems, normalising them, the vocabulary, splits and the HDF5 cache.
+
+Owns everything between files on disk and encoded int32 token arrays. It knows nothing of batches
+(`batching.py`) or models. Errors are `CorpusError`s naming the file and the problem.
+"""
+import glob
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .config import DataConfig
+
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
+PAD, UNK, BOS, EOS = range(4)
+CACHE_VERSION = 1
+
+_CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
+FORMS = {  # form -> (line lengths allowed, number of lines allowed)
+    "wujue": ((5,), (4,)), "qijue": ((7,), (4,)), "jueju": ((5, 7), (4,)),
+    "wulv": ((5,), (8,)), "qilv": ((7,), (8,)), "lvshi": ((5, 7), (8,)),
+}
+
+
+class CorpusError(ValueError):
+    """A problem with the corpus files or settings, naming the file and the problem."""
+
+
+def form_of(text: str) -> str | None:
+    """'wujue' / 'qijue' / 'wulv' / 'qilv' when the text is 4 or 8 lines of 5 or 7 CJK characters,
+    each ending in ，or 。; else None."""
+    for n in (5, 7):
+        m = re.fullmatch(rf"(?:{_CJK}{{{n}}}[，。])+", text)
+        if not m:
+            continue
+        lines = len(text) // (n + 1)
+        if lines in (4, 8):
+            return {(5, 4): "wujue", (7, 4): "qijue", (5, 8): "wulv", (7, 8): "qilv"}[(n, lines)]
+    return None
+
+
+def matches_form(text: str, form: str) -> bool:
+    if form == "any":
+        return True
+    got = form_of(text)
+    return got is not None and (got == form or (form == "jueju" and got in ("wujue", "qijue"))
+                                or (form == "lvshi" and got in ("wulv", "qilv")))
+
+
+# -- loading --------------------------------------------------------------------------------------
+def resolve_paths(pattern: str, root: Path) -> list[Path]:
+    """Files named by a path or glob (relative to root); an error when none exist."""
+    full = pattern if Path(pattern).is_absolute() else str(root / pattern)
+    paths = sorted(Path(p) for p in glob.glob(full)) if any(ch in pattern for ch in "*?[") else [Path(full)]
+    paths = [p for p in paths if p.is_file()]
+    if not paths:
+        what = "glob matches no file" if any(ch in pattern for ch in "*?[") else "file not found"
+        raise CorpusError(f"{full}: {what} (data.path)")
+    return paths
+
+
+def read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{path}: not UTF-8 at byte offset {err.start}") from None
+
+
+def load_raw(cfg: DataConfig, root: Path) -> list[str]:
+    """Poems as read, before normalisation: one per line, per JSON entry, or one whole text."""
+    poems = []
+    for path in resolve_paths(cfg.path, root):
+        text = read_text(path)
+        if cfg.format == "lines":
+            poems += text.splitlines()
+        elif cfg.format == "text":
+            poems.append(text)
+        else:
+            try:
+                entries = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise CorpusError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+            if isinstance(entries, dict):
+                entries = [entries]
+            if not isinstance(entries, list) or not all(
+                    isinstance(e, dict) and isinstance(e.get("paragraphs"), list) for e in entries):
+                raise CorpusError(f"{path}: not in the chinese-poetry shape "
+                                  "(a list of objects with a 'paragraphs' list)")
+            poems += ["".join(str(p) for p in e["paragraphs"]) for e in entries]
+    return poems
+
+
+def normalize(poems: list[str], cfg: DataConfig, source: str = "corpus") -> tuple[list[str], dict]:
+    """Strip whitespace, drop lost-character marks, length and form filters, deduplicate (first
+    kept). Returns the poems and the count each step removed; an empty result names the filter."""
+    stream = cfg.format == "text"
+    steps = [
+        ("empty", lambda p: bool(p)),
+        ("drop_marks", lambda p: not any(ch in p for ch in cfg.drop_marks)),
+        ("min_length", lambda p: len(p) >= cfg.min_length),
+        ("max_length", lambda p: cfg.max_length <= 0 or len(p) <= cfg.max_length),
+        ("form", lambda p: stream or matches_form(p, cfg.form)),
+    ]
+    out = [p.strip() if stream else re.sub(r"\s+", "", p) for p in poems]
+    removed = {}
+    for name, keep in steps:
+        before = len(out)
+        out = [p for p in out if keep(p)]
+        removed[name] = before - len(out)
+        if before and not out:
+            setting = "" if name == "empty" else f" (data.{name} = {getattr(cfg, name)!r})"
+            raise CorpusError(f"{source}: no poems left after the {name} filter{setting}")
+    if not out:
+        raise CorpusError(f"{source}: the corpus is empty")
+    unique = list(dict.fromkeys(out))
+    removed["duplicates"] = len(out) - len(unique)
+    return unique, removed
+
+
+# -- vocabulary -----------------------------------------------------------------------------------
+class Vocab:
+    """Token ids: <pad>=0, <unk>=1, <bos>=2, <eos>=3, then characters in sorted order."""
+
+    def __init__(self, itos):
+        self.itos = list(itos)
+        if tuple(self.itos[:4]) != SPECIALS:
+            raise CorpusError(f"vocabulary must start with {SPECIALS}, got {tuple(self.itos[:4])}")
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, poems, min_count: int = 1) -> "Vocab":
+        counts = {}
+        for p in poems:
+            for ch in p:
+                counts[ch] = counts.get(ch, 0) + 1
+        return cls(list(SPECIALS) + sorted(ch for ch, n in counts.items() if n >= min_count))
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __eq__(self, other):
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def encode(self, text: str, bos: bool = True, eos: bool = True) -> np.ndarray:
+        ids = [self.stoi.get(ch, UNK) for ch in text]
+        return np.array(([BOS] if bos else []) + ids + ([EOS] if eos else []), dtype=np.int32)
+
+    def decode(self, ids) -> str:
+        """Characters only: special tokens are dropped, decoding stops at <eos>."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.itos[i])
+        return "".join(out)
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of text outside the vocabulary, in order of first appearance."""
+        return list(dict.fromkeys(ch for ch in text if ch not in self.stoi or self.stoi[ch] < len(SPECIALS)))
+
+
+def unk_rate(encoded: list[np.ndarray]) -> float:
+    chars = sum(max(0, len(e) - 2) for e in encoded)
+    return sum(int((e == UNK).sum()) for e in encoded) / max(chars, 1)
+
+
+# -- splits ---------------------------------------------------------------------------------------
+def split_of(text: str, valid_fraction: float, test_fraction: float) -> str:
+    """'train' / 'valid' / 'test' by a hash of the text alone, so adding poems moves none."""
+    u = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") / 2 ** 64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + valid_fraction:
+        return "valid"
+    return "train"
+
+
+@dataclass
+class Corpus:
+    vocab: Vocab
+    splits: dict  # 'train' / 'valid' / 'test' -> list of int32 arrays (<bos> ... <eos>)
+    texts: dict  # same keys -> list of str
+    stats: dict
+
+
+def build_corpus(cfg: DataConfig, root: Path) -> Corpus:
+    """Load, normalise, split and encode; the vocabulary comes from the training split."""
+    raw = load_raw(cfg, root)
+    poems, removed = normalize(raw, cfg, source=str(root / cfg.path))
+    if cfg.format == "text":  # one stream: contiguous train / valid / test ranges
+        text = "".join(poems)
+        n = len(text)
+        a, b = int(n * (1 - cfg.valid_fraction - cfg.test_fraction)), int(n * (1 - cfg.test_fraction))
+        texts = {"train": [text[:a]], "valid": [text[a:b]], "test": [text[b:]]}
+    else:
+        texts = {"train": [], "valid": [], "test": []}
+        for p in poems:
+            texts[split_of(p, cfg.valid_fraction, cfg.test_fraction)].append(p)
+    if not texts["train"] or not texts["train"][0]:
+        raise CorpusError(f"{root / cfg.path}: the training split is empty")
+    vocab = Vocab.build(texts["train"], cfg.min_count)
+    splits = {k: [vocab.encode(t) for t in v] for k, v in texts.items()}
+    stats = {"poems": len(poems), "characters": sum(map(len, poems)), "vocab_size": len(vocab),
+             "removed": removed, **{f"{k}_poems": len(v) for k, v in texts.items()},
+             **{f"{k}_unk_rate": unk_rate(v) for k, v in splits.items()}}
+    return Corpus(vocab, splits, texts, stats)
+
+
+# -- cache ----------------------------------------------------------------------------------------
+def cache_key(cfg: DataConfig, root: Path) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    for key in ("format", "min_count", "drop_marks", "min_length", "max_length", "form",
+                "valid_fraction", "test_fraction"):
+        h.update(f"{key}={getattr(cfg, key)!r};".encode())
+    for path in resolve_paths(cfg.path, root):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def _write_cache(path: Path, corpus: Corpus):
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("vocab", data=np.array(corpus.vocab.itos, dtype=object), dtype=h5py.string_dtype())
+        f.attrs["stats"] = json.dumps(corpus.stats, ensure_ascii=False)
+        for name, seqs in corpus.splits.items():
+            g = f.create_group(name)
+            g.create_dataset("ids", data=np.concatenate(seqs) if seqs else np.zeros(0, np.int32))
+            g.create_dataset("lengths", data=np.array([len(s) for s in seqs], dtype=np.int64))
+            g.create_dataset("texts", data=np.array(corpus.texts[name], dtype=object), dtype=h5py.string_dtype())
+    tmp.replace(path)
+
+
+def _read_cache(path: Path) -> Corpus:
+    with h5py.File(path, "r") as f:
+        vocab = Vocab([s.decode("utf-8") for s in f["vocab"][()]])
+        splits, texts = {}, {}
+        for name in ("train", "valid", "test"):
+            ids, lengths = f[name]["ids"][()], f[name]["lengths"][()]
+            if lengths.sum() != len(ids):
+                raise ValueError("lengths do not add up")
+            splits[name] = [a.astype(np.int32) for a in np.split(ids, np.cumsum(lengths)[:-1])] if len(lengths) else []
+            texts[name] = [s.decode("utf-8") for s in f[name]["texts"][()]]
+        return Corpus(vocab, splits, texts, json.loads(f.attrs["stats"]))
+
+
+def load_corpus(cfg: DataConfig, root: Path, cache_dir: Path | None = None, warn=print) -> Corpus:
+    """The corpus, from the HDF5 cache when its key (sources' bytes and settings) matches."""
+    root = Path(root)
+    if not cfg.cache:
+        return build_corpus(cfg, root)
+    cache_dir = cache_dir or root / "data" / "cache"
+    path = Path(cache_dir) / f"corpus-{cache_key(cfg, root)}.h5"
+    if path.exists():
+        try:
+            corpus = _read_cache(path)
+            corpus.stats["cache"] = "hit"
+            return corpus
+        except Exception as err:  # any damage means rebuild, never trust
+            warn(f"warning: {path}: corrupt corpus cache ({type(err).__name__}); rebuilding")
+    corpus = build_corpus(cfg, root)
+    try:
+        _write_cache(path, corpus)
+    except OSError as err:
+        warn(f"warning: {path}: could not write the corpus cache ({err})")
+    corpus.stats["cache"] = "built"
+    return corpus

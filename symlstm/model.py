@@ -1,0 +1,173 @@
+"""The language model as a symbolic PyTensor graph: parameters, forward pass, loss.
+
+Owns the parameter layout (a dict of NumPy arrays with stable names, which are also the checkpoint's
+dataset paths) and the graph built from it. It never opens files and never compiles: `compiled.py`
+turns these graphs into functions.
+
+Shape letters, used in every comment: B batch, T time, E embedding, H hidden, V vocabulary,
+L layers, G gate blocks per cell (LSTM 4, GRU 3, RNN 1). Sequences are time-major: (T, B).
+"""
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from .cells import GATES, STEPS
+from .config import ModelConfig
+
+
+def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
+    """Name -> shape of every parameter: embedding (V, E), layer{l}/W (in, G*H),
+    layer{l}/U (H, G*H), layer{l}/b (G*H,), output/W (H, V), output/b (V,)."""
+    G, H = GATES[cfg.cell], cfg.hidden
+    shapes = {"embedding": (vocab_size, cfg.embedding)}
+    for layer in range(cfg.num_layers):
+        n_in = cfg.embedding if layer == 0 else H
+        shapes[f"layer{layer}/W"] = (n_in, G * H)
+        shapes[f"layer{layer}/U"] = (H, G * H)
+        shapes[f"layer{layer}/b"] = (G * H,)
+    shapes["output/W"] = (H, vocab_size)
+    shapes["output/b"] = (vocab_size,)
+    return shapes
+
+
+def _orthogonal(rng, n_rows, n_cols):
+    blocks = []
+    for _ in range(0, n_cols, n_rows):
+        q, r = np.linalg.qr(rng.normal(size=(n_rows, n_rows)))
+        blocks.append(q * np.sign(np.diag(r)))
+    return np.concatenate(blocks, axis=1)[:, :n_cols]
+
+
+def init_params(vocab_size: int, cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded initial parameters in cfg.dtype. Biases are zero except the LSTM forget gate."""
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in param_shapes(vocab_size, cfg).items():
+        if name.endswith("/b"):
+            value = np.zeros(shape)
+        elif cfg.init == "uniform" or name == "embedding":
+            value = rng.uniform(-cfg.init_scale, cfg.init_scale, size=shape)
+        elif cfg.init == "orthogonal" and name.endswith("/U"):
+            value = _orthogonal(rng, *shape)
+        else:  # xavier (Glorot uniform), and the input weights under "orthogonal"
+            limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+            value = rng.uniform(-limit, limit, size=shape)
+        params[name] = value
+    if cfg.cell == "lstm":
+        H = cfg.hidden
+        for layer in range(cfg.num_layers):
+            params[f"layer{layer}/b"][H:2 * H] = cfg.forget_bias
+    return {k: v.astype(cfg.dtype) for k, v in params.items()}
+
+
+def to_shared(params: dict[str, np.ndarray]) -> dict:
+    """The one place parameters become shared variables (names kept)."""
+    return {name: pytensor.shared(value, name=name, shape=value.shape) for name, value in params.items()}
+
+
+def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, keep=None):
+    """Run the L recurrent layers over a whole sequence.
+
+    emb (T, B, E) embedded inputs; mask (T, B); h0, c0 (L, B, H) initial states; keep: None or L
+    dropout multipliers (T, B, H), applied to each layer's output. Returns the top layer's hidden
+    states (T, B, H) and the final states hT, cT (L, B, H).
+    """
+    step = STEPS[cfg.cell]
+    inputs, h_last, c_last = emb, [], []
+    for layer in range(cfg.num_layers):
+        W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
+        xw = pt.dot(inputs, W) + b  # (T, B, G*H): the input projection of all steps, one product
+        hs, cs = pytensor.scan(
+            step,
+            sequences=[xw, mask],
+            outputs_info=[h0[layer], c0[layer]],
+            non_sequences=[U],
+            strict=True,
+            name=f"layer{layer}",
+            return_updates=False,
+        )  # (T, B, H) each
+        h_last.append(hs[-1])
+        c_last.append(cs[-1])
+        inputs = hs if keep is None else hs * keep[layer]
+    return inputs, pt.stack(h_last), pt.stack(c_last)
+
+
+def forward(params, cfg: ModelConfig, x, mask, h0, c0, keep=None):
+    """x (T, B) int32 token ids -> logits (T, B, V), hT (L, B, H), cT (L, B, H)."""
+    emb = params["embedding"][x]  # (T, B, E)
+    top, hT, cT = recurrent_stack(params, cfg, emb, mask, h0, c0, keep)
+    logits = pt.dot(top, params["output/W"]) + params["output/b"]  # (T, B, V)
+    return logits, hT, cT
+
+
+def token_nll(logits, y):
+    """Negative log-likelihood of each target: logits (..., V), y (...) int -> (...).
+
+    The target is picked by a one-hot product rather than advanced indexing, which JAX can only
+    compile for static shapes; it costs V multiply-adds per token against the 2HV of the output layer.
+    """
+    log_probs = pt.special.log_softmax(logits, axis=-1)  # (..., V)
+    one_hot = pt.eq(y[..., None], pt.arange(logits.type.shape[-1])).astype(logits.dtype)
+    return -(log_probs * one_hot).sum(axis=-1)
+
+
+def loss_terms(params, cfg: ModelConfig, x, y, mask, h0, c0, keep=None):
+    """Masked loss of a batch: (mean NLL per token, summed NLL, token count, hT, cT).
+
+    Padded positions (mask 0) enter neither the sum nor the count. NLL is in nats.
+    """
+    logits, hT, cT = forward(params, cfg, x, mask, h0, c0, keep)
+    nll = token_nll(logits, y) * mask  # (T, B)
+    total = nll.sum(acc_dtype=cfg.dtype)
+    count = mask.sum(acc_dtype=cfg.dtype)
+    return total / pt.maximum(count, 1), total, count, hT, cT
+
+
+def single_step(params, cfg: ModelConfig, tokens, h_tm1, c_tm1):
+    """One character for every row: tokens (B,) int32, states (L, B, H) ->
+    logits (B, V), new states (L, B, H). The same cells as the sequence graph, one step long."""
+    inputs = params["embedding"][tokens]  # (B, E)
+    ones = pt.ones((tokens.shape[0],), dtype=cfg.dtype)
+    step = STEPS[cfg.cell]
+    h_new, c_new = [], []
+    for layer in range(cfg.num_layers):
+        W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
+        h, c = step(pt.dot(inputs, W) + b, ones, h_tm1[layer], c_tm1[layer], U)  # (B, H)
+        h_new.append(h)
+        c_new.append(c)
+        inputs = h
+    logits = pt.dot(inputs, params["output/W"]) + params["output/b"]  # (B, V)
+    return logits, pt.stack(h_new), pt.stack(c_new)
+
+
+def generate_scan(params, cfg: ModelConfig, first, h0, c0, noise, inv_temperature, banned, eos_id, pad_id):
+    """Generate len(noise) tokens per row inside one scan (Gumbel-max sampling).
+
+    first (B,) int32 the token to feed first; h0, c0 (L, B, H); noise (N, B, V) Gumbel noise, zeros
+    for greedy decoding; inv_temperature scalar; banned (V,) 0/1, tokens never to emit. A row stops
+    at <eos> and is padded with <pad> after it. Returns tokens (N, B) and the final states.
+    """
+    names = sorted(params)
+
+    def sample_step(noise_t, tok_tm1, done_tm1, h_tm1, c_tm1, *values):
+        p = dict(zip(names, values))
+        logits, h, c = single_step(p, cfg, tok_tm1, h_tm1, c_tm1)  # (B, V)
+        scores = logits * inv_temperature + noise_t - banned * 1e9  # (B, V)
+        tok = pt.argmax(scores, axis=-1).astype("int32")  # (B,)
+        tok = pt.switch(done_tm1, pad_id, tok).astype("int32")
+        done = pt.or_(done_tm1, pt.eq(tok, eos_id))
+        return tok, done, h, c
+
+    done0 = pt.zeros(first.shape, dtype="bool")
+    tokens, _, hs, cs = pytensor.scan(
+        sample_step,
+        sequences=[noise],
+        outputs_info=[first, done0, h0, c0],
+        non_sequences=[params[n] for n in names],
+        strict=True,
+        name="generate",
+        return_updates=False,
+    )  # tokens (N, B)
+    return tokens, hs[-1], cs[-1]
