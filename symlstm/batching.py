@@ -24,7 +24,7 @@ def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 5
     """Yield (x, y, mask) batches covering every sequence exactly once.
 
     With rng: shuffled, then sorted by length within pools of `pool` batches (bucketing), and the
-    batches shuffled. Without rng: in length order (evaluation). fill=True pads the last batch
+    batches shuffled (pool=0: no bucketing). Without rng: in length order (evaluation). fill=True pads the last batch
     with empty rows (mask 0) so every batch has batch_size rows, as static-shape backends need.
     """
     order = np.arange(len(seqs))
@@ -32,7 +32,8 @@ def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 5
         order = rng.permutation(len(seqs))
     lengths = np.array([len(seqs[i]) for i in order])
     size = batch_size * pool
-    chunks = [order[k:k + size][np.argsort(lengths[k:k + size], kind="stable")] for k in range(0, len(order), size)]
+    chunks = [order[k:k + size][np.argsort(lengths[k:k + size], kind="stable")]
+              for k in range(0, len(order), size)] if pool else [order]
     batches = [c[k:k + batch_size] for c in chunks for k in range(0, len(c), batch_size)]
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]

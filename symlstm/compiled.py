@@ -70,7 +70,7 @@ def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, sta
     grads, norm = optim.clip_by_global_norm(grads, tcfg.grad_clip, cfg.dtype)
     upd = optim.updates(params, grads, state, lr, tcfg)
     return pytensor.function([x, y, mask, h0, c0, lr] + (keep or []), [mean, norm, hT, cT],
-                             updates=upd, mode=mode, name="train_step")
+                             updates=upd, mode=mode, name="train_step", on_unused_input="ignore")  # adadelta has no lr
 
 
 def build_eval_fn(params, cfg: ModelConfig, mode, static=None):

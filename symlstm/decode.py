@@ -166,7 +166,7 @@ class Sampler:
         noise = np.zeros(shape, self.m.cfg.dtype) if opts.argmax else \
             -np.log(-np.log(rng.random(shape).clip(1e-12, 1 - 1e-7))).astype(self.m.cfg.dtype)
         tokens, _, _ = self.m.generate(first, h, c, noise, opts.temperature, self.banned)
-        return [{"text": opts.prime + self.vocab.decode(tokens[:, b])} for b in range(opts.num)]
+        return [{"text": (opts.prime + self.vocab.decode(tokens[:, b]))[:opts.max_length]} for b in range(opts.num)]
 
     def _stepwise(self, opts: SampleOptions) -> list[dict]:
         rng = np.random.default_rng(opts.seed)

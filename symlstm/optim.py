@@ -48,7 +48,7 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
     if cfg.optimizer == "adam":
         t = state["t"] + 1
         out.append((state["t"], t))
-        lr_t = lr * pt.sqrt(1 - c(cfg.beta2) ** t) / (1 - c(cfg.beta1) ** t)
+        correct1, correct2 = 1 - c(cfg.beta1) ** t, 1 - c(cfg.beta2) ** t
     for name, p in params.items():
         g = grads[name]
         if cfg.optimizer == "sgd":
@@ -58,12 +58,12 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
             v_new = c(cfg.momentum) * v - lr * g
             out.append((v, v_new))
             new = p + v_new
-        elif cfg.optimizer == "adam":  # Kingma & Ba (2015), bias correction folded into lr_t
+        elif cfg.optimizer == "adam":  # Kingma & Ba (2015), Algorithm 1
             m, v = state[f"{name}.m"], state[f"{name}.v"]
             m_new = c(cfg.beta1) * m + c(1 - cfg.beta1) * g
             v_new = c(cfg.beta2) * v + c(1 - cfg.beta2) * g ** 2
             out += [(m, m_new), (v, v_new)]
-            new = p - lr_t * m_new / (pt.sqrt(v_new) + c(cfg.eps))
+            new = p - lr * (m_new / correct1) / (pt.sqrt(v_new / correct2) + c(cfg.eps))
         elif cfg.optimizer == "rmsprop":  # Tieleman & Hinton: ms = ρ ms + (1-ρ) g²
             ms = state[f"{name}.ms"]
             ms_new = c(cfg.decay) * ms + c(1 - cfg.decay) * g ** 2

@@ -29,6 +29,11 @@ class TrainingError(RuntimeError):
     pass
 
 
+def say(message: str):
+    """The default log: one line, flushed at once (runs are often watched through a pipe)."""
+    print(message, flush=True)
+
+
 def epoch_batches(cfg: Config, corpus: Corpus, epoch: int):
     """The batches of one epoch, in the order fixed by (seed, epoch)."""
     rng = np.random.default_rng([cfg.train.seed, epoch])
@@ -101,7 +106,7 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool):
 
 
 def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite: bool = False,
-          log=print, progress: bool = True) -> dict:
+          log=say, progress: bool = True) -> dict:
     """Train per cfg into run_dir (last.h5, best.h5, metrics.csv, loss.png). With resume, training
     continues from run_dir/last.h5 (cfg None: the checkpoint's own config). Returns a summary dict."""
     run_dir, root = Path(run_dir), Path(root)
@@ -129,7 +134,10 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
     step, epoch, batch_in_epoch, best = 0, 0, 0, float("inf")
     elapsed = 0.0
     if state:
-        compiled.set_state(state.optimizer)
+        if saved.train.optimizer == cfg.train.optimizer:
+            compiled.set_state(state.optimizer)
+        else:
+            log(f"optimizer changed from {saved.train.optimizer} to {cfg.train.optimizer}: its state starts afresh")
         if state.rng:
             compiled.rng.bit_generator.state = state.rng["dropout"]
         step, epoch, best = state.step, state.epoch, state.best_valid_loss

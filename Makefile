@@ -1,0 +1,49 @@
+# symlstm: `make train` and `make test` are all a fresh machine needs; every target sets up .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CONFIG ?= poems.yaml
+RUN    ?= runs/$(basename $(notdir $(CONFIG)))
+CKPT   ?= $(RUN)/best.h5
+ARGS   ?=
+STAMP   = $(VENV)/.installed
+
+.PHONY: install train resume sample eval gradcheck bench data plot test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/symlstm train --config configs/$(CONFIG) --out $(RUN) $(ARGS)
+
+resume: $(STAMP)
+	$(BIN)/symlstm train --resume $(RUN) $(ARGS)
+
+sample: $(STAMP)
+	$(BIN)/symlstm sample --checkpoint $(CKPT) --num 5 --temperature 0.8 --form wujue $(ARGS)
+
+eval: $(STAMP)
+	$(BIN)/symlstm eval --checkpoint $(CKPT) --split test $(ARGS)
+
+gradcheck: $(STAMP)
+	$(BIN)/symlstm gradcheck $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/symlstm bench $(ARGS)
+
+data: $(STAMP)
+	$(BIN)/symlstm data $(ARGS)
+
+plot: $(STAMP)
+	$(BIN)/symlstm plot $(RUN)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+clean:
+	rm -rf $(VENV) data/cache .pytest_cache

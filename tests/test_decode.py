@@ -1,0 +1,106 @@
+"""Sampling paths, beam search, forms, acrostics, and exact evaluation against NumPy."""
+import math
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from reference import nll_sum
+from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, evaluate, init_params
+from symlstm.corpus import SPECIALS, form_of
+from symlstm.decode import DecodeError
+
+POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:300]
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    vocab = Vocab.build(POEMS)
+    cfg = ModelConfig(embedding=16, hidden=24, init_scale=0.3)
+    m = compile_model(init_params(len(vocab), cfg, 3), cfg)
+    return Sampler(m, vocab)
+
+
+def clean(text, vocab):
+    return all(ch in vocab.stoi for ch in text) and not any(s in text for s in SPECIALS)
+
+
+def test_same_seed_same_samples(sampler):
+    for extra in ({}, {"top_k": 20}):
+        a = sampler.sample(SampleOptions(num=4, seed=5, max_length=20, **extra))
+        b = sampler.sample(SampleOptions(num=4, seed=5, max_length=20, **extra))
+        c = sampler.sample(SampleOptions(num=4, seed=6, max_length=20, **extra))
+        assert a == b and a != c
+        assert all(clean(s["text"], sampler.vocab) and len(s["text"]) <= 20 for s in a)
+
+
+def test_compiled_and_step_paths_agree_on_greedy(sampler):
+    compiled = sampler.sample(SampleOptions(num=2, argmax=True, max_length=30, prime="白日"))
+    stepwise = sampler._stepwise(SampleOptions(num=2, argmax=True, max_length=30, prime="白日"))
+    assert [s["text"] for s in compiled] == [s["text"] for s in stepwise]
+    assert all(s["text"].startswith("白日") for s in compiled)
+
+
+def test_beam_one_equals_argmax_and_wider_beams_score_at_least_greedy(sampler):
+    for form in ("", "wujue"):
+        greedy = sampler._stepwise(SampleOptions(num=1, argmax=True, max_length=24, form=form))[0]  # with its score
+        beam1 = sampler.sample(SampleOptions(num=1, beam=1, max_length=24, form=form))[0]
+        assert beam1["text"] == greedy["text"]
+        best = sampler.sample(SampleOptions(num=3, beam=4, max_length=24, form=form))
+        assert best[0]["score"] >= greedy["score"] - 1e-9
+        assert [b["score"] for b in best] == sorted((b["score"] for b in best), reverse=True)
+        if form:
+            assert all(form_of(b["text"]) == form for b in best)
+
+
+@pytest.mark.parametrize("form", ["wujue", "qijue", "wulv", "qilv"])
+def test_forms_hold_for_100_samples(sampler, form):
+    poems = sampler.sample(SampleOptions(num=100, form=form, temperature=1.5, seed=1))
+    assert all(form_of(p["text"]) == form for p in poems), [p["text"] for p in poems if form_of(p["text"]) != form][:3]
+
+
+def test_acrostic_with_forms(sampler):
+    for form in ("qijue", "wulv"):
+        poems = sampler.sample(SampleOptions(num=10, acrostic="春花秋月", form=form, temperature=0.9, seed=2, max_length=60))
+        for p in poems:
+            lines = [l for l in p["text"].replace("。", "，").split("，") if l]
+            assert "".join(l[0] for l in lines[:4]) == "春花秋月", p["text"]
+            if form:
+                assert form_of(p["text"]) == form
+
+
+@pytest.mark.parametrize("opts, message", [
+    (dict(temperature=0), "--temperature must be > 0"),
+    (dict(top_p=1.5), r"--top-p must be in \(0, 1\]"),
+    (dict(top_k=-1), "--top-k must be at least 1"),
+    (dict(beam=-2), "--beam must be at least 1"),
+    (dict(prime="白日☃"), "characters outside the vocabulary: ☃"),
+    (dict(acrostic="春夏秋冬雪", form="wujue"), "has 5 characters but a wujue has 4 lines"),
+    (dict(beam=2, temperature=0.5), "does not combine"),
+    (dict(prime="白日依山盡。", form="wujue"), "does not fit --form wujue"),
+])
+def test_impossible_settings_are_refused(sampler, opts, message):
+    with pytest.raises(DecodeError, match=message):
+        sampler.sample(SampleOptions(**opts))
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_eval_equals_independent_numpy_forward(batch_size):
+    vocab = Vocab.build(POEMS[:200])
+    cfg = ModelConfig(embedding=6, hidden=7, num_layers=2, dtype="float64", init_scale=0.4)
+    params = init_params(len(vocab), cfg, 0)
+    m = compile_model(params, cfg)
+    texts = POEMS[200:223]  # some characters are <unk> for this vocabulary
+    seqs = [vocab.encode(t) for t in texts]
+    got = evaluate(m, seqs, batch_size)
+    total = count = 0.0
+    for s in seqs:  # one poem at a time, unpadded, in NumPy
+        x, y = s[:-1, None], s[1:, None]
+        z = np.zeros((2, 1, 7))
+        t, n, _, _ = nll_sum(params, "lstm", 2, x, y, np.ones(x.shape), z, z)
+        total, count = total + t, count + n
+    assert got["tokens"] == count == sum(len(t) + 1 for t in texts)
+    assert got["nll_per_token"] == pytest.approx(total / count, rel=1e-12)
+    assert got["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-12)
+    assert got["bits_per_char"] == pytest.approx(total / count / math.log(2), rel=1e-12)
+    assert 0 < got["unk_rate"] < 1 and got["poems"] == len(texts)
