@@ -138,6 +138,15 @@ def cmd_data(args):
     return 0
 
 
+def cmd_bench(args):
+    from .bench import as_json, format_table, run_all
+
+    result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
+                     sampling=not args.no_sampling, starts=not args.no_starts)
+    print(as_json(result) if args.json else format_table(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="write RUN_DIR/loss.png from metrics.csv")
     pl.add_argument("run_dir")
     pl.set_defaults(func=cmd_plot)
+
+    b = sub.add_parser("bench", help="training and sampling chars/s against PyTorch")
+    b.add_argument("--backend", default="jax", choices=["jax", "c", "numba"])
+    b.add_argument("--steps", type=int, default=20, help="timed steps per shape (after 3 warm-up steps)")
+    b.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    b.add_argument("--no-sampling", action="store_true")
+    b.add_argument("--no-starts", action="store_true", help="skip the cold/warm start measurement")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="fetch the chinese-poetry corpus into data/full")
     d.add_argument("--out", default="data/full")

@@ -5,6 +5,8 @@ helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draw
 from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
 function per input shape, since JAX compiles for static shapes (a few seconds each).
 """
+import os
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -26,6 +28,12 @@ def _patch_jax():
 
     if getattr(elemwise, "_symlstm_patched", False):
         return
+    import jax
+
+    # XLA's persistent cache: a second process with the same shapes skips XLA compilation.
+    cache = os.environ.get("SYMLSTM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symlstm", "jax")
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     original = elemwise.jax_funcify_CAReduce
 
     @jax_funcify.register(CAReduce)
