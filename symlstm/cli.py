@@ -147,6 +147,89 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_gradflow(args):
+    import dataclasses
+
+    import numpy as np
+
+    from . import checkpoint as ckpt_io
+    from .config import from_dict, load_config
+    from .corpus import Vocab, load_corpus
+    from .gradflow import corpus_windows, gradient_flow, plot, summary_row, write_csv
+    from .model import init_params
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint:
+        state = ckpt_io.load(args.checkpoint)
+        cfg = from_dict(state.config, source=args.checkpoint)
+        vocab = Vocab(state.vocab)
+        models = [(f"trained {cfg.model.cell}", cfg.model, state.params)]
+    else:
+        cfg = load_config(args.config, args.set) if args.config else load_config(
+            raw={"model": {"hidden": args.hidden, "embedding": args.embedding}}, overrides=args.set)
+        vocab = None
+        models = []
+    if args.random:
+        seqs = None
+    else:
+        corpus = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr))
+        if vocab is not None and corpus.vocab != vocab:
+            raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; use --random")
+        vocab = corpus.vocab
+        seqs = corpus.splits["train"]
+    if vocab is None:
+        vocab = Vocab(["<pad>", "<unk>", "<bos>", "<eos>"] + [chr(0x4e00 + i) for i in range(200)])
+    if not args.checkpoint:
+        for cell in args.cells.split(","):
+            mcfg = dataclasses.replace(cfg.model, cell=cell.strip(), dropout=0.0)
+            models.append((f"untrained {mcfg.cell}", mcfg, init_params(len(vocab), mcfg, args.seed)))
+    if seqs is None:
+        rng = np.random.default_rng(args.seed)
+        x = rng.integers(4, len(vocab), (args.length, args.batch)).astype(np.int32)
+        y = rng.integers(4, len(vocab), (args.length, args.batch)).astype(np.int32)
+    else:
+        x, y = corpus_windows(seqs, args.length, args.batch, args.seed)
+    results = []
+    for label, mcfg, params in models:
+        r = gradient_flow(params, mcfg, x, y)
+        r["label"] = label
+        results.append(r)
+    write_csv(results, out / "gradflow.csv")
+    plot(results, out / "gradflow.png")
+    print(f"{'model':<18}{'|dL/dh| d=1':>13}{'d=10':>11}{'d=50':>11}{'d=100':>11}{'decay/step':>12}{'forget gate':>13}")
+    for r in results:
+        row = summary_row(r)
+        fg = f"{row['forget_gate_mean']:.3f}" if np.isfinite(row["forget_gate_mean"]) else "-"
+        print(f"{r['label']:<18}{row['d1']:>13.2e}{row['d10']:>11.2e}{row['d50']:>11.2e}{row['d100']:>11.2e}"
+              f"{row['decay_per_step']:>12.3f}{fg:>13}")
+    print(f"wrote {out / 'gradflow.csv'} and {out / 'gradflow.png'}")
+    return 0
+
+
+def cmd_graph(args):
+    from .config import load_config
+    from .graphinfo import draw_svg, step_graph, training_graph_report
+
+    cfg = load_config(args.config, args.set) if args.config else load_config(overrides=args.set)
+    print(f"one {cfg.model.cell} step (pytensor.printing.debugprint):")
+    print(step_graph(cfg.model))
+    r = training_graph_report(cfg.model)
+    print(f"training step ({cfg.model.backend} backend): {r['nodes_before']} nodes before rewrites, "
+          f"{r['nodes_after']} after")
+    if r["float64_outputs"] is not None:
+        print(f"float64 results in the float32 graph: {r['float64_outputs']}")
+    for scan in r["scans"]:
+        ops = ", ".join(f"{k}×{v}" for k, v in scan["ops"].items())
+        print(f"scan {scan['name']}: {scan['nodes']} nodes: {ops}")
+    if args.svg:
+        try:
+            print(f"wrote {draw_svg(r['function'], args.svg)}")
+        except RuntimeError as err:
+            raise ConfigError(str(err)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
     sub = p.add_subparsers(dest="command", required=True)
@@ -208,6 +291,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-starts", action="store_true", help="skip the cold/warm start measurement")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+    gf = sub.add_parser("gradflow", help="gradient norms across time for RNN, GRU and LSTM")
+    gf.add_argument("--checkpoint", help="a trained model (else fresh models of each of --cells)")
+    gf.add_argument("--cells", default="rnn,gru,lstm")
+    gf.add_argument("--config", help="sizes and corpus of the fresh models")
+    gf.add_argument("--set", action="append", default=[])
+    gf.add_argument("--hidden", type=int, default=256)
+    gf.add_argument("--embedding", type=int, default=128)
+    gf.add_argument("--length", type=int, default=101, help="T: distances 0 … T-1 (101 reaches distance 100)")
+    gf.add_argument("--batch", type=int, default=16)
+    gf.add_argument("--random", action="store_true", help="random token sequences instead of the corpus")
+    gf.add_argument("--seed", type=int, default=0)
+    gf.add_argument("--out", default="runs/gradflow")
+    gf.set_defaults(func=cmd_gradflow)
+
+    gr = sub.add_parser("graph", help="print the recurrent step's graph and the compiled training graph's size")
+    gr.add_argument("--config")
+    gr.add_argument("--set", action="append", default=[])
+    gr.add_argument("--svg", help="draw the compiled training graph (needs pydot and graphviz)")
+    gr.set_defaults(func=cmd_graph)
 
     d = sub.add_parser("data", help="fetch the chinese-poetry corpus into data/full")
     d.add_argument("--out", default="data/full")

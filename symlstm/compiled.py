@@ -65,8 +65,8 @@ def _inputs(cfg, static):
     return x, y, mask, h0, c0
 
 
-def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, static=None):
-    """(x, y, mask, h0, c0, lr[, keep...]) -> (mean loss, grad norm, hT, cT); updates params and state."""
+def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None):
+    """The symbolic training step: (inputs, outputs, updates) for build_train_fn and inspection."""
     x, y, mask, h0, c0 = _inputs(cfg, static)
     lr = pt.scalar("lr", dtype=cfg.dtype)
     keep = None
@@ -77,8 +77,14 @@ def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, sta
     grads = dict(zip(params, pytensor.grad(mean, list(params.values()))))
     grads, norm = optim.clip_by_global_norm(grads, tcfg.grad_clip, cfg.dtype)
     upd = optim.updates(params, grads, state, lr, tcfg)
-    return pytensor.function([x, y, mask, h0, c0, lr] + (keep or []), [mean, norm, hT, cT],
-                             updates=upd, mode=mode, name="train_step", on_unused_input="ignore")  # adadelta has no lr
+    return [x, y, mask, h0, c0, lr] + (keep or []), [mean, norm, hT, cT], upd
+
+
+def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, static=None):
+    """(x, y, mask, h0, c0, lr[, keep...]) -> (mean loss, grad norm, hT, cT); updates params and state."""
+    inputs, outputs, upd = train_graph(params, state, cfg, tcfg, static)
+    return pytensor.function(inputs, outputs, updates=upd, mode=mode, name="train_step",
+                             on_unused_input="ignore")  # adadelta has no lr
 
 
 def build_eval_fn(params, cfg: ModelConfig, mode, static=None):
