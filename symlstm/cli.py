@@ -41,20 +41,117 @@ def cmd_train(args):
     return 0
 
 
+def _sample_options(args):
+    from .decode import SampleOptions
+
+    return SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=args.prime,
+                         argmax=args.argmax, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         beam=args.beam, acrostic=args.acrostic, form=args.form or "", tones=args.tones,
+                         pattern=args.pattern, rhyme=args.rhyme)
+
+
+def _novelty_index(cfg, vocab, quiet=False):
+    """The training split's novelty index, or None (with a note) when the corpus is not at hand."""
+    from .corpus import load_corpus
+    from .novelty import NoveltyIndex
+
+    try:
+        corpus = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr))
+    except CorpusError as err:
+        if not quiet:
+            print(f"note: no novelty figures ({err})", file=sys.stderr)
+        return None
+    return NoveltyIndex(corpus.texts["train"])
+
+
 def cmd_sample(args):
-    from .decode import SampleOptions, Sampler
+    from .decode import Sampler
     from .train import load_model
 
-    compiled, vocab, _ = load_model(args.checkpoint, args.backend)
-    opts = SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=args.prime,
-                         argmax=args.argmax, temperature=args.temperature, top_k=args.top_k,
-                         top_p=args.top_p, beam=args.beam, acrostic=args.acrostic, form=args.form or "")
-    poems = Sampler(compiled, vocab).sample(opts)
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    poems = Sampler(compiled, vocab).sample(_sample_options(args))
+    index = _novelty_index(cfg, vocab) if (args.json or args.novelty) else None
+    if index is not None:
+        for p in poems:
+            p["novelty"] = index.report(p["text"])
     if args.json:
         print(json.dumps(poems, ensure_ascii=False, indent=1))
+        return 0
+    for p in poems:
+        extra = ""
+        if "novelty" in p:
+            n = p["novelty"]
+            extra = (f"    [longest shared with training: {n['longest_shared']} chars, verbatim lines "
+                     f"{n['verbatim_lines']:.0%}, novel 4-grams {n['novel_4grams']:.0%}]")
+        print(p["text"] + extra)
+    return 0
+
+
+def cmd_novelty(args):
+    from .decode import Sampler
+    from .novelty import summarize
+    from .train import load_model
+
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    index = _novelty_index(cfg, vocab)
+    if index is None:
+        raise CorpusError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
+    poems = Sampler(compiled, vocab).sample(_sample_options(args))
+    summary = summarize([index.report(p["text"]) for p in poems])
+    if args.json:
+        print(json.dumps(summary))
     else:
-        for p in poems:
-            print(p["text"])
+        for k, v in summary.items():
+            print(f"{k:>26}: {v:.3g}" if isinstance(v, float) else f"{k:>26}: {v}")
+    return 0
+
+
+def cmd_check_verse(args):
+    from .config import load_config
+    from .corpus import load_corpus
+    from .verse import Lexicon, check_verse, known_tones
+
+    if args.split:
+        cfg = load_config(args.config) if args.config else load_config()
+        poems = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr)).texts[args.split]
+    elif args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise CorpusError(f"{path}: file not found")
+        poems = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+        if not poems:
+            raise CorpusError(f"{path}: no poems in this file")
+    elif args.text:
+        poems = [args.text.strip()]
+    else:
+        raise ConfigError("check-verse: give a poem, --file F or --split NAME")
+    lex = Lexicon.load()
+    verdicts = [check_verse(p, lex) for p in poems]
+    forms = [v for v in verdicts if v.form]
+    summary = {"poems": len(poems), "regulated_form": len(forms),
+               "tones_pass": sum(v.tones_ok for v in forms) / max(len(forms), 1),
+               "rhyme_pass": sum(v.rhyme_ok for v in forms) / max(len(forms), 1),
+               "both_pass": sum(v.passed for v in forms) / max(len(forms), 1)}
+    if args.json:
+        rows = [{"text": p, "form": v.form, "pattern": v.label, "tones": v.marks, "strict_mismatches": v.strict_mismatches,
+                 "loose_mismatches": v.loose_mismatches, "tones_ok": v.tones_ok, "rhyme_ok": v.rhyme_ok,
+                 "rhyme": v.rhyme_note} for p, v in zip(poems, verdicts)]
+        print(json.dumps({"summary": summary, "poems": rows if len(poems) <= args.list else []}, ensure_ascii=False, indent=1))
+        return 0
+    if len(poems) <= args.list:
+        for p, v in zip(poems, verdicts):
+            print(p)
+            if not v.form:
+                print(f"  not a regulated form: {v.rhyme_note}")
+                continue
+            print(f"  {v.form}, nearest pattern {v.label}; tones {'pass' if v.tones_ok else 'FAIL'} "
+                  f"({v.loose_mismatches} mismatches at 二四六, {v.strict_mismatches} in all); "
+                  f"rhyme {'pass' if v.rhyme_ok else 'FAIL'} ({v.rhyme_note})")
+            print(f"  poem     {known_tones(p, lex)}")
+            print(f"  pattern  {'，'.join(v.expected)}")
+            print(f"  marked   {'，'.join(v.marks)}   (× = a mismatch at 二四六)")
+    print(f"{summary['poems']} poems, {summary['regulated_form']} in a regulated form: tones pass "
+          f"{summary['tones_pass']:.1%}, rhyme pass {summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}")
     return 0
 
 
@@ -243,22 +340,42 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
+    def sampling_args(s):
+        s.add_argument("--checkpoint", required=True)
+        s.add_argument("--num", type=int, default=5)
+        s.add_argument("--max-length", type=int, default=64)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--prime", default="", help="text to continue")
+        s.add_argument("--argmax", action="store_true", help="greedy: always the likeliest character")
+        s.add_argument("--temperature", type=float, default=1.0)
+        s.add_argument("--top-k", type=int, default=0)
+        s.add_argument("--top-p", type=float, default=1.0)
+        s.add_argument("--beam", type=int, default=0, help="beam search of this width")
+        s.add_argument("--acrostic", default="", help="line i starts with the i-th character (藏頭詩)")
+        s.add_argument("--form", choices=["wujue", "qijue", "wulv", "qilv"])
+        s.add_argument("--tones", default="off", choices=["off", "strict", "loose"], help="enforce 平仄 (with --form)")
+        s.add_argument("--pattern", default="", help="zeqi | zeqi-rhyme | pingqi | pingqi-rhyme (with --tones)")
+        s.add_argument("--rhyme", default="", help="a character naming the rhyme group (with --form)")
+        s.add_argument("--backend", choices=["jax", "c", "numba"])
+        s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("sample", help="generate poems from a checkpoint")
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--num", type=int, default=5)
-    s.add_argument("--max-length", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--prime", default="", help="text to continue")
-    s.add_argument("--argmax", action="store_true", help="greedy: always the likeliest character")
-    s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--top-k", type=int, default=0)
-    s.add_argument("--top-p", type=float, default=1.0)
-    s.add_argument("--beam", type=int, default=0, help="beam search of this width")
-    s.add_argument("--acrostic", default="", help="line i starts with the i-th character (藏頭詩)")
-    s.add_argument("--form", choices=["wujue", "qijue", "wulv", "qilv"])
-    s.add_argument("--backend", choices=["jax", "c", "numba"])
-    s.add_argument("--json", action="store_true")
+    sampling_args(s)
+    s.add_argument("--novelty", action="store_true", help="report how much each poem shares with training")
     s.set_defaults(func=cmd_sample)
+
+    nv = sub.add_parser("novelty", help="memorisation figures of generated poems")
+    sampling_args(nv)
+    nv.set_defaults(func=cmd_novelty, num=100)
+
+    cv = sub.add_parser("check-verse", help="form, tone pattern and rhyme of poems")
+    cv.add_argument("text", nargs="?", help="a poem")
+    cv.add_argument("--file", help="one poem per line")
+    cv.add_argument("--split", choices=["train", "valid", "test"], help="a split of the config's corpus")
+    cv.add_argument("--config", help="the corpus for --split (default: the shipped quatrains)")
+    cv.add_argument("--list", type=int, default=20, help="show each poem when there are at most this many")
+    cv.add_argument("--json", action="store_true")
+    cv.set_defaults(func=cmd_check_verse)
 
     e = sub.add_parser("eval", help="perplexity of a checkpoint on a file or a split")
     e.add_argument("--checkpoint", required=True)

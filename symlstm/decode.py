@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .corpus import BOS, EOS, PAD, SPECIALS, UNK, Vocab
+from .verse import QUATRAIN, Lexicon, ToneConstraint
 
 FORM_SHAPES = {"wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}
 PUNCT = "，。！？；：、"
@@ -32,6 +33,9 @@ class SampleOptions:
     beam: int = 0  # 0: off
     acrostic: str = ""
     form: str = ""  # "" | wujue | qijue | wulv | qilv
+    tones: str = "off"  # off | strict | loose (with a form)
+    pattern: str = ""  # zeqi | zeqi-rhyme | pingqi | pingqi-rhyme ("": any, chosen by the first line)
+    rhyme: str = ""  # a character naming the rhyme group (with a form)
 
     def validate(self, vocab: Vocab):
         if self.num < 1:
@@ -53,14 +57,24 @@ class SampleOptions:
                               "--argmax, --temperature, --top-k or --top-p")
         if self.argmax and (self.top_k or self.top_p < 1):
             raise DecodeError("--argmax picks the likeliest character: it does not combine with --top-k or --top-p")
-        missing = vocab.unknown(self.prime + self.acrostic)
+        if self.tones not in ("off", "strict", "loose"):
+            raise DecodeError(f"--tones {self.tones!r}: choose strict, loose or off")
+        if (self.tones != "off" or self.rhyme or self.pattern) and not self.form:
+            raise DecodeError("--tones, --pattern and --rhyme need --form (the tone patterns are per form)")
+        if self.pattern and self.pattern not in QUATRAIN:
+            raise DecodeError(f"--pattern {self.pattern!r}: choose one of {', '.join(QUATRAIN)}")
+        if self.pattern and self.tones == "off":
+            raise DecodeError("--pattern needs --tones strict or loose")
+        if len(self.rhyme) > 1:
+            raise DecodeError(f"--rhyme takes one character naming the rhyme group, got {self.rhyme!r}")
+        missing = vocab.unknown(self.prime + self.acrostic + self.rhyme)
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
         if self.form:
             n, lines = FORM_SHAPES[self.form]
             if len(self.acrostic) > lines:
                 raise DecodeError(f"--acrostic has {len(self.acrostic)} characters but a {self.form} has {lines} lines")
-            allowed = FormConstraint(vocab, self.form, self.acrostic)
+            allowed = FormConstraint(vocab, self.form, self.acrostic, self.tone_rule(vocab))
             for k in range(len(self.prime)):
                 if not allowed.mask(self.prime[:k])[vocab.stoi[self.prime[k]]]:
                     raise DecodeError(f"--prime {self.prime!r} does not fit --form {self.form} at character {k + 1}")
@@ -69,12 +83,27 @@ class SampleOptions:
     def constrained(self) -> bool:
         return bool(self.form or self.acrostic or self.top_k or self.top_p < 1 or self.beam)
 
+    def tone_rule(self, vocab: Vocab):
+        """The ToneConstraint these options ask for, or None."""
+        if self.tones == "off" and not self.rhyme:
+            return None
+        lex = Lexicon.load()
+        if self.rhyme and not lex.groups.get(self.rhyme):
+            raise DecodeError(f"--rhyme {self.rhyme}: not a 平-tone character of the 平水韻 table")
+        rule = ToneConstraint(vocab, lex, self.form, self.tones if self.tones != "off" else "rhyme",
+                              self.pattern, self.rhyme, self.acrostic)
+        if not rule.names:
+            raise DecodeError(f"--acrostic {self.acrostic}: the tones of its characters fit no "
+                              f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern'} of a {self.form} "
+                              f"under --tones {self.tones}")
+        return rule
+
 
 class FormConstraint:
     """Which tokens may come next, given the characters generated so far (prime included)."""
 
-    def __init__(self, vocab: Vocab, form: str = "", acrostic: str = ""):
-        self.vocab, self.form, self.acrostic = vocab, form, acrostic
+    def __init__(self, vocab: Vocab, form: str = "", acrostic: str = "", tones=None):
+        self.vocab, self.form, self.acrostic, self.tones = vocab, form, acrostic, tones
         V = len(vocab)
         self.base = np.ones(V, bool)
         self.base[[PAD, UNK, BOS]] = False
@@ -100,9 +129,12 @@ class FormConstraint:
             line, col = divmod(pos, n + 1)
             if col == n:
                 return self._only(self.punct_ids["，。"[line % 2]])
+            allowed = self.chars
             if col == 0 and line < len(self.acrostic):
-                return self._only(self.vocab.stoi[self.acrostic[line]])
-            return self.chars
+                allowed = self._only(self.vocab.stoi[self.acrostic[line]])
+            if self.tones is not None:
+                allowed = allowed & self.tones.mask(text, self.vocab)
+            return allowed
         if self.acrostic:
             line = sum(ch in PUNCT for ch in text)
             at_start = not text or text[-1] in PUNCT
@@ -113,6 +145,16 @@ class FormConstraint:
                 m[EOS] = False
                 return m
         return self.base
+
+
+def unsatisfiable(text: str, opts: SampleOptions) -> str:
+    n = FORM_SHAPES[opts.form][0] if opts.form else 0
+    where = f" (line {len(text) // (n + 1) + 1}, character {len(text) % (n + 1) + 1})" if n else ""
+    rules = [r for r, on in (("--form " + opts.form, opts.form), ("--acrostic " + opts.acrostic, opts.acrostic),
+                             ("--tones " + opts.tones, opts.tones != "off"), ("--pattern " + opts.pattern, opts.pattern),
+                             ("--rhyme " + opts.rhyme, opts.rhyme)) if on]
+    return (f"no character can follow {text!r}{where}: {' + '.join(rules)} exclude every character there; "
+            "loosen one of them (e.g. an acrostic character whose tone the pattern forbids)")
 
 
 def _shape(logp: np.ndarray, allowed: np.ndarray, opts: SampleOptions) -> np.ndarray:
@@ -170,7 +212,7 @@ class Sampler:
 
     def _stepwise(self, opts: SampleOptions) -> list[dict]:
         rng = np.random.default_rng(opts.seed)
-        rule = FormConstraint(self.vocab, opts.form, opts.acrostic)
+        rule = FormConstraint(self.vocab, opts.form, opts.acrostic, opts.tone_rule(self.vocab))
         tok, h, c = self._primed(opts.prime, opts.num)
         texts = [opts.prime] * opts.num
         done = np.zeros(opts.num, bool)
@@ -183,7 +225,7 @@ class Sampler:
                 if len(texts[b]) >= limit:
                     allowed = rule._only(EOS)
                 if not allowed.any():
-                    raise DecodeError(f"no character satisfies the constraints after {texts[b]!r}")
+                    raise DecodeError(unsatisfiable(texts[b], opts))
                 probs = _shape(logp[b], allowed, opts)
                 t = int(np.argmax(probs)) if opts.argmax else int(rng.choice(len(probs), p=probs))
                 tok[b] = t
@@ -200,9 +242,10 @@ class Sampler:
     def beam(self, opts: SampleOptions) -> list[dict]:
         """Beam search of width opts.beam over mean log-probability per token (length-normalised);
         the greedy poem is always a candidate. Returns the best opts.num (at most opts.beam)."""
-        greedy = self._stepwise(SampleOptions(num=1, max_length=opts.max_length, prime=opts.prime,
-                                              argmax=True, acrostic=opts.acrostic, form=opts.form))[0]
-        rule = FormConstraint(self.vocab, opts.form, opts.acrostic)
+        greedy = self._stepwise(SampleOptions(num=1, max_length=opts.max_length, prime=opts.prime, argmax=True,
+                                              acrostic=opts.acrostic, form=opts.form, tones=opts.tones,
+                                              pattern=opts.pattern, rhyme=opts.rhyme))[0]
+        rule = FormConstraint(self.vocab, opts.form, opts.acrostic, opts.tone_rule(self.vocab))
         K = opts.beam
         limit = opts.max_length if not opts.form else FORM_SHAPES[opts.form][1] * (FORM_SHAPES[opts.form][0] + 1)
         tok, h, c = self._primed(opts.prime, 1)

@@ -5,7 +5,7 @@ import io
 
 import pytensor
 import pytensor.tensor as pt
-from pytensor.graph.basic import io_toposort
+from pytensor.graph.traversal import io_toposort
 from pytensor.scan.op import Scan
 
 from .cells import GATES, STEPS

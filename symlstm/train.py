@@ -19,6 +19,7 @@ from .config import Config, from_dict
 from .corpus import Corpus, Vocab, load_corpus
 from .decode import sample_poems
 from .model import init_params
+from .novelty import NoveltyIndex
 from .optim import learning_rate
 
 METRICS = ["step", "epoch", "train_loss", "valid_loss", "valid_perplexity", "learning_rate",
@@ -145,6 +146,7 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
         elapsed = state.extra.get("elapsed_sec", 0.0)
         log(f"resuming {run_dir / 'last.h5'} at step {step} (epoch {epoch}, batch {batch_in_epoch})")
 
+    novelty = NoveltyIndex(corpus.texts["train"])
     t = cfg.train
     n_batches = len(epoch_batches(cfg, corpus, 0))
     total_steps = t.max_steps or t.max_epochs * n_batches
@@ -191,7 +193,8 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
         if improved:
             save("best.h5", valid_loss)
         for text in sample_poems(compiled, vocab, t.num_samples, t.sample_temperature, seed=step):
-            log(f"  sample: {text}")
+            shared = novelty.report(text)["longest_shared"] if text else 0
+            log(f"  sample: {text}    [longest shared with training: {shared} chars]")
 
     lr = learning_rate(t, step, epoch, total_steps)
     try:

@@ -1,0 +1,72 @@
+"""Gradient flow across time against finite differences of the NumPy reference; graph report."""
+import csv
+
+import numpy as np
+import pytest
+
+from reference import cell_step
+from symlstm import ModelConfig, init_params
+from symlstm.gradflow import gradient_flow, write_csv
+
+
+def numpy_last_loss(params, cell, x, y, k, bump_h=None, bump_c=None):
+    """L_T of a one-layer model in NumPy, with h_k (and c_k) bumped after step k."""
+    H = params["layer0/U"].shape[0]
+    h = np.zeros((x.shape[1], H))
+    c = np.zeros((x.shape[1], H))
+    for t in range(x.shape[0]):
+        h, c = cell_step(cell, params["embedding"][x[t]], h, c, params["layer0/W"], params["layer0/U"], params["layer0/b"])
+        if t == k:
+            h = h + (bump_h if bump_h is not None else 0)
+            c = c + (bump_c if bump_c is not None else 0)
+    logits = h @ params["output/W"] + params["output/b"]
+    logp = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+    return -logp[0, y[-1, 0]]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_gradient_norm_matches_finite_differences(cell):
+    cfg = ModelConfig(cell=cell, embedding=4, hidden=5, dtype="float64", init_scale=0.5)
+    params = init_params(7, cfg, 0)
+    rng = np.random.default_rng(1)
+    T, k = 8, 3
+    x, y = rng.integers(0, 7, (T, 1)), rng.integers(0, 7, (T, 1))
+    result = gradient_flow(params, cfg, x, y)
+    for key, which in (("grad_h", "h"), ("grad_c", "c")) if cell == "lstm" else (("grad_h", "h"),):
+        numeric = np.zeros(5)
+        for j in range(5):
+            e = np.zeros((1, 5))
+            e[0, j] = 1e-5
+            kw = lambda s: {f"bump_{which}": s * e}
+            numeric[j] = (numpy_last_loss(params, cell, x, y, k, **kw(1)) -
+                          numpy_last_loss(params, cell, x, y, k, **kw(-1))) / 2e-5
+        assert result[key][T - 1 - k] == pytest.approx(np.linalg.norm(numeric), rel=1e-7)
+
+
+def test_rnn_with_small_weights_decays_faster_than_lstm_with_open_forget_gates(tmp_path):
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 30, (40, 4)), rng.integers(0, 30, (40, 4))
+    rnn = ModelConfig(cell="rnn", embedding=8, hidden=16, init_scale=0.05)
+    lstm = ModelConfig(cell="lstm", embedding=8, hidden=16, init_scale=0.05, forget_bias=5.0)
+    r = gradient_flow(init_params(30, rnn, 0), rnn, x, y)
+    l = gradient_flow(init_params(30, lstm, 0), lstm, x, y)
+    assert r["decay_per_step"] < 0.5 < 0.9 < l["decay_per_step"]
+    assert l["grad_c"][30] > 1e3 * r["grad_h"][30]
+    assert l["forget_gate_mean"] == pytest.approx(1 / (1 + np.exp(-5)), abs=0.01)
+    r["label"], l["label"] = "rnn", "lstm"
+    write_csv([r, l], tmp_path / "g.csv")
+    rows = list(csv.DictReader(open(tmp_path / "g.csv")))
+    assert list(rows[0]) == ["cell", "distance", "grad_h_norm", "grad_c_norm"]
+    assert len(rows) == 80 and rows[0]["grad_c_norm"] == "" and rows[40]["grad_c_norm"] != ""
+
+
+def test_graph_report_counts_and_scan_ops():
+    from symlstm.graphinfo import step_graph, training_graph_report
+
+    cfg = ModelConfig(embedding=4, hidden=6)
+    assert "h_tm1" in step_graph(cfg) and "Sigmoid" in step_graph(cfg)
+    r = training_graph_report(cfg, vocab_size=10, T=5, B=2)
+    assert r["nodes_after"] < r["nodes_before"]
+    assert r["float64_outputs"] == 0
+    names = [s["name"] for s in r["scans"]]
+    assert any("grad_of" in n for n in names) and "layer0" in names
