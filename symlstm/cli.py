@@ -327,6 +327,32 @@ def cmd_graph(args):
     return 0
 
 
+def cmd_lexicon(args):
+    import glob
+
+    from .config import load_config
+    from .corpus import load_corpus
+    from .verse import Lexicon, coverage, strains_agreement
+
+    cfg = load_config(args.config) if args.config else load_config()
+    poems = sum(load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr)).texts.values(), [])
+    lex = Lexicon.load()
+    result = {"coverage": coverage(poems, lex)}
+    full = Path(args.full)
+    if (full / "tang_ids.json").is_file() and (full / "strains").is_dir():
+        ids = json.loads((full / "tang_ids.json").read_text(encoding="utf-8"))
+        strains = {}
+        for f in sorted(glob.glob(str(full / "strains" / "poet.tang.*.json"))):
+            strains.update({e["id"]: e["strains"] for e in json.loads(Path(f).read_text(encoding="utf-8"))})
+        result["strains"] = strains_agreement(poems, ids, strains, lex)
+    else:
+        print(f"note: no strains cross-check: run `make data` first ({full / 'strains'} missing)", file=sys.stderr)
+    print(json.dumps(result, indent=1) if args.json else
+          "\n".join(f"{group}.{k}: {v:.4g}" if isinstance(v, float) else f"{group}.{k}: {v}"
+                    for group, d in result.items() for k, v in d.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
     sub = p.add_subparsers(dest="command", required=True)
@@ -428,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--set", action="append", default=[])
     gr.add_argument("--svg", help="draw the compiled training graph (needs pydot and graphviz)")
     gr.set_defaults(func=cmd_graph)
+
+    lx = sub.add_parser("lexicon", help="the tone lexicon's coverage of the corpus and agreement with strains")
+    lx.add_argument("--config", help="the corpus (default: the shipped quatrains)")
+    lx.add_argument("--full", default="data/full", help="where `make data` wrote strains/ and tang_ids.json")
+    lx.add_argument("--json", action="store_true")
+    lx.set_defaults(func=cmd_lexicon)
 
     d = sub.add_parser("data", help="fetch the chinese-poetry corpus into data/full")
     d.add_argument("--out", default="data/full")

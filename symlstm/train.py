@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
-from .batching import poem_batches, stream_batches
+from .batching import padding_fraction, poem_batches, stream_batches
 from .compiled import compile_model
 from .config import Config, from_dict
 from .corpus import Corpus, Vocab, load_corpus
@@ -148,7 +148,10 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
 
     novelty = NoveltyIndex(corpus.texts["train"])
     t = cfg.train
-    n_batches = len(epoch_batches(cfg, corpus, 0))
+    first_epoch = epoch_batches(cfg, corpus, 0)
+    n_batches = len(first_epoch)
+    log(f"batches: {n_batches} per epoch of {cfg.data.batch_size} rows, padding {padding_fraction(first_epoch):.1%} "
+        f"of the positions; {t.max_epochs} epochs at most" + (f", {t.time_budget:.0f} s budget" if t.time_budget else ""))
     total_steps = t.max_steps or t.max_epochs * n_batches
     metrics_path = run_dir / "metrics.csv"
     if not metrics_path.exists():
@@ -200,10 +203,8 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
     try:
         while epoch < t.max_epochs:
             batches = epoch_batches(cfg, corpus, epoch)
-            h, c = compiled.zero_state(cfg.data.batch_size)
+            h, c = compiled.zero_state(cfg.data.batch_size)  # stream mode: carried from batch to batch
             while batch_in_epoch < len(batches):
-                if cfg.data.mode == "stream" and batch_in_epoch == 0:
-                    h, c = compiled.zero_state(cfg.data.batch_size)
                 x, y, mask = batches[batch_in_epoch]
                 if cfg.data.mode == "poem":
                     h, c = compiled.zero_state(x.shape[1])

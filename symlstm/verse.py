@@ -224,3 +224,45 @@ def known_tones(text: str, lex: Lexicon) -> str:
         t = lex.tone(ch)
         out += ch if ch in "，。" else ("±" if len(t) == 2 else (next(iter(t)) if t else "?"))
     return out
+
+
+def strains_agreement(poems: list[str], ids: dict, strains: dict, lex: Lexicon) -> dict:
+    """Compare the lexicon with chinese-poetry's `strains` (per poem id, lines of 平/仄 aligned
+    character by character). poems: texts; ids: text -> poem id; strains: id -> list of lines.
+    Counts only characters the lexicon gives one tone; 多音字 and unknown ones are reported apart."""
+    agree = disagree = polyphonic = unknown = aligned = 0
+    for text in poems:
+        pattern = "".join(strains.get(ids.get(text, ""), []))
+        if len(pattern) != len(text):
+            continue
+        aligned += 1
+        for ch, t in zip(text, pattern):
+            if t not in (PING, ZE):
+                continue
+            tones = lex.tone(ch)
+            if not tones:
+                unknown += 1
+            elif len(tones) == 2:
+                polyphonic += 1
+            elif t in tones:
+                agree += 1
+            else:
+                disagree += 1
+    judged = agree + disagree
+    return {"poems_aligned": aligned, "characters_compared": judged, "agreement": agree / max(judged, 1),
+            "polyphonic": polyphonic, "unknown": unknown}
+
+
+def coverage(poems: list[str], lex: Lexicon) -> dict:
+    """Share of distinct characters and of character tokens that the lexicon knows."""
+    counts = {}
+    for p in poems:
+        for ch in p:
+            if ch not in "，。！？；":
+                counts[ch] = counts.get(ch, 0) + 1
+    known = [ch for ch in counts if ch in lex.tones]
+    tokens = sum(counts.values())
+    return {"characters": len(counts), "known_characters": len(known),
+            "character_coverage": len(known) / max(len(counts), 1),
+            "token_coverage": sum(counts[ch] for ch in known) / max(tokens, 1),
+            "polyphonic_token_share": sum(counts[ch] for ch in known if len(lex.tone(ch)) == 2) / max(tokens, 1)}

@@ -107,3 +107,19 @@ def test_novelty_of_a_training_poem_and_of_a_shuffle():
     random.Random(0).shuffle(chars)
     fresh = index.report("".join(chars))
     assert fresh["longest_shared"] <= 4 and fresh["verbatim_lines"] == 0.0 and fresh["novel_4grams"] > 0.8
+
+
+def test_strains_agreement_and_coverage_count_what_they_say(lex):
+    from symlstm.verse import coverage, strains_agreement
+
+    poem = "白日依山盡，黃河入海流。"
+    ids = {poem: "p1"}
+    right = {"p1": ["仄仄平平仄，", "平平仄仄平。"]}
+    wrong = {"p1": ["平仄平平仄，", "平平仄仄平。"]}  # 白 is 仄, not 平
+    a = strains_agreement([poem], ids, right, lex)
+    b = strains_agreement([poem], ids, wrong, lex)
+    assert a["poems_aligned"] == 1 and a["agreement"] == 1.0
+    assert b["characters_compared"] == a["characters_compared"] and b["agreement"] < 1.0
+    assert strains_agreement([poem], {}, right, lex)["poems_aligned"] == 0
+    cov = coverage([poem, "☃☃"], lex)
+    assert cov["characters"] == 11 and cov["known_characters"] == 10
