@@ -20,6 +20,32 @@ def _root() -> Path:
     return Path.cwd()
 
 
+def _warn(message: str):
+    print(message, file=sys.stderr)
+
+
+def _read_poems(path) -> list[str]:
+    """Non-empty lines of a UTF-8 file, one poem each."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: file not found")
+    try:
+        poems = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{path}: not UTF-8 at byte offset {err.start}") from None
+    if not poems:
+        raise CorpusError(f"{path}: no poems in this file (it is empty)")
+    return poems
+
+
+def _print_dict(d: dict, as_json: bool, width: int):
+    if as_json:
+        print(json.dumps(d))
+        return
+    for k, v in d.items():
+        print(f"{k:>{width}}: {v:.6g}" if isinstance(v, float) else f"{k:>{width}}: {v}")
+
+
 def cmd_train(args):
     from .config import load_config
     from .train import TrainingError, train
@@ -56,7 +82,7 @@ def _novelty_index(cfg, vocab, quiet=False):
     from .novelty import NoveltyIndex
 
     try:
-        corpus = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr))
+        corpus = load_corpus(cfg.data, _root(), warn=_warn)
     except CorpusError as err:
         if not quiet:
             print(f"note: no novelty figures ({err})", file=sys.stderr)
@@ -97,12 +123,7 @@ def cmd_novelty(args):
     if index is None:
         raise CorpusError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
-    summary = summarize([index.report(p["text"]) for p in poems])
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        for k, v in summary.items():
-            print(f"{k:>26}: {v:.3g}" if isinstance(v, float) else f"{k:>26}: {v}")
+    _print_dict(summarize([index.report(p["text"]) for p in poems]), args.json, 26)
     return 0
 
 
@@ -113,14 +134,9 @@ def cmd_check_verse(args):
 
     if args.split:
         cfg = load_config(args.config) if args.config else load_config()
-        poems = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr)).texts[args.split]
+        poems = load_corpus(cfg.data, _root(), warn=_warn).texts[args.split]
     elif args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise CorpusError(f"{path}: file not found")
-        poems = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-        if not poems:
-            raise CorpusError(f"{path}: no poems in this file")
+        poems = _read_poems(args.file)
     elif args.text:
         poems = [args.text.strip()]
     else:
@@ -162,24 +178,14 @@ def cmd_eval(args):
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     if args.text:
-        path = Path(args.text)
-        if not path.is_file():
-            raise CorpusError(f"{path}: file not found")
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not texts:
-            raise CorpusError(f"{path}: no poems in this file (it is empty)")
-        result = evaluate_texts(compiled, vocab, texts, args.batch_size)
+        result = evaluate_texts(compiled, vocab, _read_poems(args.text), args.batch_size)
     else:
-        corpus = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr))
+        corpus = load_corpus(cfg.data, _root(), warn=_warn)
         if corpus.vocab != vocab:
             raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; "
                               "use --text FILE to score other poems")
         result = evaluate(compiled, corpus.splits[args.split], args.batch_size)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}")
+    _print_dict(result, args.json, 14)
     return 0
 
 
@@ -270,7 +276,7 @@ def cmd_gradflow(args):
     if args.random:
         seqs = None
     else:
-        corpus = load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr))
+        corpus = load_corpus(cfg.data, _root(), warn=_warn)
         if vocab is not None and corpus.vocab != vocab:
             raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; use --random")
         vocab = corpus.vocab
@@ -335,7 +341,7 @@ def cmd_lexicon(args):
     from .verse import Lexicon, coverage, strains_agreement
 
     cfg = load_config(args.config) if args.config else load_config()
-    poems = sum(load_corpus(cfg.data, _root(), warn=lambda m: print(m, file=sys.stderr)).texts.values(), [])
+    poems = sum(load_corpus(cfg.data, _root(), warn=_warn).texts.values(), [])
     lex = Lexicon.load()
     result = {"coverage": coverage(poems, lex)}
     full = Path(args.full)

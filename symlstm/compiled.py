@@ -53,7 +53,7 @@ def get_mode(backend: str):
     return MODES[backend]
 
 
-def _inputs(cfg, static):
+def batch_inputs(cfg, static):
     """Symbolic inputs; with static=(T, B) their shapes are fixed (JAX), else free."""
     T, B = static if static else (None, None)
     L, H, f = cfg.num_layers, cfg.hidden, cfg.dtype
@@ -67,7 +67,7 @@ def _inputs(cfg, static):
 
 def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None):
     """The symbolic training step: (inputs, outputs, updates) for build_train_fn and inspection."""
-    x, y, mask, h0, c0 = _inputs(cfg, static)
+    x, y, mask, h0, c0 = batch_inputs(cfg, static)
     lr = pt.scalar("lr", dtype=cfg.dtype)
     keep = None
     if cfg.dropout > 0:
@@ -89,14 +89,14 @@ def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, sta
 
 def build_eval_fn(params, cfg: ModelConfig, mode, static=None):
     """(x, y, mask, h0, c0) -> (summed NLL, token count, hT, cT); no updates, no dropout."""
-    x, y, mask, h0, c0 = _inputs(cfg, static)
+    x, y, mask, h0, c0 = batch_inputs(cfg, static)
     _, total, count, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0)
     return pytensor.function([x, y, mask, h0, c0], [total, count, hT, cT], mode=mode, name="evaluate")
 
 
 def build_step_fn(params, cfg: ModelConfig, mode, batch=None):
     """(tokens (B,), h (L, B, H), c (L, B, H)) -> (log-probabilities (B, V), h, c)."""
-    _, _, _, h, c = _inputs(cfg, (None, batch) if batch else None)
+    _, _, _, h, c = batch_inputs(cfg, (None, batch) if batch else None)
     tokens = pt.tensor("tokens", dtype="int32", shape=(batch,))
     logits, h1, c1 = M.single_step(params, cfg, tokens, h, c)
     return pytensor.function([tokens, h, c], [pt.special.log_softmax(logits, axis=-1), h1, c1],
@@ -106,7 +106,7 @@ def build_step_fn(params, cfg: ModelConfig, mode, batch=None):
 def build_generate_fn(params, cfg: ModelConfig, mode, static=None):
     """(first (B,), h, c, noise (N, B, V), inverse temperature, banned (V,)) -> tokens (N, B), h, c."""
     N, B = static if static else (None, None)
-    _, _, _, h, c = _inputs(cfg, (None, B))
+    _, _, _, h, c = batch_inputs(cfg, (None, B))
     first = pt.tensor("first", dtype="int32", shape=(B,))
     noise = pt.tensor("noise", dtype=cfg.dtype, shape=(N, B, None))
     inv_t = pt.scalar("inv_temperature", dtype=cfg.dtype)

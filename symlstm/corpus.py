@@ -20,10 +20,6 @@ PAD, UNK, BOS, EOS = range(4)
 CACHE_VERSION = 1
 
 _CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
-FORMS = {  # form -> (line lengths allowed, number of lines allowed)
-    "wujue": ((5,), (4,)), "qijue": ((7,), (4,)), "jueju": ((5, 7), (4,)),
-    "wulv": ((5,), (8,)), "qilv": ((7,), (8,)), "lvshi": ((5, 7), (8,)),
-}
 
 
 class CorpusError(ValueError):

@@ -3,16 +3,16 @@
 The plain path (temperature or greedy, no constraints) generates whole sequences for all rows in
 one compiled call (`CompiledModel.generate`). The step path calls the single-step function once per
 character and shapes the distribution in NumPy: top-k, top-p, forms (line lengths and ，。),
-acrostics, and beam search. Special tokens are never emitted. Errors are `DecodeError`s.
+acrostics, tones and rhyme (`verse.ToneConstraint`), and beam search. Special tokens are never emitted. Errors are `DecodeError`s.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from .corpus import BOS, EOS, PAD, SPECIALS, UNK, Vocab
+from .verse import FORMS as FORM_SHAPES  # form -> (characters per line, lines)
 from .verse import QUATRAIN, Lexicon, ToneConstraint
 
-FORM_SHAPES = {"wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}
 PUNCT = "，。！？；：、"
 
 

@@ -10,7 +10,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from . import model as M
-from .compiled import _inputs, get_mode
+from .compiled import batch_inputs, get_mode
 from .config import ModelConfig
 
 TOLERANCE = 1e-6
@@ -46,7 +46,7 @@ def gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, length
     c0 = rng.normal(0, 0.5, (cfg.num_layers, batch, cfg.hidden))
 
     static = (length, batch) if cfg.backend == "jax" else None
-    sx, sy, smask, sh0, sc0 = _inputs(cfg, static)
+    sx, sy, smask, sh0, sc0 = batch_inputs(cfg, static)
     sparams = {k: pt.tensor(k, dtype="float64", shape=v.shape) for k, v in values.items()}
     loss = M.loss_terms(sparams, cfg, sx, sy, smask, sh0, sc0)[0]
     grads = pytensor.grad(loss, list(sparams.values()))
