@@ -7,9 +7,10 @@ one token stream cut into B rows that continue from one batch to the next (trunc
 import numpy as np
 
 
-def _pad(seqs, batch_size, dtype):
-    """Pad rows to the longest and, if batch_size is given, add empty rows up to it."""
-    T = max(len(s) for s in seqs) - 1
+def _pad(seqs, batch_size, dtype, multiple=1):
+    """Pad rows to the longest (rounded up to a multiple) and, if batch_size is given, add empty
+    rows up to it."""
+    T = -(-(max(len(s) for s in seqs) - 1) // multiple) * multiple
     B = batch_size or len(seqs)
     x = np.zeros((T, B), np.int32)
     y = np.zeros((T, B), np.int32)
@@ -20,12 +21,14 @@ def _pad(seqs, batch_size, dtype):
     return x, y, mask
 
 
-def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 50, fill: bool = True):
+def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 50, fill: bool = True,
+                 multiple: int = 1):
     """Yield (x, y, mask) batches covering every sequence exactly once.
 
     With rng: shuffled, then sorted by length within pools of `pool` batches (bucketing), and the
     batches shuffled (pool=0: no bucketing). Without rng: in length order (evaluation). fill=True pads the last batch
-    with empty rows (mask 0) so every batch has batch_size rows, as static-shape backends need.
+    with empty rows (mask 0) so every batch has batch_size rows, and `multiple` rounds T up, so that
+    a static-shape backend (JAX) compiles few distinct shapes.
     """
     order = np.arange(len(seqs))
     if rng is not None:
@@ -38,7 +41,7 @@ def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 5
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     for idx in batches:
-        yield _pad([seqs[i] for i in idx], batch_size if fill else None, dtype)
+        yield _pad([seqs[i] for i in idx], batch_size if fill else None, dtype, multiple)
 
 
 def padding_fraction(batches) -> float:

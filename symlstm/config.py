@@ -44,6 +44,8 @@ class DataConfig:
     mode: str = "poem"  # poem: <bos> poem <eos> rows, bucketed | stream: truncated-BPTT windows
     batch_size: int = 32  # B, rows per batch
     seq_length: int = 64  # T of a stream window (stream mode only)
+    length_multiple: int = 1  # poem mode: round each batch's T up to a multiple (fewer shapes to compile)
+    bucket_pool: int = 50  # poem mode: batches per pool sorted by length (larger: less padding, less random)
     cache: bool = True  # cache the encoded corpus as HDF5 under data/cache
 
 
@@ -98,7 +100,8 @@ CHOICES = {
     ("train", "schedule"): ("constant", "step", "cosine"),
 }
 POSITIVE = {("model", "embedding"), ("model", "hidden"), ("model", "num_layers"),
-            ("data", "batch_size"), ("data", "seq_length"), ("data", "min_count")}
+            ("data", "batch_size"), ("data", "seq_length"), ("data", "min_count"), ("data", "length_multiple"),
+            ("data", "bucket_pool")}
 
 
 def _suggest(key: str, valid) -> str:

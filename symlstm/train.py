@@ -42,7 +42,8 @@ def epoch_batches(cfg: Config, corpus: Corpus, epoch: int):
     if d.mode == "stream":
         offset = int(rng.integers(0, d.seq_length))
         return list(stream_batches(corpus.splits["train"], d.batch_size, d.seq_length, cfg.model.dtype, offset))
-    return list(poem_batches(corpus.splits["train"], d.batch_size, rng, cfg.model.dtype))
+    return list(poem_batches(corpus.splits["train"], d.batch_size, rng, cfg.model.dtype, pool=d.bucket_pool,
+                             multiple=d.length_multiple))
 
 
 def validate(compiled, cfg: Config, seqs) -> float:
@@ -53,7 +54,7 @@ def validate(compiled, cfg: Config, seqs) -> float:
         h, c = compiled.zero_state(d.batch_size)
         batches = stream_batches(seqs, d.batch_size, d.seq_length, cfg.model.dtype)
     else:
-        batches = poem_batches(seqs, d.batch_size, dtype=cfg.model.dtype)
+        batches = poem_batches(seqs, d.batch_size, dtype=cfg.model.dtype, multiple=d.length_multiple)
     for x, y, mask in batches:
         if d.mode != "stream":
             h, c = compiled.zero_state(x.shape[1])

@@ -49,3 +49,9 @@ def test_stream_rows_continue_from_batch_to_batch():
         np.testing.assert_array_equal(x2[0], x1[-1] + 1)  # each row goes on where it stopped
     x, y, _ = batches[0]
     np.testing.assert_array_equal(y, x + 1)
+
+
+def test_length_multiple_rounds_the_time_axis_up():
+    seqs = _seqs(np.random.default_rng(7))
+    for x, y, mask in poem_batches(seqs, 16, np.random.default_rng(8), multiple=8):
+        assert x.shape[0] % 8 == 0 and mask[-8:].sum() < 8 * 16  # the last block holds some real step

@@ -119,3 +119,20 @@ def test_bad_input_messages(tmp_path):
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(CorpusError, match="no poems left after the empty filter"):
         build_corpus(DataConfig(path=str(empty)), tmp_path)
+
+
+def test_make_data_checks_npm_and_the_pinned_integrity(monkeypatch, tmp_path):
+    from symlstm import fetch
+
+    monkeypatch.setattr(fetch.shutil, "which", lambda name: None)
+    with pytest.raises(fetch.FetchError, match="npm: not found"):
+        fetch.fetch_tarball(tmp_path)
+    fake = tmp_path / "npm"  # an npm that "downloads" a tampered tarball
+    fake.write_text("#!/bin/sh\necho tampered > chinese-poetry-2.0.1.tgz\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(fetch.shutil, "which", lambda name: str(fake))
+    with pytest.raises(fetch.FetchError, match="does not match the pinned sha512-KtYARvV7"):
+        fetch.fetch_tarball(tmp_path)
+    fake.write_text("#!/bin/sh\necho 'npm ERR! network request failed' >&2\nexit 1\n")
+    with pytest.raises(fetch.FetchError, match="is the npm registry reachable.*network request failed"):
+        fetch.fetch_tarball(tmp_path)
