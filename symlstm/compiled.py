@@ -13,6 +13,7 @@ import pytensor.tensor as pt
 
 from . import model as M
 from . import optim
+from . import xent
 from .config import ModelConfig, TrainConfig
 
 MODES = {"jax": "JAX", "c": "CVM", "numba": "NUMBA"}
@@ -42,6 +43,7 @@ def _patch_jax():
         dtype = node.outputs[0].dtype
         return lambda x: fn(x).astype(dtype)
 
+    xent.register_jax()
     elemwise._symlstm_patched = True
 
 

@@ -13,6 +13,7 @@ import pytensor.tensor as pt
 
 from .cells import GATES, STEPS
 from .config import ModelConfig
+from .xent import softmax_cross_entropy
 
 
 def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
@@ -103,14 +104,9 @@ def forward(params, cfg: ModelConfig, x, mask, h0, c0, keep=None):
 
 
 def token_nll(logits, y):
-    """Negative log-likelihood of each target: logits (..., V), y (...) int -> (...).
-
-    The target is picked by a one-hot product rather than advanced indexing, which JAX can only
-    compile for static shapes; it costs V multiply-adds per token against the 2HV of the output layer.
-    """
-    log_probs = pt.special.log_softmax(logits, axis=-1)  # (..., V)
-    one_hot = pt.eq(y[..., None], pt.arange(logits.type.shape[-1])).astype(logits.dtype)
-    return -(log_probs * one_hot).sum(axis=-1)
+    """Negative log-likelihood of each target: logits (..., V), y (...) int -> (...), in nats.
+    A fused softmax cross-entropy (xent.py): logsumexp(z) - z[y], gradient softmax(z) - onehot(y)."""
+    return softmax_cross_entropy(logits, y)
 
 
 def loss_terms(params, cfg: ModelConfig, x, y, mask, h0, c0, keep=None):
