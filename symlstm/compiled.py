@@ -5,6 +5,7 @@ helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draw
 from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
 function per input shape, since JAX compiles for static shapes (a few seconds each).
 """
+import functools
 import os
 
 import numpy as np
@@ -130,9 +131,13 @@ class CompiledModel:
         self.static = cfg.backend == "jax"
         self.vocab_size = params["embedding"].shape[0]
         self.params = M.to_shared(params)
-        self.state = optim.init_state(self.params, self.tcfg.optimizer)
         self.rng = np.random.default_rng(seed)  # dropout masks
         self._fns = {}
+
+    @functools.cached_property
+    def state(self) -> dict:
+        """Optimizer state (name -> shared), made at first use: sampling and evaluation need none."""
+        return optim.init_state(self.params, self.tcfg.optimizer)
 
     # -- plumbing -------------------------------------------------------------------------------
     def _fn(self, kind, key, build):
