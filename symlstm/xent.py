@@ -3,8 +3,9 @@
 PyTensor's own graph (log_softmax, then picking the target) materialises a (T, B, V) array of
 log-probabilities and, in the gradient, another of softmax terms. This Op computes the forward pass
 as logsumexp(z) - z[y] and its gradient as (softmax(z) - onehot(y)) * g in one piece each, which
-measured 6 % faster per training step on the JAX backend. `pytensor.grad` uses `pullback` below; the
-gradient check verifies it against central differences like every other gradient.
+measured about 6 % faster per training step (shape B of `make bench`) on the JAX backend.
+`pytensor.grad` uses `pullback` below; the gradient check verifies it against central differences
+like every other gradient.
 """
 import numpy as np
 import pytensor
