@@ -257,47 +257,36 @@ def cmd_gradflow(args):
 
     from . import checkpoint as ckpt_io
     from .config import from_dict, load_config
-    from .corpus import Vocab, load_corpus
-    from .gradflow import corpus_windows, gradient_flow, plot, summary_row, write_csv
+    from .corpus import load_corpus
+    from .gradflow import corpus_windows, gradient_flow, plot, random_windows, summary_row, write_csv
     from .model import init_params
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.checkpoint:
-        state = ckpt_io.load(args.checkpoint)
+    state = ckpt_io.load(args.checkpoint) if args.checkpoint else None
+    if state:
         cfg = from_dict(state.config, source=args.checkpoint)
-        vocab = Vocab(state.vocab)
-        models = [(f"trained {cfg.model.cell}", cfg.model, state.params)]
     else:
         cfg = load_config(args.config, args.set) if args.config else load_config(
             raw={"model": {"hidden": args.hidden, "embedding": args.embedding}}, overrides=args.set)
-        vocab = None
-        models = []
     if args.random:
-        seqs = None
+        vocab_size = len(state.vocab) if state else 200
+        x, y = random_windows(vocab_size, args.length, args.batch, args.seed)
     else:
         corpus = load_corpus(cfg.data, _root(), warn=_warn)
-        if vocab is not None and corpus.vocab != vocab:
+        if state and corpus.vocab.itos != state.vocab:
             raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; use --random")
-        vocab = corpus.vocab
-        seqs = corpus.splits["train"]
-    if vocab is None:
-        vocab = Vocab(["<pad>", "<unk>", "<bos>", "<eos>"] + [chr(0x4e00 + i) for i in range(200)])
-    if not args.checkpoint:
-        for cell in args.cells.split(","):
-            mcfg = dataclasses.replace(cfg.model, cell=cell.strip(), dropout=0.0)
-            models.append((f"untrained {mcfg.cell}", mcfg, init_params(len(vocab), mcfg, args.seed)))
-    if seqs is None:
-        rng = np.random.default_rng(args.seed)
-        x = rng.integers(4, len(vocab), (args.length, args.batch)).astype(np.int32)
-        y = rng.integers(4, len(vocab), (args.length, args.batch)).astype(np.int32)
+        vocab_size = len(corpus.vocab)
+        x, y = corpus_windows(corpus.splits["train"], args.length, args.batch, args.seed)
+    if state:
+        models = [(f"trained {cfg.model.cell}", cfg.model, state.params)]
     else:
-        x, y = corpus_windows(seqs, args.length, args.batch, args.seed)
+        models = [(f"untrained {cell.strip()}", dataclasses.replace(cfg.model, cell=cell.strip(), dropout=0.0))
+                  for cell in args.cells.split(",")]
+        models = [(label, m, init_params(vocab_size, m, args.seed)) for label, m in models]
     results = []
     for label, mcfg, params in models:
-        r = gradient_flow(params, mcfg, x, y)
-        r["label"] = label
-        results.append(r)
+        results.append({**gradient_flow(params, mcfg, x, y), "label": label})
     write_csv(results, out / "gradflow.csv")
     plot(results, out / "gradflow.png")
     print(f"{'model':<18}{'|dL/dh| d=1':>13}{'d=10':>11}{'d=50':>11}{'d=100':>11}{'decay/step':>12}{'forget gate':>13}")

@@ -137,3 +137,9 @@ def corpus_windows(seqs, length: int, batch: int, seed: int = 0):
     x = np.stack([stream[s:s + length] for s in starts], axis=1)
     y = np.stack([stream[s + 1:s + length + 1] for s in starts], axis=1)
     return x.astype(np.int32), y.astype(np.int32)
+
+
+def random_windows(vocab_size: int, length: int, batch: int, seed: int = 0):
+    """x, y (length, batch): seeded random character ids (no special tokens)."""
+    rng = np.random.default_rng(seed)
+    return tuple(rng.integers(4, vocab_size, (length, batch)).astype(np.int32) for _ in range(2))

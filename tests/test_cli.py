@@ -54,3 +54,16 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     assert proc.returncode == 2 and "empty" in proc.stderr
     proc = run("sample", "--checkpoint", ckpt, "--temperature", "0")
     assert proc.returncode == 2 and "--temperature must be > 0" in proc.stderr
+
+
+def test_gradflow_graph_and_check_verse_commands(tmp_path):
+    proc = run("gradflow", "--random", "--hidden", "8", "--embedding", "4", "--length", "12", "--batch", "2",
+               "--out", str(tmp_path / "gf"))
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "untrained lstm" in proc.stdout and (tmp_path / "gf" / "gradflow.png").is_file()
+    assert (tmp_path / "gf" / "gradflow.csv").read_text().startswith("cell,distance,grad_h_norm,grad_c_norm")
+    proc = run("graph", "--set", "model.hidden=4", "--set", "model.embedding=3")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "nodes before rewrites" in proc.stdout and "scan layer0" in proc.stdout
+    proc = run("check-verse", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。")
+    assert proc.returncode == 0 and "tones pass" in proc.stdout and "rhyme pass" in proc.stdout
