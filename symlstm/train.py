@@ -203,7 +203,7 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
     lr = learning_rate(t, step, epoch, total_steps)
     try:
         while epoch < t.max_epochs:
-            batches = epoch_batches(cfg, corpus, epoch)
+            batches = first_epoch if epoch == 0 else epoch_batches(cfg, corpus, epoch)
             h, c = compiled.zero_state(cfg.data.batch_size)  # stream mode: carried from batch to batch
             while batch_in_epoch < len(batches):
                 x, y, mask = batches[batch_in_epoch]

@@ -9,6 +9,7 @@ seven-character line puts two characters of the opposite tone in front. Quatrain
 followed by its 不入韻 form. Names say what the form's own first line does: pingqi (平起, the 2nd
 character 平) and -rhyme (首句入韻, the first line rhymes).
 """
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ class Lexicon:
         self.tones, self.groups = tones, groups  # char -> set of 平/仄; char -> set of 平 groups
 
     @classmethod
+    @functools.lru_cache(maxsize=4)
     def load(cls, path=DEFAULT_TABLE) -> "Lexicon":
+        """Read the table once per path (sampling asks for it on every call)."""
         table = json.loads(Path(path).read_text(encoding="utf-8"))
         tones, groups = {}, {}
         for key, tone in (("ping", PING), ("ze", ZE)):
