@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .compiled import compile_model
+from .compiled import ALLOCATOR, compile_model
 from .config import ModelConfig, TrainConfig
 from .model import init_params
 
@@ -170,25 +170,44 @@ import numpy as np
 from symlstm.bench import SHAPES, _data, _symlstm
 s = SHAPES["B"]; m = _symlstm(s, {backend!r}); x, y, mask = _data(s)
 m.train_step(x, y, mask, *m.zero_state(s["B"]))
-print(time.perf_counter() - t0)
+t1 = time.perf_counter()
+m.train_step(x, y, mask, *m.zero_state(s["B"]))
+print(t1 - t0, time.perf_counter() - t1)
 """
+
+
+def _child(code: str, env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1])
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def start_times(backend: str = "jax", cache_dir: str | None = None) -> dict:
     """Seconds from a fresh interpreter to the end of the first training step of shape B, with an
-    empty compilation cache (cold) and again with the cache the first run filled (warm)."""
+    empty compilation cache (cold) and again with the cache the first run filled (warm); and how
+    long a second step takes, which is the part of those seconds that is the step's own work."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SYMLSTM_JAX_CACHE": cache_dir or tmp}
-        runs = []
-        for _ in range(2):
-            proc = subprocess.run([sys.executable, "-c", _START.format(backend=backend)], env=env,
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(proc.stderr.strip().splitlines()[-1])
-            runs.append(float(proc.stdout.strip().splitlines()[-1]))
-    return {"cold_start_sec": runs[0], "warm_start_sec": runs[1]}
+        env = {"SYMLSTM_JAX_CACHE": cache_dir or tmp}
+        cold, _ = map(float, _child(_START.format(backend=backend), env).split())
+        warm, step = map(float, _child(_START.format(backend=backend), env).split())
+    return {"cold_start_sec": cold, "warm_start_sec": warm, "step_sec": step}
+
+
+_TRAIN = """
+import json
+from symlstm.bench import SHAPES, train_speed
+print(json.dumps([train_speed(k, {steps}, {backend!r}, {with_torch}) for k in SHAPES]))
+"""
+
+
+def train_speed_system_malloc(steps: int, backend: str, with_torch: bool) -> list:
+    """train_speed of both shapes in a fresh process with glibc's malloc left as it is
+    (SYMLSTM_SYSTEM_MALLOC=1): how both libraries run without the allocator setting."""
+    code = _TRAIN.format(steps=steps, backend=backend, with_torch=with_torch)
+    return json.loads(_child(code, {"SYMLSTM_SYSTEM_MALLOC": "1"}))
 
 
 def backend_info(backend: str) -> dict:
@@ -204,7 +223,7 @@ def backend_info(backend: str) -> dict:
 
 
 def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = None, sampling: bool = True,
-            starts: bool = True) -> dict:
+            starts: bool = True, system_malloc: bool = True) -> dict:
     if with_torch is None:
         try:
             import torch  # noqa: F401
@@ -216,6 +235,9 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
         result.update(start_times(backend))
     result["gemm_peak_gflops"] = gemm_peak()
     result["train"] = [train_speed(k, steps, backend, with_torch) for k in SHAPES]
+    result["allocator"] = "tuned" if ALLOCATOR["tuned"] else "glibc defaults"
+    if system_malloc and ALLOCATOR["tuned"]:
+        result["train_system_malloc"] = train_speed_system_malloc(steps, backend, with_torch)
     if sampling:
         result["sample"] = [sample_speed("A", b, backend=backend, with_torch=with_torch) for b in (1, 32)]
     return result
@@ -237,14 +259,21 @@ def format_table(r: dict) -> str:
     lines = [f"machine: {r['machine']}", f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
              f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"]
     if "cold_start_sec" in r:
-        lines.append(f"start to first training step, shape B: cold {r['cold_start_sec']:.1f} s, "
-                     f"warm {r['warm_start_sec']:.1f} s (fresh interpreter each)")
-    lines += ["", "training (forward + backward + SGD), float32, median step",
-              f"{'shape':<6}{'symlstm chars/s':>16}{'GFLOP/s':>9}{'PyTorch chars/s':>17}{'GFLOP/s':>9}{'ratio':>7}"]
-    for t in r["train"]:
+        lines.append(f"start to the end of the first training step, shape B (fresh interpreter each): "
+                     f"cold {r['cold_start_sec']:.1f} s, warm {r['warm_start_sec']:.1f} s, "
+                     f"of which the step itself {r['step_sec']:.1f} s")
+    lines += ["", "training (forward + backward + SGD), float32, median step; malloc: "
+              "tuned = symlstm's setting (compiled._tune_allocator, both libraries share it), "
+              "glibc = left as it is",
+              f"{'shape':<6}{'malloc':<8}{'symlstm chars/s':>16}{'GFLOP/s':>9}{'PyTorch chars/s':>17}{'GFLOP/s':>9}"
+              f"{'ratio':>7}"]
+    rows = [(t, "tuned" if r.get("allocator") == "tuned" else "glibc") for t in r["train"]]
+    rows += [(t, "glibc") for t in r.get("train_system_malloc", [])]
+    for t, malloc in sorted(rows, key=lambda row: row[0]["shape"]):
         torch_part = (f"{t['torch_chars_per_sec']:>17.0f}{t['torch_gflops']:>9.0f}{t['ratio']:>7.2f}"
                       if "ratio" in t else f"{'(torch not installed)':>33}")
-        lines.append(f"{t['shape']:<6}{t['symlstm_chars_per_sec']:>16.0f}{t['symlstm_gflops']:>9.0f}" + torch_part)
+        lines.append(f"{t['shape']:<6}{malloc:<8}{t['symlstm_chars_per_sec']:>16.0f}{t['symlstm_gflops']:>9.0f}"
+                     + torch_part)
     if r.get("sample"):
         lines += ["", "sampling, shape A, chars/s",
                   f"{'batch':<6}{'compiled scan':>14}{'step loop':>11}{'PyTorch loop':>14}{'scan/PyTorch':>13}"]

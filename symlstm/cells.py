@@ -1,11 +1,12 @@
 """Recurrent cells as pure symbolic step functions, for `pytensor.scan`.
 
-Each step takes the precomputed input projection of one time step, the mask of that step and the
-previous states, and returns the new states. Padded steps (mask 0) leave h and c unchanged, as in
-the Theano LSTM tutorial. Every cell carries a (B, H) `cell` state so that the scan signature is
+Each step takes the precomputed input projection of one time step, the mask of that step, the
+previous states and the recurrent term h_{t-1} U (made by the caller: see `model.carrying_step`),
+and returns the new states. Padded steps (mask 0) leave h and c unchanged, as in the Theano LSTM
+tutorial. Every cell carries a (B, H) `cell` state so that the scan signature is
 the same for all of them; only the LSTM changes it.
 
-Shapes (row vectors): xw_t (B, G*H), mask_t (B,), h_tm1 and c_tm1 (B, H), U (H, G*H).
+Shapes (row vectors): xw_t and hu_tm1 (B, G*H), mask_t (B,), h_tm1 and c_tm1 (B, H).
 """
 import pytensor.tensor as pt
 
@@ -19,7 +20,7 @@ def _keep(mask_t, new, old):
     return m * new + (1 - m) * old
 
 
-def lstm_step(xw_t, mask_t, h_tm1, c_tm1, U):
+def lstm_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
     """LSTM (Hochreiter & Schmidhuber 1997, with forget gate), gate blocks i, f, g, o:
 
         z_t = x_t W + h_{t-1} U + b
@@ -30,7 +31,7 @@ def lstm_step(xw_t, mask_t, h_tm1, c_tm1, U):
     This is PyTorch's nn.LSTM with weight_ih = Wᵀ, weight_hh = Uᵀ, bias_ih = b, bias_hh = 0.
     """
     H = h_tm1.shape[-1]
-    z = xw_t + pt.dot(h_tm1, U)  # (B, 4H)
+    z = xw_t + hu_tm1  # (B, 4H): x_t W + b, plus h_{t-1} U
     input_gate = pt.sigmoid(z[:, 0 * H:1 * H])
     forget_gate = pt.sigmoid(z[:, 1 * H:2 * H])
     candidate = pt.tanh(z[:, 2 * H:3 * H])
@@ -40,7 +41,7 @@ def lstm_step(xw_t, mask_t, h_tm1, c_tm1, U):
     return _keep(mask_t, hidden, h_tm1), _keep(mask_t, cell, c_tm1)
 
 
-def gru_step(xw_t, mask_t, h_tm1, c_tm1, U):
+def gru_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
     """GRU (Cho et al. 2014), gate blocks r, z, n, as PyTorch's nn.GRU with bias_hh = 0:
 
         r = σ(x W_r + h U_r + b_r)   z = σ(x W_z + h U_z + b_z)
@@ -48,7 +49,7 @@ def gru_step(xw_t, mask_t, h_tm1, c_tm1, U):
         h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
     """
     H = h_tm1.shape[-1]
-    hu = pt.dot(h_tm1, U)  # (B, 3H)
+    hu = hu_tm1  # (B, 3H): h_{t-1} U
     reset_gate = pt.sigmoid(xw_t[:, :H] + hu[:, :H])
     update_gate = pt.sigmoid(xw_t[:, H:2 * H] + hu[:, H:2 * H])
     candidate = pt.tanh(xw_t[:, 2 * H:] + reset_gate * hu[:, 2 * H:])
@@ -56,9 +57,9 @@ def gru_step(xw_t, mask_t, h_tm1, c_tm1, U):
     return _keep(mask_t, hidden, h_tm1), c_tm1
 
 
-def rnn_step(xw_t, mask_t, h_tm1, c_tm1, U):
+def rnn_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
     """Elman RNN: h_t = tanh(x_t W + h_{t-1} U + b)."""
-    hidden = pt.tanh(xw_t + pt.dot(h_tm1, U))  # (B, H)
+    hidden = pt.tanh(xw_t + hu_tm1)  # (B, H)
     return _keep(mask_t, hidden, h_tm1), c_tm1
 
 

@@ -245,7 +245,8 @@ def cmd_bench(args):
     from .bench import as_json, format_table, run_all
 
     result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
-                     sampling=not args.no_sampling, starts=not args.no_starts)
+                     sampling=not args.no_sampling, starts=not args.no_starts,
+                     system_malloc=not args.no_system_malloc)
     print(as_json(result) if args.json else format_table(result))
     return 0
 
@@ -427,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     b.add_argument("--no-sampling", action="store_true")
     b.add_argument("--no-starts", action="store_true", help="skip the cold/warm start measurement")
+    b.add_argument("--no-system-malloc", action="store_true",
+                   help="skip the second training run with glibc's malloc left as it is")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 

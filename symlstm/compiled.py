@@ -5,8 +5,10 @@ helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draw
 from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
 function per input shape, since JAX compiles for static shapes (a few seconds each).
 """
+import ctypes
 import functools
 import os
+import platform
 
 import numpy as np
 import pytensor
@@ -48,9 +50,43 @@ def _patch_jax():
     elemwise._symlstm_patched = True
 
 
+ALLOCATOR = {"tuned": None}  # what _tune_allocator did, for `symlstm bench` to report
+
+
+def _tune_allocator():
+    """Keep freed memory in the process instead of handing it back to the kernel (glibc only).
+
+    glibc serves every allocation above 32 MB (and, in a worker thread's arena, above 64 MB) with a
+    fresh mmap and unmaps it on free. A training step's buffers are that large (XLA's temporary
+    arena is 176 MB at shape A of `make bench`), so every step paid about 44,000 page faults
+    (0.09 s of kernel time on the 0.19 s step). One arena, no mmap and no trimming make the pages
+    stay mapped and be reused: measured 191 -> 157 ms per step. Set SYMLSTM_SYSTEM_MALLOC=1 to
+    leave malloc alone. This is a process-wide setting, made when this module is imported (before
+    JAX starts its threads): PyTorch in the same process gains from it too.
+    """
+    if ALLOCATOR["tuned"] is not None:
+        return
+    ALLOCATOR["tuned"] = False
+    if os.environ.get("SYMLSTM_SYSTEM_MALLOC") or platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL(None)
+    M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # <malloc.h>
+    ALLOCATOR["tuned"] = all(libc.mallopt(param, value) == 1 for param, value in
+                             ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
+
+
+_tune_allocator()  # at import: threads that allocate before it keep arenas of their own (XLA's pool)
+
+
 def get_mode(backend: str):
+    """PyTensor's mode name for a backend, with the process set up for it (first call only):
+    no creation tracebacks on graph nodes (recording one per node took
+    half of the time to build the training graph; set PYTENSOR_FLAGS=traceback__limit=8 to get
+    them back when debugging a graph) and, for JAX, the patches and cache in _patch_jax."""
     if backend not in MODES:
         raise ValueError(f"model.backend: unknown backend {backend!r}; choose one of {', '.join(MODES)}")
+    if "traceback__limit" not in os.environ.get("PYTENSOR_FLAGS", ""):
+        pytensor.config.traceback__limit = 0
     if backend == "jax":
         _patch_jax()
     return MODES[backend]

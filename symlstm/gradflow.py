@@ -32,7 +32,7 @@ def _probed_top_layer(params, cfg: ModelConfig, x, h0, c0, probe_h, probe_c):
     step = STEPS[cfg.cell]
 
     def probed_step(xw_t, mask_t, dh_t, dc_t, h_tm1, c_tm1, U):
-        h, c = step(xw_t, mask_t, h_tm1, c_tm1, U)
+        h, c = step(xw_t, mask_t, h_tm1, c_tm1, pt.dot(h_tm1, U))
         return h + dh_t, c + dc_t
 
     hs, cs = pytensor.scan(probed_step, sequences=[xw, ones, probe_h, probe_c], outputs_info=[h0[top], c0[top]],

@@ -23,7 +23,7 @@ def step_graph(cfg: ModelConfig) -> str:
     h_tm1 = pt.matrix("h_tm1", dtype=cfg.dtype, shape=(None, H))
     c_tm1 = pt.matrix("c_tm1", dtype=cfg.dtype, shape=(None, H))
     U = pt.matrix("U", dtype=cfg.dtype, shape=(H, G * H))
-    h_t, c_t = STEPS[cfg.cell](xw_t, mask_t, h_tm1, c_tm1, U)
+    h_t, c_t = STEPS[cfg.cell](xw_t, mask_t, h_tm1, c_tm1, pt.dot(h_tm1, U))
     buf = io.StringIO()
     pytensor.printing.debugprint([h_t, c_t] if cfg.cell == "lstm" else [h_t], file=buf, print_type=True)
     return buf.getvalue()

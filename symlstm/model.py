@@ -68,6 +68,22 @@ def to_shared(params: dict[str, np.ndarray]) -> dict:
     return {name: pytensor.shared(value, name=name, shape=value.shape) for name, value in params.items()}
 
 
+def carrying_step(step):
+    """A scan step for `step` that makes the next step's recurrent term h_t U at its end and
+    carries it as a third state, instead of making h_{t-1} U at the start of each step.
+
+    The values are the same. The difference is in the gradient: the scan that `pytensor.grad`
+    builds runs the step's graph again, backwards, to get the gate values; with the product carried,
+    it reads h_{t-1} U from the forward scan's outputs instead of recomputing one (B, H)×(H, G*H)
+    product per step (`symlstm graph` shows one Dot left in the gradient scan, not two). Measured
+    in one process, alternating: 3 % faster training steps at shape B of `make bench`, 0.5 % at A.
+    """
+    def scan_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1, U):
+        h_t, c_t = step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1)
+        return h_t, c_t, pt.dot(h_t, U)  # (B, H), (B, H), (B, G*H)
+    return scan_step
+
+
 def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, keep=None):
     """Run the L recurrent layers over a whole sequence.
 
@@ -75,15 +91,15 @@ def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, keep=None):
     dropout multipliers (T, B, H), applied to each layer's output. Returns the top layer's hidden
     states (T, B, H) and the final states hT, cT (L, B, H).
     """
-    step = STEPS[cfg.cell]
+    step = carrying_step(STEPS[cfg.cell])
     inputs, h_last, c_last = emb, [], []
     for layer in range(cfg.num_layers):
         W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
         xw = pt.dot(inputs, W) + b  # (T, B, G*H): the input projection of all steps, one product
-        hs, cs = pytensor.scan(
+        hs, cs, _ = pytensor.scan(
             step,
             sequences=[xw, mask],
-            outputs_info=[h0[layer], c0[layer]],
+            outputs_info=[h0[layer], c0[layer], pt.dot(h0[layer], U)],
             non_sequences=[U],
             strict=True,
             name=f"layer{layer}",
@@ -130,7 +146,8 @@ def single_step(params, cfg: ModelConfig, tokens, h_tm1, c_tm1):
     h_new, c_new = [], []
     for layer in range(cfg.num_layers):
         W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
-        h, c = step(pt.dot(inputs, W) + b, ones, h_tm1[layer], c_tm1[layer], U)  # (B, H)
+        xw, hu = pt.dot(inputs, W) + b, pt.dot(h_tm1[layer], U)  # (B, G*H) each
+        h, c = step(xw, ones, h_tm1[layer], c_tm1[layer], hu)  # (B, H)
         h_new.append(h)
         c_new.append(c)
         inputs = h

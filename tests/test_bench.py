@@ -1,0 +1,64 @@
+"""The benchmark's arithmetic and table, and the allocator setting it measures (no timings here)."""
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from symlstm.bench import SHAPES, flops_per_char, format_table
+
+
+def test_flops_per_char_matches_the_speed_issue():
+    # The issue's figures: 11.6 MFLOP per character for A, 40.5 for B (3 × forward).
+    assert round(flops_per_char(SHAPES["A"]) / 1e6, 1) == 11.6
+    assert round(flops_per_char(SHAPES["B"]) / 1e6, 1) == 40.5
+
+
+def _row(shape, ours, theirs=None):
+    row = {"shape": shape, "symlstm_chars_per_sec": ours, "symlstm_gflops": ours * 1e-5}
+    if theirs:
+        row.update(torch_chars_per_sec=theirs, torch_gflops=theirs * 1e-5, ratio=ours / theirs)
+    return row
+
+
+def test_table_shows_ratios_and_both_allocators():
+    r = {"machine": "m", "backend": "jax", "pytensor": "3", "blas": "x", "gemm_peak_gflops": 1.0,
+         "allocator": "tuned", "train": [_row("A", 100.0, 200.0)], "train_system_malloc": [_row("A", 50.0, 100.0)]}
+    table = format_table(r)
+    assert "A     tuned" in table and "A     glibc" in table
+    assert table.count("0.50") == 2
+
+
+def test_table_says_when_torch_is_missing():
+    r = {"machine": "m", "backend": "jax", "pytensor": "3", "blas": "x", "gemm_peak_gflops": 1.0,
+         "allocator": "glibc defaults", "train": [_row("B", 100.0)]}
+    assert "(torch not installed)" in format_table(r)
+
+
+_FAULTS = """
+import ctypes, resource
+import symlstm.compiled as c
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+size = 100 << 20  # above glibc's mmap threshold; plain malloc, as XLA's buffers (NumPy asks for huge pages)
+p = libc.malloc(size); ctypes.memset(p, 1, size); libc.free(p)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+p = libc.malloc(size); ctypes.memset(p, 1, size)
+print(c.ALLOCATOR["tuned"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_tuned_allocator_reuses_freed_pages():
+    def run(env):
+        out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        return out[0], int(out[1])
+    env = {k: v for k, v in os.environ.items() if k != "SYMLSTM_SYSTEM_MALLOC"}
+    tuned, faults_tuned = run(env)
+    system, faults_system = run({**env, "SYMLSTM_SYSTEM_MALLOC": "1"})
+    assert (tuned, system) == ("True", "False")
+    assert faults_system > 20_000  # 100 MB of fresh 4 KiB pages
+    assert faults_tuned < 2_000    # the same pages again
