@@ -106,9 +106,20 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
     return out
 
 
-def sample_speed(shape: str, batch: int, length: int = 200, backend: str = "jax", with_torch: bool = True) -> dict:
-    """chars/s generating `length` characters per row: the compiled scan, the step function in a
-    Python loop, and PyTorch's step loop (multinomial sampling)."""
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def sample_speed(shape: str, batch: int, length: int = 200, backend: str = "jax", with_torch: bool = True,
+                 repeats: int = 5) -> dict:
+    """chars/s generating `length` characters per row (median of `repeats` calls after one more):
+    the compiled scan, the step function in a Python loop, and PyTorch's step loop (multinomial
+    sampling)."""
     s = SHAPES[shape]
     m = _symlstm(s, backend)
     rng = np.random.default_rng(0)
@@ -117,9 +128,7 @@ def sample_speed(shape: str, batch: int, length: int = 200, backend: str = "jax"
     noise = -np.log(-np.log(rng.random((length, batch, s["V"])).clip(1e-12, 1 - 1e-7))).astype(np.float32)
     banned = np.zeros(s["V"], np.float32)
     m.generate(first, h, c, noise, 1.0, banned)  # compile
-    t0 = time.perf_counter()
-    m.generate(first, h, c, noise, 1.0, banned)
-    scan_t = time.perf_counter() - t0
+    scan_t = _median_time(lambda: m.generate(first, h, c, noise, 1.0, banned), repeats)
 
     def step_loop():
         tok, hh, cc = first.copy(), h, c
@@ -127,9 +136,7 @@ def sample_speed(shape: str, batch: int, length: int = 200, backend: str = "jax"
             logp, hh, cc = m.step(tok, hh, cc)
             tok = np.argmax(logp + noise[_], axis=1).astype(np.int32)
     step_loop()
-    t0 = time.perf_counter()
-    step_loop()
-    step_t = time.perf_counter() - t0
+    step_t = _median_time(step_loop, repeats)
     out = {"shape": shape, "batch": batch, "length": length,
            "scan_chars_per_sec": batch * length / scan_t, "step_chars_per_sec": batch * length / step_t}
     if with_torch:
@@ -141,9 +148,7 @@ def sample_speed(shape: str, batch: int, length: int = 200, backend: str = "jax"
                     logits, state = net(tok, state)
                     tok = torch.multinomial(torch.softmax(logits[0], -1), 1).T
             torch_loop()
-            t0 = time.perf_counter()
-            torch_loop()
-            out["torch_chars_per_sec"] = batch * length / (time.perf_counter() - t0)
+            out["torch_chars_per_sec"] = batch * length / _median_time(torch_loop, repeats)
         out["scan_ratio"] = out["scan_chars_per_sec"] / out["torch_chars_per_sec"]
     return out
 
@@ -179,7 +184,7 @@ print(t1 - t0, time.perf_counter() - t1)
 def _child(code: str, env: dict) -> str:
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip().splitlines()[-1])
+        raise RuntimeError((proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1])
     return proc.stdout.strip().splitlines()[-1]
 
 
@@ -262,9 +267,8 @@ def format_table(r: dict) -> str:
         lines.append(f"start to the end of the first training step, shape B (fresh interpreter each): "
                      f"cold {r['cold_start_sec']:.1f} s, warm {r['warm_start_sec']:.1f} s, "
                      f"of which the step itself {r['step_sec']:.1f} s")
-    lines += ["", "training (forward + backward + SGD), float32, median step; malloc: "
-              "tuned = symlstm's setting (compiled._tune_allocator, both libraries share it), "
-              "glibc = left as it is",
+    lines += ["", "training (forward + backward + SGD), float32, median step",
+              "malloc: tuned = symlstm's allocator setting, in force for both libraries; glibc = untouched",
               f"{'shape':<6}{'malloc':<8}{'symlstm chars/s':>16}{'GFLOP/s':>9}{'PyTorch chars/s':>17}{'GFLOP/s':>9}"
               f"{'ratio':>7}"]
     rows = [(t, "tuned" if r.get("allocator") == "tuned" else "glibc") for t in r["train"]]

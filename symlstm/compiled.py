@@ -79,10 +79,10 @@ _tune_allocator()  # at import: threads that allocate before it keep arenas of t
 
 
 def get_mode(backend: str):
-    """PyTensor's mode name for a backend, with the process set up for it (first call only):
-    no creation tracebacks on graph nodes (recording one per node took
-    half of the time to build the training graph; set PYTENSOR_FLAGS=traceback__limit=8 to get
-    them back when debugging a graph) and, for JAX, the patches and cache in _patch_jax."""
+    """PyTensor's mode name for a backend, with the process set up for it: no creation tracebacks
+    on graph nodes (recording one per node took half of the time to build the training graph;
+    PYTENSOR_FLAGS=traceback__limit=8 brings them back for debugging a graph) and, for JAX, the
+    patches and the cache of _patch_jax."""
     if backend not in MODES:
         raise ValueError(f"model.backend: unknown backend {backend!r}; choose one of {', '.join(MODES)}")
     if "traceback__limit" not in os.environ.get("PYTENSOR_FLAGS", ""):
