@@ -221,7 +221,8 @@ def backend_info(backend: str) -> dict:
     info = {"backend": backend, "pytensor": pytensor.__version__}
     if backend == "jax":
         import jax
-        info["blas"] = f"XLA CPU (Eigen) via jax {jax.__version__}, {jax.device_count()} device(s)"
+        info["blas"] = (f"none: XLA's own CPU kernels (YNNPACK, Eigen) via jax {jax.__version__}, "
+                        f"{jax.device_count()} device(s)")
     else:
         info["blas"] = pytensor.config.blas__ldflags or "none found: NumPy C-API fallback"
     return info
