@@ -264,6 +264,9 @@ def machine() -> str:
 def format_table(r: dict) -> str:
     lines = [f"machine: {r['machine']}", f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
              f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"]
+    if not r.get("torch", True):
+        lines.append("PyTorch: not run (not installed, or --no-torch); for its columns: .venv/bin/pip install "
+                     "torch --index-url https://download.pytorch.org/whl/cpu")
     if "cold_start_sec" in r:
         lines.append(f"start to the end of the first training step, shape B (fresh interpreter each): "
                      f"cold {r['cold_start_sec']:.1f} s, warm {r['warm_start_sec']:.1f} s, "

@@ -32,8 +32,10 @@ def test_table_shows_ratios_and_both_allocators():
 
 def test_table_says_when_torch_is_missing():
     r = {"machine": "m", "backend": "jax", "pytensor": "3", "blas": "x", "gemm_peak_gflops": 1.0,
-         "allocator": "glibc defaults", "train": [_row("B", 100.0)]}
-    assert "(torch not installed)" in format_table(r)
+         "allocator": "glibc defaults", "torch": False, "train": [_row("B", 100.0)]}
+    table = format_table(r)
+    assert "(torch not installed)" in table
+    assert "pip install torch" in table
 
 
 _FAULTS = """
