@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .compiled import ALLOCATOR, compile_model
+from .compiled import ALLOCATOR_TUNED, compile_model
 from .config import ModelConfig, TrainConfig
 from .model import init_params
 
@@ -241,8 +241,8 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
         result.update(start_times(backend))
     result["gemm_peak_gflops"] = gemm_peak()
     result["train"] = [train_speed(k, steps, backend, with_torch) for k in SHAPES]
-    result["allocator"] = "tuned" if ALLOCATOR["tuned"] else "glibc defaults"
-    if system_malloc and ALLOCATOR["tuned"]:
+    result["allocator"] = "tuned" if ALLOCATOR_TUNED else "glibc"
+    if system_malloc and ALLOCATOR_TUNED:
         result["train_system_malloc"] = train_speed_system_malloc(steps, backend, with_torch)
     if sampling:
         result["sample"] = [sample_speed("A", b, backend=backend, with_torch=with_torch) for b in (1, 32)]
@@ -275,7 +275,7 @@ def format_table(r: dict) -> str:
               "malloc: tuned = symlstm's allocator setting, in force for both libraries; glibc = untouched",
               f"{'shape':<6}{'malloc':<8}{'symlstm chars/s':>16}{'GFLOP/s':>9}{'PyTorch chars/s':>17}{'GFLOP/s':>9}"
               f"{'ratio':>7}"]
-    rows = [(t, "tuned" if r.get("allocator") == "tuned" else "glibc") for t in r["train"]]
+    rows = [(t, r.get("allocator", "glibc")) for t in r["train"]]
     rows += [(t, "glibc") for t in r.get("train_system_malloc", [])]
     for t, malloc in sorted(rows, key=lambda row: row[0]["shape"]):
         torch_part = (f"{t['torch_chars_per_sec']:>17.0f}{t['torch_gflops']:>9.0f}{t['ratio']:>7.2f}"

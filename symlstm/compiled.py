@@ -50,10 +50,7 @@ def _patch_jax():
     elemwise._symlstm_patched = True
 
 
-ALLOCATOR = {"tuned": None}  # what _tune_allocator did, for `symlstm bench` to report
-
-
-def _tune_allocator():
+def _tune_allocator() -> bool:
     """Keep freed memory in the process instead of handing it back to the kernel (glibc only).
 
     glibc serves every allocation above 32 MB (and, in a worker thread's arena, above 64 MB) with a
@@ -64,18 +61,16 @@ def _tune_allocator():
     leave malloc alone. This is a process-wide setting, made when this module is imported (before
     JAX starts its threads): PyTorch in the same process gains from it too.
     """
-    if ALLOCATOR["tuned"] is not None:
-        return
-    ALLOCATOR["tuned"] = False
     if os.environ.get("SYMLSTM_SYSTEM_MALLOC") or platform.libc_ver()[0] != "glibc":
-        return
+        return False
     libc = ctypes.CDLL(None)
     M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # <malloc.h>
-    ALLOCATOR["tuned"] = all(libc.mallopt(param, value) == 1 for param, value in
-                             ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
+    return all(libc.mallopt(param, value) == 1 for param, value in
+               ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
 
 
-_tune_allocator()  # at import: threads that allocate before it keep arenas of their own (XLA's pool)
+# At import: threads that allocate before it keep arenas of their own (XLA's pool). Reported by bench.
+ALLOCATOR_TUNED = _tune_allocator()
 
 
 def get_mode(backend: str):

@@ -32,7 +32,7 @@ def test_table_shows_ratios_and_both_allocators():
 
 def test_table_says_when_torch_is_missing():
     r = {"machine": "m", "backend": "jax", "pytensor": "3", "blas": "x", "gemm_peak_gflops": 1.0,
-         "allocator": "glibc defaults", "torch": False, "train": [_row("B", 100.0)]}
+         "allocator": "glibc", "torch": False, "train": [_row("B", 100.0)]}
     table = format_table(r)
     assert "(torch not installed)" in table
     assert "pip install torch" in table
@@ -48,7 +48,7 @@ size = 100 << 20  # above glibc's mmap threshold; plain malloc, as XLA's buffers
 p = libc.malloc(size); ctypes.memset(p, 1, size); libc.free(p)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 p = libc.malloc(size); ctypes.memset(p, 1, size)
-print(c.ALLOCATOR["tuned"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(c.ALLOCATOR_TUNED, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
