@@ -6,6 +6,8 @@ one token stream cut into B rows that continue from one batch to the next (trunc
 """
 import numpy as np
 
+from .errors import InputError
+
 
 def _pad(seqs, batch_size, dtype, multiple=1):
     """Pad rows to the longest (rounded up to a multiple) and, if batch_size is given, add empty
@@ -58,7 +60,7 @@ def stream_batches(seqs, batch_size: int, seq_length: int, dtype="float32", offs
     ids = np.concatenate(seqs)[offset:]
     per_row = (len(ids) - 1) // batch_size
     if per_row < 1:
-        raise ValueError(f"stream of {len(ids)} tokens is too short for {batch_size} rows")
+        raise InputError(f"a stream of {len(ids)} tokens is too short for {batch_size} rows (data.batch_size)")
     data = ids[:per_row * batch_size + 1]
     xs = data[:-1].reshape(batch_size, per_row)
     ys = data[1:].reshape(batch_size, per_row)

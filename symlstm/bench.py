@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from .compiled import ALLOCATOR_TUNED, compile_model
+from .compiled import compile_model
+from .runtime import ALLOCATOR_TUNED
 from .config import ModelConfig, TrainConfig
 from .model import init_params
 

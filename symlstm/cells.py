@@ -10,9 +10,17 @@ Shapes (row vectors): xw_t and hu_tm1 (B, G*H), mask_t (B,), h_tm1 and c_tm1 (B,
 """
 import pytensor.tensor as pt
 
-# Gate blocks per cell, in the order they sit in the columns of W, U and b.
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-GATE_ORDER = {"lstm": "i, f, g, o", "gru": "r, z, n", "rnn": "h"}
+# The one home of the gate layout: each cell's gate blocks, in the order they sit in the columns
+# of W, U and b (block k is columns k*H … (k+1)*H - 1). Initialisation (the forget-gate bias) and
+# gradient flow (the mean forget gate) find a gate's columns through `gate_columns`.
+GATE_LAYOUT = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",)}
+GATES = {cell: len(blocks) for cell, blocks in GATE_LAYOUT.items()}  # G, blocks per cell
+
+
+def gate_columns(cell: str, gate: str, H: int) -> slice:
+    """The columns of W, U and b that feed `gate` of `cell`, e.g. the LSTM forget gate: H … 2H-1."""
+    k = GATE_LAYOUT[cell].index(gate)
+    return slice(k * H, (k + 1) * H)
 
 
 def _blocks(z, n, h):

@@ -1,10 +1,12 @@
-"""HDF5 checkpoints, written atomically (temporary file, fsync, rename).
+"""HDF5 checkpoints, written atomically (temporary file, fsync, rename), and `load_model`, which
+turns one into a compiled model for sampling and evaluation (so those never import the training loop).
 
 Layout (version 1): attrs format, version, config (JSON), step, epoch, best_valid_loss; dataset
 `vocab` (UTF-8 strings, index = token id); group `params` (embedding, layer{l}/W|U|b, output/W|b);
 group `optimizer` (state named `<param>.<slot>`, and `t` for Adam); group `rng` (attr `state`, the
 JSON of NumPy's bit-generator states); attr `extra` (JSON: data order, metrics).
 """
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -13,12 +15,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .compiled import compile_model
+from .config import ConfigError, from_dict
+from .errors import UserError
+from .vocab import Vocab, VocabError
+
 FORMAT = "symlstm-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
-    pass
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that is missing, unreadable, foreign or of another version."""
 
 
 @dataclass
@@ -80,7 +87,8 @@ def load(path) -> Checkpoint:
     """Read a checkpoint; a missing, corrupt, foreign or wrong-version file is a CheckpointError."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: checkpoint not found; train a model first "
+                              "(`make train` writes runs/poems/best.h5)")
     try:
         f = h5py.File(path, "r")
     except OSError:
@@ -105,3 +113,16 @@ def load(path) -> Checkpoint:
             )
         except (KeyError, ValueError) as err:
             raise CheckpointError(f"{path}: damaged checkpoint ({err})") from None
+
+
+def load_model(path, backend: str | None = None):
+    """(CompiledModel, Vocab, Config) from a checkpoint, ready for sampling and evaluation;
+    `backend` overrides the one the checkpoint was trained with."""
+    state = load(path)
+    try:
+        cfg = from_dict(state.config, source=f"{path} (its config)")
+        vocab = Vocab(state.vocab)
+    except (ConfigError, VocabError) as err:
+        raise CheckpointError(f"{path}: written by another version of symlstm? {err}") from None
+    mcfg = cfg.model if backend is None else dataclasses.replace(cfg.model, backend=backend)
+    return compile_model(state.params, mcfg, cfg.train), vocab, cfg

@@ -1,14 +1,12 @@
-"""Compiling the model's graphs into callable functions, and the backend they run on.
+"""Compiling the model's graphs into callable functions (the process set-up for a backend is
+`runtime.py`).
 
 `compile_model` is the one choke point where `pytensor.function` is called (in the build_*
 helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draws dropout masks
 from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
 function per input shape, since JAX compiles for static shapes (a few seconds each).
 """
-import ctypes
 import functools
-import os
-import platform
 
 import numpy as np
 import pytensor
@@ -16,75 +14,10 @@ import pytensor.tensor as pt
 
 from . import model as M
 from . import optim
-from . import xent
 from .config import ModelConfig, TrainConfig
-
-MODES = {"jax": "JAX", "c": "CVM", "numba": "NUMBA"}
-SPECIAL_IDS = {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
-
-
-def _patch_jax():
-    """PyTensor 3.0.7's JAX reductions return their accumulator dtype (float64 for a float32 sum),
-    which silently turns float32 parameters into float64 after one update; cast to the output type."""
-    from pytensor.link.jax.dispatch import jax_funcify
-    from pytensor.link.jax.dispatch import elemwise
-    from pytensor.tensor.elemwise import CAReduce
-
-    if getattr(elemwise, "_symlstm_patched", False):
-        return
-    import jax
-
-    # XLA's persistent cache: a second process with the same shapes skips XLA compilation.
-    cache = os.environ.get("SYMLSTM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symlstm", "jax")
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    original = elemwise.jax_funcify_CAReduce
-
-    @jax_funcify.register(CAReduce)
-    def careduce_output_dtype(op, node=None, **kwargs):
-        fn = original(op, node=node, **kwargs)
-        dtype = node.outputs[0].dtype
-        return lambda x: fn(x).astype(dtype)
-
-    xent.register_jax()
-    elemwise._symlstm_patched = True
-
-
-def _tune_allocator() -> bool:
-    """Keep freed memory in the process instead of handing it back to the kernel (glibc only).
-
-    glibc serves every allocation above 32 MB (and, in a worker thread's arena, above 64 MB) with a
-    fresh mmap and unmaps it on free. A training step's buffers are that large (XLA's temporary
-    arena is 176 MB at shape A of `make bench`), so every step paid about 44,000 page faults
-    (0.09 s of kernel time on the 0.19 s step). One arena, no mmap and no trimming make the pages
-    stay mapped and be reused: measured 191 -> 157 ms per step. Set SYMLSTM_SYSTEM_MALLOC=1 to
-    leave malloc alone. This is a process-wide setting, made when this module is imported (before
-    JAX starts its threads): PyTorch in the same process gains from it too.
-    """
-    if os.environ.get("SYMLSTM_SYSTEM_MALLOC") or platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL(None)
-    M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # <malloc.h>
-    return all(libc.mallopt(param, value) == 1 for param, value in
-               ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
-
-
-# At import: threads that allocate before it keep arenas of their own (XLA's pool). Reported by bench.
-ALLOCATOR_TUNED = _tune_allocator()
-
-
-def get_mode(backend: str):
-    """PyTensor's mode name for a backend, with the process set up for it: no creation tracebacks
-    on graph nodes (recording one per node took half of the time to build the training graph;
-    PYTENSOR_FLAGS=traceback__limit=8 brings them back for debugging a graph) and, for JAX, the
-    patches and the cache of _patch_jax."""
-    if backend not in MODES:
-        raise ValueError(f"model.backend: unknown backend {backend!r}; choose one of {', '.join(MODES)}")
-    if "traceback__limit" not in os.environ.get("PYTENSOR_FLAGS", ""):
-        pytensor.config.traceback__limit = 0
-    if backend == "jax":
-        _patch_jax()
-    return MODES[backend]
+from .errors import InputError
+from .runtime import get_mode
+from .vocab import EOS, PAD
 
 
 def batch_inputs(cfg, static):
@@ -146,7 +79,7 @@ def build_generate_fn(params, cfg: ModelConfig, mode, static=None):
     inv_t = pt.scalar("inv_temperature", dtype=cfg.dtype)
     banned = pt.vector("banned", dtype=cfg.dtype)
     tokens, h1, c1 = M.generate_scan(params, cfg, first, h, c, noise, inv_t, banned,
-                                     SPECIAL_IDS["eos"], SPECIAL_IDS["pad"])
+                                     EOS, PAD)
     return pytensor.function([first, h, c, noise, inv_t, banned], [tokens, h1, c1], mode=mode, name="generate")
 
 
@@ -179,26 +112,26 @@ class CompiledModel:
 
     def _check(self, name, a, kind, shape):
         if not isinstance(a, np.ndarray):
-            raise TypeError(f"{name}: expected a NumPy array, got {type(a).__name__}")
+            raise InputError(f"{name}: expected a NumPy array, got {type(a).__name__}")
         if kind == "int":
             if a.dtype.kind not in "iu":
-                raise TypeError(f"{name}: expected an integer array of token ids, got dtype {a.dtype}")
+                raise InputError(f"{name}: expected an integer array of token ids, got dtype {a.dtype}")
             if a.size and (a.min() < 0 or a.max() >= self.vocab_size):
-                raise ValueError(f"{name}: token ids must lie in [0, {self.vocab_size}), got {a.min()}..{a.max()}")
+                raise InputError(f"{name}: token ids must lie in [0, {self.vocab_size}), got {a.min()}..{a.max()}")
             a = a.astype(np.int32, copy=False)
         elif a.dtype != self.cfg.dtype:
-            raise TypeError(f"{name}: expected dtype {self.cfg.dtype} (the model's), got {a.dtype}; "
+            raise InputError(f"{name}: expected dtype {self.cfg.dtype} (the model's), got {a.dtype}; "
                             f"use .astype('{self.cfg.dtype}')")
         if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
             want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
-            raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
+            raise InputError(f"{name}: expected shape {want}, got {a.shape}")
         return a
 
     def _check_batch(self, x, y, mask, h0, c0):
         x = self._check("x", x, "int", (None, None))
         T, B = x.shape
         if T == 0 or B == 0:
-            raise ValueError(f"x: empty batch of shape {x.shape}")
+            raise InputError(f"x: empty batch of shape {x.shape}")
         L, H = self.cfg.num_layers, self.cfg.hidden
         return (x, self._check("y", y, "int", (T, B)), self._check("mask", mask, "float", (T, B)),
                 self._check("h0", h0, "float", (L, B, H)), self._check("c0", c0, "float", (L, B, H)))

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import yaml
 
+from .errors import UserError
+from .forms import FORM_GROUPS, FORMS, LOST_MARKS
+from .runtime import BACKENDS
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A user mistake in a config file or an override."""
 
 
@@ -35,7 +39,7 @@ class DataConfig:
     path: str = "data/tang_quatrains.txt"  # corpus file or glob, relative to the config's project root
     format: str = "lines"  # lines (one poem per line) | json (chinese-poetry files) | text (one stream)
     min_count: int = 1  # characters seen fewer times become <unk>
-    drop_marks: str = "□○●■"  # poems holding any of these lost-character marks are dropped
+    drop_marks: str = LOST_MARKS  # poems holding any of these lost-character marks are dropped
     min_length: int = 0  # drop poems shorter than this many characters (0: no limit)
     max_length: int = 0  # drop poems longer than this many characters (0: no limit)
     form: str = "any"  # keep only this form: any | jueju | wujue | qijue | lvshi | wulv | qilv
@@ -66,7 +70,7 @@ class TrainConfig:
     max_epochs: int = 10  # stop after this many epochs
     max_steps: int = 0  # stop after this many steps (0: no limit)
     time_budget: float = 0.0  # stop after this many seconds of training (0: no limit)
-    eval_every: int = 200  # validate (and checkpoint) every this many steps, and at each epoch's end
+    eval_every: int = 200  # validate (and checkpoint) every this many steps, and when the run ends
     patience: int = 0  # early stopping: validations without improvement before stopping (0: off)
     seed: int = 1234  # seeds initialization, shuffling and dropout
     num_samples: int = 3  # samples printed at each validation
@@ -92,9 +96,9 @@ CHOICES = {
     ("model", "cell"): ("lstm", "gru", "rnn"),
     ("model", "init"): ("uniform", "xavier", "orthogonal"),
     ("model", "dtype"): ("float32", "float64"),
-    ("model", "backend"): ("jax", "c", "numba"),
+    ("model", "backend"): tuple(BACKENDS),
     ("data", "format"): ("lines", "json", "text"),
-    ("data", "form"): ("any", "jueju", "wujue", "qijue", "lvshi", "wulv", "qilv"),
+    ("data", "form"): ("any", *FORM_GROUPS, *FORMS),
     ("data", "mode"): ("poem", "stream"),
     ("train", "optimizer"): ("sgd", "momentum", "adam", "rmsprop", "adadelta"),
     ("train", "schedule"): ("constant", "step", "cosine"),

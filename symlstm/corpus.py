@@ -1,6 +1,7 @@
-"""The corpus: loading poems, normalising them, the vocabulary, splits and the HDF5 cache.
+"""The corpus: loading poems, normalising them, splits, encoding and the HDF5 cache.
 
-Owns everything between files on disk and encoded int32 token arrays. It knows nothing of batches
+Owns everything between files on disk and encoded int32 token arrays (the vocabulary itself is
+`vocab.py`, the poem forms `forms.py`). It knows nothing of batches
 (`batching.py`) or models. Errors are `CorpusError`s naming the file and the problem.
 """
 import glob
@@ -14,37 +15,15 @@ import h5py
 import numpy as np
 
 from .config import DataConfig
+from .errors import UserError
+from .forms import matches_form
+from .vocab import Vocab, unk_rate
 
-SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
-PAD, UNK, BOS, EOS = range(4)
 CACHE_VERSION = 1
 
-_CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
 
-
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A problem with the corpus files or settings, naming the file and the problem."""
-
-
-def form_of(text: str) -> str | None:
-    """'wujue' / 'qijue' / 'wulv' / 'qilv' when the text is 4 or 8 lines of 5 or 7 CJK characters,
-    each ending in ，or 。; else None."""
-    for n in (5, 7):
-        m = re.fullmatch(rf"(?:{_CJK}{{{n}}}[，。])+", text)
-        if not m:
-            continue
-        lines = len(text) // (n + 1)
-        if lines in (4, 8):
-            return {(5, 4): "wujue", (7, 4): "qijue", (5, 8): "wulv", (7, 8): "qilv"}[(n, lines)]
-    return None
-
-
-def matches_form(text: str, form: str) -> bool:
-    if form == "any":
-        return True
-    got = form_of(text)
-    return got is not None and (got == form or (form == "jueju" and got in ("wujue", "qijue"))
-                                or (form == "lvshi" and got in ("wulv", "qilv")))
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -65,6 +44,17 @@ def read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise CorpusError(f"{path}: not UTF-8 at byte offset {err.start}") from None
+
+
+def read_poems(path) -> list[str]:
+    """Non-empty lines of a UTF-8 file, one poem each (the poems a user gives to score or check)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: file not found")
+    poems = [line.strip() for line in read_text(path).splitlines() if line.strip()]
+    if not poems:
+        raise CorpusError(f"{path}: no poems in this file (it is empty)")
+    return poems
 
 
 def load_raw(cfg: DataConfig, root: Path) -> list[str]:
@@ -116,55 +106,6 @@ def normalize(poems: list[str], cfg: DataConfig, source: str = "corpus") -> tupl
     unique = list(dict.fromkeys(out))
     removed["duplicates"] = len(out) - len(unique)
     return unique, removed
-
-
-# -- vocabulary -----------------------------------------------------------------------------------
-class Vocab:
-    """Token ids: <pad>=0, <unk>=1, <bos>=2, <eos>=3, then characters in sorted order."""
-
-    def __init__(self, itos):
-        self.itos = list(itos)
-        if tuple(self.itos[:4]) != SPECIALS:
-            raise CorpusError(f"vocabulary must start with {SPECIALS}, got {tuple(self.itos[:4])}")
-        self.stoi = {s: i for i, s in enumerate(self.itos)}
-
-    @classmethod
-    def build(cls, poems, min_count: int = 1) -> "Vocab":
-        counts = {}
-        for p in poems:
-            for ch in p:
-                counts[ch] = counts.get(ch, 0) + 1
-        return cls(list(SPECIALS) + sorted(ch for ch, n in counts.items() if n >= min_count))
-
-    def __len__(self):
-        return len(self.itos)
-
-    def __eq__(self, other):
-        return isinstance(other, Vocab) and self.itos == other.itos
-
-    def encode(self, text: str, bos: bool = True, eos: bool = True) -> np.ndarray:
-        ids = [self.stoi.get(ch, UNK) for ch in text]
-        return np.array(([BOS] if bos else []) + ids + ([EOS] if eos else []), dtype=np.int32)
-
-    def decode(self, ids) -> str:
-        """Characters only: special tokens are dropped, decoding stops at <eos>."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == EOS:
-                break
-            if i >= len(SPECIALS):
-                out.append(self.itos[i])
-        return "".join(out)
-
-    def unknown(self, text: str) -> list[str]:
-        """Characters of text outside the vocabulary, in order of first appearance."""
-        return list(dict.fromkeys(ch for ch in text if ch not in self.stoi or self.stoi[ch] < len(SPECIALS)))
-
-
-def unk_rate(encoded: list[np.ndarray]) -> float:
-    chars = sum(max(0, len(e) - 2) for e in encoded)
-    return sum(int((e == UNK).sum()) for e in encoded) / max(chars, 1)
 
 
 # -- splits ---------------------------------------------------------------------------------------

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus import BOS, EOS, PAD, SPECIALS, UNK, Vocab
-from .verse import FORMS as FORM_SHAPES  # form -> (characters per line, lines)
+from .errors import UserError
+from .forms import FORMS, LINE_ENDS, PUNCT, poem_length
 from .verse import QUATRAIN, Lexicon, ToneConstraint
+from .vocab import BOS, EOS, Vocab
 
-PUNCT = "，。！？；：、"
 
-
-class DecodeError(ValueError):
-    pass
+class DecodeError(UserError, ValueError):
+    """Decoding options that cannot be met, naming the option."""
 
 
 @dataclass(frozen=True)
@@ -28,9 +27,9 @@ class SampleOptions:
     prime: str = ""
     argmax: bool = False
     temperature: float = 1.0
-    top_k: int = 0  # 0: off
-    top_p: float = 1.0  # 1: off
-    beam: int = 0  # 0: off
+    top_k: int = 0  # sample among the k likeliest characters; 0: off
+    top_p: float = 1.0  # sample among the likeliest characters holding this much probability; 1: off
+    beam: int = 0  # beam search of this width; 0: off (sampling)
     acrostic: str = ""
     form: str = ""  # "" | wujue | qijue | wulv | qilv
     tones: str = "off"  # off | strict | loose (with a form)
@@ -45,13 +44,13 @@ class SampleOptions:
         if not self.temperature > 0:
             raise DecodeError(f"--temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:
-            raise DecodeError(f"--top-k must be at least 1, got {self.top_k}")
+            raise DecodeError(f"--top-k must be 0 (off) or at least 1, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise DecodeError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.beam < 0:
-            raise DecodeError(f"--beam must be at least 1, got {self.beam}")
-        if self.form and self.form not in FORM_SHAPES:
-            raise DecodeError(f"--form {self.form!r}: choose one of {', '.join(FORM_SHAPES)}")
+            raise DecodeError(f"--beam must be 0 (off) or at least 1, got {self.beam}")
+        if self.form and self.form not in FORMS:
+            raise DecodeError(f"--form {self.form!r}: choose one of {', '.join(FORMS)}")
         if self.beam and (self.argmax or self.top_k or self.top_p < 1 or self.temperature != 1.0):
             raise DecodeError("--beam searches for the likeliest poems: it does not combine with "
                               "--argmax, --temperature, --top-k or --top-p")
@@ -71,7 +70,7 @@ class SampleOptions:
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
         if self.form:
-            n, lines = FORM_SHAPES[self.form]
+            n, lines = FORMS[self.form]
             if len(self.acrostic) > lines:
                 raise DecodeError(f"--acrostic has {len(self.acrostic)} characters but a {self.form} has {lines} lines")
             allowed = FormConstraint(vocab, self.form, self.acrostic, self.tone_rule(vocab))
@@ -104,15 +103,14 @@ class FormConstraint:
 
     def __init__(self, vocab: Vocab, form: str = "", acrostic: str = "", tones=None):
         self.vocab, self.form, self.acrostic, self.tones = vocab, form, acrostic, tones
-        V = len(vocab)
-        self.base = np.ones(V, bool)
-        self.base[[PAD, UNK, BOS]] = False
+        self.base = np.ones(len(vocab), bool)
+        self.base[[i for i in vocab.special_ids if i != EOS]] = False  # <eos> ends the poem; the rest never appear
         self.punct_ids = {ch: vocab.stoi[ch] for ch in PUNCT if ch in vocab.stoi}
         self.chars = self.base.copy()
         self.chars[EOS] = False
         self.chars[list(self.punct_ids.values())] = False
         self.chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
-        if form and not {"，", "。"} <= set(self.punct_ids):
+        if form and not set(LINE_ENDS) <= set(self.punct_ids):
             raise DecodeError("the vocabulary lacks ，or 。: forms cannot be enforced with this model")
 
     def _only(self, token: int) -> np.ndarray:
@@ -122,13 +120,13 @@ class FormConstraint:
 
     def mask(self, text: str) -> np.ndarray:
         if self.form:
-            n, lines = FORM_SHAPES[self.form]
+            n, lines = FORMS[self.form]
             pos = len(text)
             if pos >= lines * (n + 1):
                 return self._only(EOS)
             line, col = divmod(pos, n + 1)
             if col == n:
-                return self._only(self.punct_ids["，。"[line % 2]])
+                return self._only(self.punct_ids[LINE_ENDS[line % 2]])
             allowed = self.chars
             if col == 0 and line < len(self.acrostic):
                 allowed = self._only(self.vocab.stoi[self.acrostic[line]])
@@ -148,7 +146,7 @@ class FormConstraint:
 
 
 def unsatisfiable(text: str, opts: SampleOptions) -> str:
-    n = FORM_SHAPES[opts.form][0] if opts.form else 0
+    n = FORMS[opts.form][0] if opts.form else 0
     where = f" (line {len(text) // (n + 1) + 1}, character {len(text) % (n + 1) + 1})" if n else ""
     rules = [r for r, on in (("--form " + opts.form, opts.form), ("--acrostic " + opts.acrostic, opts.acrostic),
                              ("--tones " + opts.tones, opts.tones != "off"), ("--pattern " + opts.pattern, opts.pattern),
@@ -182,7 +180,7 @@ class Sampler:
     def __init__(self, compiled, vocab: Vocab):
         self.m, self.vocab = compiled, vocab
         self.banned = np.zeros(len(vocab), compiled.cfg.dtype)
-        self.banned[[PAD, UNK, BOS]] = 1
+        self.banned[[i for i in vocab.special_ids if i != EOS]] = 1
 
     def _primed(self, prime: str, rows: int):
         """Feed <bos> + prime to every row; returns (last token, h, c, log-probs after prime)."""
@@ -217,7 +215,7 @@ class Sampler:
         texts = [opts.prime] * opts.num
         done = np.zeros(opts.num, bool)
         scores = np.zeros(opts.num)
-        limit = opts.max_length if not opts.form else FORM_SHAPES[opts.form][1] * (FORM_SHAPES[opts.form][0] + 1)
+        limit = opts.max_length if not opts.form else poem_length(opts.form)
         for _ in range(limit + 1 - len(opts.prime)):
             logp, h, c = self.m.step(tok, h, c)
             for b in np.flatnonzero(~done):
@@ -247,7 +245,7 @@ class Sampler:
                                               pattern=opts.pattern, rhyme=opts.rhyme))[0]
         rule = FormConstraint(self.vocab, opts.form, opts.acrostic, opts.tone_rule(self.vocab))
         K = opts.beam
-        limit = opts.max_length if not opts.form else FORM_SHAPES[opts.form][1] * (FORM_SHAPES[opts.form][0] + 1)
+        limit = opts.max_length if not opts.form else poem_length(opts.form)
         tok, h, c = self._primed(opts.prime, 1)
         beams = [(0.0, opts.prime)]  # (summed log-prob, text)
         finished = [(greedy["score"], greedy["text"])]

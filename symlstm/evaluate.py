@@ -1,27 +1,46 @@
 """Exact evaluation: summed NLL over every predicted token divided by their count.
 
 Each poem is scored as `<bos> c1 … cn <eos>`; the predicted tokens are c1 … cn and <eos>. The
-result does not depend on the batch size (padding enters neither sum nor count).
+result does not depend on the batch size (padding enters neither sum nor count). `nll_sum` is the
+one loop over batches: `evaluate` and the training loop's validation both use it.
 """
 import math
 
 import numpy as np
 
-from .batching import poem_batches
-from .corpus import Vocab, unk_rate
+from .batching import poem_batches, stream_batches
+from .corpus import CorpusError, load_corpus
+from .errors import InputError
+from .vocab import Vocab, unk_rate
+
+
+def nll_sum(compiled, batches, carry: bool = False) -> tuple[float, float]:
+    """(summed NLL in nats, predicted-token count) over (x, y, mask) batches. carry=True passes the
+    final states of one batch on to the next (stream windows); else every batch starts from zero."""
+    total = count = 0.0
+    state = None
+    for x, y, mask in batches:
+        if state is None or not carry:
+            state = compiled.zero_state(x.shape[1])
+        t, n, *state = compiled.evaluate(x, y, mask, *state)
+        total, count = total + t, count + n
+    return total, count
+
+
+def stream_eval_batches(seqs, batch_size: int, seq_length: int, dtype="float32"):
+    """Stream windows for scoring a split that may be shorter than batch_size × seq_length: fewer
+    rows, then shorter windows, so that every split of two tokens or more is scored."""
+    tokens = sum(len(s) for s in seqs)
+    rows = max(1, min(batch_size, (tokens - 1) // seq_length))
+    return stream_batches(seqs, rows, min(seq_length, (tokens - 1) // rows), dtype)
 
 
 def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:
     """Metrics of encoded sequences: poems, tokens, unk_rate, nll_per_token (nats), perplexity,
     bits_per_char (bits per predicted token)."""
     if not seqs:
-        raise ValueError("nothing to evaluate: no poems")
-    total = count = 0.0
-    for x, y, mask in poem_batches(seqs, batch_size, dtype=compiled.cfg.dtype):
-        h0, c0 = compiled.zero_state(x.shape[1])
-        t, n, _, _ = compiled.evaluate(x, y, mask, h0, c0)
-        total += t
-        count += n
+        raise InputError("nothing to evaluate: no poems")
+    total, count = nll_sum(compiled, poem_batches(seqs, batch_size, dtype=compiled.cfg.dtype))
     nll = total / count
     return {"poems": len(seqs), "tokens": int(round(count)), "unk_rate": unk_rate(seqs),
             "nll_per_token": nll, "perplexity": math.exp(nll), "bits_per_char": nll / math.log(2)}
@@ -30,3 +49,13 @@ def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:
 def evaluate_texts(compiled, vocab: Vocab, texts: list[str], batch_size: int = 32) -> dict:
     """evaluate() on raw poems (one string each), encoded with the model's vocabulary."""
     return evaluate(compiled, [vocab.encode(t) for t in texts], batch_size)
+
+
+def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_size: int = 32, warn=print) -> dict:
+    """evaluate() on a split of the corpus a checkpoint was trained on (its data config), which
+    must still have the checkpoint's vocabulary."""
+    corpus = load_corpus(data_cfg, root, warn=warn)
+    if corpus.vocab != vocab:
+        raise CorpusError(f"{data_cfg.path}: the corpus vocabulary differs from the checkpoint's; "
+                          "use --text FILE to score other poems")
+    return evaluate(compiled, corpus.splits[split], batch_size)

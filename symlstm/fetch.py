@@ -11,16 +11,16 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .corpus import form_of
+from .errors import UserError
+from .forms import LOST_MARKS, form_of
 
 PACKAGE = "chinese-poetry"
 VERSION = "2.0.1"
 INTEGRITY = "sha512-KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg=="
-LOST_MARKS = "□○●■"
 
 
-class FetchError(RuntimeError):
-    pass
+class FetchError(UserError, RuntimeError):
+    """`make data` could not fetch or verify the package (npm missing, registry unreachable, checksum)."""
 
 
 def fetch_tarball(dest_dir: Path) -> Path:

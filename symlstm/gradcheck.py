@@ -10,7 +10,8 @@ import pytensor
 import pytensor.tensor as pt
 
 from . import model as M
-from .compiled import batch_inputs, get_mode
+from .compiled import batch_inputs
+from .runtime import get_mode
 from .config import ModelConfig
 
 TOLERANCE = 1e-6
@@ -77,8 +78,8 @@ def gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, length
             diff = abs(analytic - numeric)
             abs_err = max(abs_err, diff)
             rel_err = max(rel_err, diff / max(abs(analytic) + abs(numeric), 1e-8))
-        rows.append({"parameter": name, "shape": list(shape), "entries": len(all_idx),
-                     "max_abs_error": abs_err, "max_rel_error": rel_err, "passed": rel_err <= TOLERANCE})
+        rows.append({"parameter": name, "shape": list(shape), "entries": len(all_idx), "max_abs_error": float(abs_err),
+                     "max_rel_error": float(rel_err), "passed": bool(rel_err <= TOLERANCE)})
     return rows
 
 

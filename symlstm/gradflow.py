@@ -11,10 +11,13 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from . import checkpoint as ckpt_io
 from . import model as M
-from .cells import STEPS
-from .compiled import get_mode
-from .config import ModelConfig
+from .cells import STEPS, gate_columns
+from .config import ModelConfig, from_dict
+from .corpus import CorpusError, load_corpus
+from .errors import InputError
+from .runtime import get_mode
 
 
 def _probed_top_layer(params, cfg: ModelConfig, x, h0, c0, probe_h, probe_c):
@@ -53,9 +56,11 @@ def build_gradflow_fn(params, cfg: ModelConfig, T: int, B: int):
     logits = pt.dot(hs[-1], params["output/W"]) + params["output/b"]  # (B, V): the last step only
     loss_T = M.token_nll(logits, y[-1]).mean()
     g_h, g_c = pytensor.grad(loss_T, [probe_h, probe_c], disconnected_inputs="ignore")  # (T, B, H) each
-    H = cfg.hidden
-    forget = (pt.sigmoid(xw[..., H:2 * H] + pt.dot(h_prev, U[:, H:2 * H])).mean() if cfg.cell == "lstm"
-              else pt.constant(np.nan, dtype=cfg.dtype))
+    if cfg.cell == "lstm":
+        f = gate_columns("lstm", "f", cfg.hidden)
+        forget = pt.sigmoid(xw[..., f] + pt.dot(h_prev, U[:, f])).mean()
+    else:
+        forget = pt.constant(np.nan, dtype=cfg.dtype)
     fn = pytensor.function([x, y, probe_h, probe_c],
                            [pt.sqrt((g_h ** 2).sum(-1)), pt.sqrt((g_c ** 2).sum(-1)), loss_T, forget],
                            mode=get_mode(cfg.backend), name="gradflow", on_unused_input="ignore")
@@ -132,11 +137,37 @@ def corpus_windows(seqs, length: int, batch: int, seed: int = 0):
     """x, y (length, batch): windows of the concatenated encoded poems at seeded random offsets."""
     stream = np.concatenate(seqs)
     if len(stream) <= length + 1:
-        raise ValueError(f"the corpus stream ({len(stream)} tokens) is shorter than --length {length}")
+        raise InputError(f"the corpus stream ({len(stream)} tokens) is shorter than --length {length}")
     starts = np.random.default_rng(seed).integers(0, len(stream) - length - 1, batch)
     x = np.stack([stream[s:s + length] for s in starts], axis=1)
     y = np.stack([stream[s + 1:s + length + 1] for s in starts], axis=1)
     return x.astype(np.int32), y.astype(np.int32)
+
+
+def prepare(cfg, root, checkpoint: str | None = None, cells=("rnn", "gru", "lstm"), random: bool = False,
+            length: int = 101, batch: int = 16, seed: int = 0):
+    """What `symlstm gradflow` measures: ([(label, ModelConfig, params)], x, y). With a checkpoint,
+    its trained model (and its config, `cfg` ignored); else fresh models of each cell in `cells`
+    with cfg's sizes. x, y (length, batch) come from the config's training split, or are random ids."""
+    state = ckpt_io.load(checkpoint) if checkpoint else None
+    if state:
+        cfg = from_dict(state.config, source=checkpoint)
+    if random:
+        vocab_size = len(state.vocab) if state else 200
+        x, y = random_windows(vocab_size, length, batch, seed)
+    else:
+        corpus = load_corpus(cfg.data, root)
+        if state and corpus.vocab.itos != state.vocab:
+            raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; use --random")
+        vocab_size = len(corpus.vocab)
+        x, y = corpus_windows(corpus.splits["train"], length, batch, seed)
+    if state:
+        return [(f"trained {cfg.model.cell}", cfg.model, state.params)], x, y
+    models = []
+    for cell in cells:
+        mcfg = dataclasses.replace(cfg.model, cell=cell, dropout=0.0)
+        models.append((f"untrained {cell}", mcfg, M.init_params(vocab_size, mcfg, seed)))
+    return models, x, y
 
 
 def random_windows(vocab_size: int, length: int, batch: int, seed: int = 0):

@@ -9,7 +9,8 @@ from pytensor.graph.traversal import io_toposort
 from pytensor.scan.op import Scan
 
 from .cells import GATES, STEPS
-from .compiled import build_train_fn, get_mode, train_graph
+from .compiled import build_train_fn, train_graph
+from .runtime import get_mode
 from .config import ModelConfig, TrainConfig
 from . import model as M
 from . import optim

@@ -11,7 +11,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from .cells import GATES, STEPS
+from .cells import GATES, STEPS, gate_columns
 from .config import ModelConfig
 from .xent import softmax_cross_entropy
 
@@ -57,9 +57,9 @@ def init_params(vocab_size: int, cfg: ModelConfig, seed: int = 0) -> dict[str, n
             value = rng.uniform(-limit, limit, size=shape)
         params[name] = value
     if cfg.cell == "lstm":
-        H = cfg.hidden
+        forget = gate_columns("lstm", "f", cfg.hidden)
         for layer in range(cfg.num_layers):
-            params[f"layer{layer}/b"][H:2 * H] = cfg.forget_bias
+            params[f"layer{layer}/b"][forget] = cfg.forget_bias
     return {k: v.astype(cfg.dtype) for k, v in params.items()}
 
 

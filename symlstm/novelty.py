@@ -7,11 +7,13 @@ import re
 
 import numpy as np
 
+from .forms import PUNCT, split_lines
+
 
 class NoveltyIndex:
     def __init__(self, train_texts: list[str]):
         self.blob = "\n" + "\n".join(train_texts) + "\n"
-        self.lines = {l for t in train_texts for l in re.split(r"[，。！？；\n]", t) if l}
+        self.lines = {l for t in train_texts for l in re.split(f"[{PUNCT}\n]", t) if l}
         self.grams = {t[i:i + 4] for t in train_texts for i in range(len(t) - 3)}
 
     def longest_shared(self, text: str) -> str:
@@ -28,7 +30,7 @@ class NoveltyIndex:
     def report(self, text: str) -> dict:
         """longest_shared (characters), shared_text, verbatim_lines (share of the poem's lines found
         in training), novel_4grams (share of its 4-grams absent from training)."""
-        lines = [l for l in re.split(r"[，。！？；]", text) if l]
+        lines = split_lines(text)
         grams = [text[i:i + 4] for i in range(len(text) - 3)]
         shared = self.longest_shared(text)
         return {"longest_shared": len(shared), "shared_text": shared,

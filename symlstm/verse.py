@@ -10,19 +10,20 @@ followed by its 不入韻 form. Names say what the form's own first line does: p
 character 平) and -rhyme (首句入韻, the first line rhymes).
 """
 import functools
+import glob
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .forms import FORMS, LINE_ENDS, PUNCT, form_of, split_lines
 
 PING, ZE = "平", "仄"
 DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "data" / "pingshui.json"
 FIVE = {"A": "仄仄平平仄", "B": "平平仄仄平", "C": "平平平仄仄", "D": "仄仄仄平平"}
 QUATRAIN = {"zeqi": "ABCD", "zeqi-rhyme": "DBCD", "pingqi": "CDAB", "pingqi-rhyme": "BDAB"}
 UNRHYMED = {"zeqi": "zeqi", "zeqi-rhyme": "zeqi", "pingqi": "pingqi", "pingqi-rhyme": "pingqi"}
-FORMS = {"wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}
 
 
 class Lexicon:
@@ -81,10 +82,6 @@ def loose_columns(n: int) -> tuple:
     return (1, 3) if n == 5 else (1, 3, 5)
 
 
-def split_lines(text: str) -> list[str]:
-    return [l for l in re.split(r"[，。！？；]", text) if l]
-
-
 @dataclass
 class Verdict:
     form: str | None
@@ -121,8 +118,6 @@ def check_rhyme(lines: list[str], rhyme_at: list[int], lex: Lexicon) -> tuple[bo
 
 def check_verse(text: str, lex: Lexicon) -> Verdict:
     """Form, nearest standard pattern, tone mismatches (二四六 must match: the loose rule), rhyme."""
-    from .corpus import form_of
-
     form = form_of(text)
     if form is None:
         return Verdict(form=None, rhyme_note="not 4 or 8 lines of 5 or 7 characters")
@@ -206,7 +201,7 @@ class ToneConstraint:
         everything = np.ones(len(vocab), bool)
         if line >= self.lines or col == self.n:
             return everything  # punctuation or <eos>: the form constraint decides
-        lines = split_lines(text) + ([""] if not text or text[-1] in "，。" else [])
+        lines = split_lines(text) + ([""] if not text or text[-1] in LINE_ENDS else [])
         done = lines[:-1]
         out = np.zeros(len(vocab), bool)
         for name in self.names:
@@ -225,7 +220,7 @@ def known_tones(text: str, lex: Lexicon) -> str:
     out = ""
     for ch in text:
         t = lex.tone(ch)
-        out += ch if ch in "，。" else ("±" if len(t) == 2 else (next(iter(t)) if t else "?"))
+        out += ch if ch in PUNCT else ("±" if len(t) == 2 else (next(iter(t)) if t else "?"))
     return out
 
 
@@ -261,7 +256,7 @@ def coverage(poems: list[str], lex: Lexicon) -> dict:
     counts = {}
     for p in poems:
         for ch in p:
-            if ch not in "，。！？；":
+            if ch not in PUNCT:
                 counts[ch] = counts.get(ch, 0) + 1
     known = [ch for ch in counts if ch in lex.tones]
     tokens = sum(counts.values())
@@ -269,3 +264,33 @@ def coverage(poems: list[str], lex: Lexicon) -> dict:
             "character_coverage": len(known) / max(len(counts), 1),
             "token_coverage": sum(counts[ch] for ch in known) / max(tokens, 1),
             "polyphonic_token_share": sum(counts[ch] for ch in known if len(lex.tone(ch)) == 2) / max(tokens, 1)}
+
+
+def summarize(verdicts: list[Verdict]) -> dict:
+    """Pass rates over the poems in a regulated form: poems, regulated_form, tones_pass, rhyme_pass,
+    both_pass (shares of the regulated ones)."""
+    forms = [v for v in verdicts if v.form]
+    n = max(len(forms), 1)
+    return {"poems": len(verdicts), "regulated_form": len(forms),
+            "tones_pass": sum(v.tones_ok for v in forms) / n, "rhyme_pass": sum(v.rhyme_ok for v in forms) / n,
+            "both_pass": sum(v.passed for v in forms) / n}
+
+
+def verdict_row(text: str, v: Verdict) -> dict:
+    """A verdict as a JSON-ready dict (the `--json` rows of check-verse)."""
+    return {"text": text, "form": v.form, "pattern": v.label, "tones": v.marks, "strict_mismatches": v.strict_mismatches,
+            "loose_mismatches": v.loose_mismatches, "tones_ok": v.tones_ok, "rhyme_ok": v.rhyme_ok,
+            "rhyme": v.rhyme_note}
+
+
+def load_strains(full_dir) -> tuple[dict, dict] | None:
+    """chinese-poetry's tone annotations as written by `make data`: (text -> poem id, poem id ->
+    lines of 平/仄), or None when full_dir lacks tang_ids.json or strains/."""
+    full = Path(full_dir)
+    if not ((full / "tang_ids.json").is_file() and (full / "strains").is_dir()):
+        return None
+    ids = json.loads((full / "tang_ids.json").read_text(encoding="utf-8"))
+    strains = {}
+    for f in sorted(glob.glob(str(full / "strains" / "poet.tang.*.json"))):
+        strains.update({e["id"]: e["strains"] for e in json.loads(Path(f).read_text(encoding="utf-8"))})
+    return ids, strains

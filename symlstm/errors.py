@@ -1,0 +1,15 @@
+"""The one base class of the mistakes a user can make, as opposed to bugs.
+
+Every module that checks user input (a config, a corpus file, a checkpoint, decoding options, the
+arrays handed to a compiled model) raises a subclass of `UserError` naming the file, key or value.
+The CLI prints those as one line with exit code 2; anything else is a bug and keeps its traceback.
+The subclasses also derive from ValueError, so callers of the Python API may catch either.
+"""
+
+
+class UserError(Exception):
+    """A mistake in what the user gave: printed as one line by the CLI (exit code 2)."""
+
+
+class InputError(UserError, ValueError):
+    """Arrays or options handed to the Python API that do not fit (shape, dtype, token ids, sizes)."""

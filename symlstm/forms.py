@@ -1,0 +1,43 @@
+"""The shapes of poems: the regulated forms, their line lengths, the punctuation, lost-character marks.
+
+One home for these facts; the corpus filters, the verse checker, the decoding constraints and
+`make data` all read them from here. Nothing here knows tones or rhyme (`verse.py`).
+"""
+import re
+
+FORMS = {"wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}  # form -> (characters per line, lines)
+FORM_NAMES = {"wujue": "五絕", "qijue": "七絕", "wulv": "五律", "qilv": "七律"}
+FORM_GROUPS = {"jueju": ("wujue", "qijue"), "lvshi": ("wulv", "qilv")}  # data.form may name a group
+LINE_ENDS = "，。"  # a regulated poem's lines end in ，and 。 alternately
+PUNCT = "，。！？；：、"  # every punctuation mark a poem may hold; never part of a line
+LOST_MARKS = "□○●■"  # the corpus marks a lost character with one of these
+
+CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
+_SPLIT = re.compile(f"[{PUNCT}]")
+
+
+def form_of(text: str) -> str | None:
+    """'wujue' / 'qijue' / 'wulv' / 'qilv' when the text is 4 or 8 lines of 5 or 7 CJK characters,
+    each ending in ，or 。; else None."""
+    for form, (n, lines) in FORMS.items():
+        if len(text) == lines * (n + 1) and re.fullmatch(rf"(?:{CJK}{{{n}}}[{LINE_ENDS}])+", text):
+            return form
+    return None
+
+
+def matches_form(text: str, form: str) -> bool:
+    """Whether text is of `form`: 'any', a form of FORMS, or a group of FORM_GROUPS."""
+    if form == "any":
+        return True
+    return form_of(text) in FORM_GROUPS.get(form, (form,))
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a poem, without their punctuation."""
+    return [line for line in _SPLIT.split(text) if line]
+
+
+def poem_length(form: str) -> int:
+    """Characters of a poem of `form`, punctuation included."""
+    n, lines = FORMS[form]
+    return lines * (n + 1)

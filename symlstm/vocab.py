@@ -1,0 +1,71 @@
+"""The vocabulary: the special tokens and their ids, and characters <-> token ids.
+
+The one home of the special ids (the model, the batches, the sampler and the checkpoints all read
+them here). Ids 0-3 are fixed; tokens spelled `<...>` are special wherever they sit, so control
+tokens added later (a form token such as `<wujue>`) follow the same rules as these four: never
+emitted as text, never counted as characters.
+"""
+import numpy as np
+
+from .errors import UserError
+
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
+PAD, UNK, BOS, EOS = range(len(SPECIALS))
+
+
+class VocabError(UserError, ValueError):
+    """A vocabulary that does not have the layout this version reads."""
+
+
+def is_special(token: str) -> bool:
+    return len(token) > 2 and token[0] == "<" and token[-1] == ">"
+
+
+class Vocab:
+    """Token ids: <pad>=0, <unk>=1, <bos>=2, <eos>=3, then characters in sorted order."""
+
+    def __init__(self, itos):
+        self.itos = list(itos)
+        if tuple(self.itos[:len(SPECIALS)]) != SPECIALS:
+            raise VocabError(f"vocabulary must start with {SPECIALS}, got {tuple(self.itos[:len(SPECIALS)])}")
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+        self.special_ids = [i for i, s in enumerate(self.itos) if is_special(s)]
+
+    @classmethod
+    def build(cls, poems, min_count: int = 1) -> "Vocab":
+        counts = {}
+        for p in poems:
+            for ch in p:
+                counts[ch] = counts.get(ch, 0) + 1
+        return cls(list(SPECIALS) + sorted(ch for ch, n in counts.items() if n >= min_count))
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __eq__(self, other):
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def encode(self, text: str, bos: bool = True, eos: bool = True) -> np.ndarray:
+        ids = [self.stoi.get(ch, UNK) for ch in text]
+        return np.array(([BOS] if bos else []) + ids + ([EOS] if eos else []), dtype=np.int32)
+
+    def decode(self, ids) -> str:
+        """Characters only: special tokens are dropped, decoding stops at <eos>."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if not is_special(self.itos[i]):
+                out.append(self.itos[i])
+        return "".join(out)
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of text outside the vocabulary, in order of first appearance."""
+        return list(dict.fromkeys(ch for ch in text if ch not in self.stoi))
+
+
+def unk_rate(encoded: list[np.ndarray]) -> float:
+    """Share of <unk> among the characters of encoded <bos> … <eos> sequences."""
+    chars = sum(max(0, len(e) - 2) for e in encoded)
+    return sum(int((e == UNK).sum()) for e in encoded) / max(chars, 1)
