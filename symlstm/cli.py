@@ -1,19 +1,18 @@
 """The `symlstm` command: parses arguments, calls the library, prints. Nothing else.
 
-User mistakes (config, corpus, checkpoint, decoding options, bad arguments) become one line on
-stderr and exit code 2; a failed check exits 1.
+User mistakes (every `errors.UserError`: config, corpus, checkpoint, decoding options, bad
+arguments) become one line on stderr and exit code 2; a failed check exits 1. Anything else is a
+bug and shows its traceback.
 """
 import argparse
 import json
 import sys
+from importlib import metadata
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-from .config import ConfigError
-from .corpus import CorpusError
-from .decode import DecodeError
-
-USER_ERRORS = (ConfigError, CorpusError, CheckpointError, DecodeError, FileNotFoundError, ValueError, TypeError)
+from .errors import UserError
+from .forms import FORMS
+from .runtime import BACKENDS
 
 
 def _root() -> Path:
@@ -22,20 +21,6 @@ def _root() -> Path:
 
 def _warn(message: str):
     print(message, file=sys.stderr)
-
-
-def _read_poems(path) -> list[str]:
-    """Non-empty lines of a UTF-8 file, one poem each."""
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: file not found")
-    try:
-        poems = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"{path}: not UTF-8 at byte offset {err.start}") from None
-    if not poems:
-        raise CorpusError(f"{path}: no poems in this file (it is empty)")
-    return poems
 
 
 def _print_dict(d: dict, as_json: bool, width: int):
@@ -48,22 +33,16 @@ def _print_dict(d: dict, as_json: bool, width: int):
 
 def cmd_train(args):
     from .config import load_config
-    from .train import TrainingError, train
-    from . import checkpoint as ckpt_io
+    from .train import train
 
-    try:
-        if args.resume:
-            saved = ckpt_io.load(Path(args.resume) / "last.h5").config if (Path(args.resume) / "last.h5").is_file() else None
-            cfg = load_config(raw=saved, overrides=args.set) if saved else None
-            train(cfg, args.resume, _root(), resume=True, progress=not args.no_progress)
-        else:
-            if not args.config:
-                raise ConfigError("train: give --config FILE (or --resume RUN_DIR)")
-            cfg = load_config(args.config, args.set)
-            out = args.out or f"runs/{cfg.name}"
-            train(cfg, out, _root(), overwrite=args.overwrite, progress=not args.no_progress)
-    except TrainingError as err:
-        raise ConfigError(str(err)) from None
+    progress = not args.no_progress
+    if args.resume:
+        train(None, args.resume, _root(), resume=True, overrides=args.set, progress=progress)
+        return 0
+    if not args.config:
+        raise UserError("train: give --config FILE (or --resume RUN_DIR)")
+    cfg = load_config(args.config, args.set)
+    train(cfg, args.out or f"runs/{cfg.name}", _root(), overwrite=args.overwrite, progress=progress)
     return 0
 
 
@@ -78,7 +57,7 @@ def _sample_options(args):
 
 def _novelty_index(cfg, vocab, quiet=False):
     """The training split's novelty index, or None (with a note) when the corpus is not at hand."""
-    from .corpus import load_corpus
+    from .corpus import CorpusError, load_corpus
     from .novelty import NoveltyIndex
 
     try:
@@ -92,7 +71,7 @@ def _novelty_index(cfg, vocab, quiet=False):
 
 def cmd_sample(args):
     from .decode import Sampler
-    from .train import load_model
+    from .checkpoint import load_model
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
@@ -116,12 +95,12 @@ def cmd_sample(args):
 def cmd_novelty(args):
     from .decode import Sampler
     from .novelty import summarize
-    from .train import load_model
+    from .checkpoint import load_model
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     index = _novelty_index(cfg, vocab)
     if index is None:
-        raise CorpusError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
+        raise UserError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
     _print_dict(summarize([index.report(p["text"]) for p in poems]), args.json, 26)
     return 0
@@ -129,62 +108,52 @@ def cmd_novelty(args):
 
 def cmd_check_verse(args):
     from .config import load_config
-    from .corpus import load_corpus
-    from .verse import Lexicon, check_verse, known_tones
+    from .corpus import load_corpus, read_poems
+    from .verse import Lexicon, check_verse, known_tones, summarize, verdict_row
 
     if args.split:
         cfg = load_config(args.config) if args.config else load_config()
         poems = load_corpus(cfg.data, _root(), warn=_warn).texts[args.split]
     elif args.file:
-        poems = _read_poems(args.file)
+        poems = read_poems(args.file)
     elif args.text:
         poems = [args.text.strip()]
     else:
-        raise ConfigError("check-verse: give a poem, --file F or --split NAME")
+        raise UserError("check-verse: give a poem, --file F or --split NAME")
     lex = Lexicon.load()
     verdicts = [check_verse(p, lex) for p in poems]
-    forms = [v for v in verdicts if v.form]
-    summary = {"poems": len(poems), "regulated_form": len(forms),
-               "tones_pass": sum(v.tones_ok for v in forms) / max(len(forms), 1),
-               "rhyme_pass": sum(v.rhyme_ok for v in forms) / max(len(forms), 1),
-               "both_pass": sum(v.passed for v in forms) / max(len(forms), 1)}
+    summary = summarize(verdicts)
+    shown = len(poems) <= args.list
     if args.json:
-        rows = [{"text": p, "form": v.form, "pattern": v.label, "tones": v.marks, "strict_mismatches": v.strict_mismatches,
-                 "loose_mismatches": v.loose_mismatches, "tones_ok": v.tones_ok, "rhyme_ok": v.rhyme_ok,
-                 "rhyme": v.rhyme_note} for p, v in zip(poems, verdicts)]
-        print(json.dumps({"summary": summary, "poems": rows if len(poems) <= args.list else []}, ensure_ascii=False, indent=1))
+        rows = [verdict_row(p, v) for p, v in zip(poems, verdicts)] if shown else []
+        print(json.dumps({"summary": summary, "poems": rows}, ensure_ascii=False, indent=1))
         return 0
-    if len(poems) <= args.list:
-        for p, v in zip(poems, verdicts):
-            print(p)
-            if not v.form:
-                print(f"  not a regulated form: {v.rhyme_note}")
-                continue
-            print(f"  {v.form}, nearest pattern {v.label}; tones {'pass' if v.tones_ok else 'FAIL'} "
-                  f"({v.loose_mismatches} mismatches at 二四六, {v.strict_mismatches} in all); "
-                  f"rhyme {'pass' if v.rhyme_ok else 'FAIL'} ({v.rhyme_note})")
-            print(f"  poem     {known_tones(p, lex)}")
-            print(f"  pattern  {'，'.join(v.expected)}")
-            print(f"  marked   {'，'.join(v.marks)}   (× = a mismatch at 二四六)")
+    for p, v in zip(poems, verdicts) if shown else ():
+        print(p)
+        if not v.form:
+            print(f"  not a regulated form: {v.rhyme_note}")
+            continue
+        print(f"  {v.form}, nearest pattern {v.label}; tones {'pass' if v.tones_ok else 'FAIL'} "
+              f"({v.loose_mismatches} mismatches at 二四六, {v.strict_mismatches} in all); "
+              f"rhyme {'pass' if v.rhyme_ok else 'FAIL'} ({v.rhyme_note})")
+        print(f"  poem     {known_tones(p, lex)}")
+        print(f"  pattern  {'，'.join(v.expected)}")
+        print(f"  marked   {'，'.join(v.marks)}   (× = a mismatch at 二四六)")
     print(f"{summary['poems']} poems, {summary['regulated_form']} in a regulated form: tones pass "
           f"{summary['tones_pass']:.1%}, rhyme pass {summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}")
     return 0
 
 
 def cmd_eval(args):
-    from .corpus import load_corpus
-    from .evaluate import evaluate, evaluate_texts
-    from .train import load_model
+    from .checkpoint import load_model
+    from .corpus import read_poems
+    from .evaluate import evaluate_split, evaluate_texts
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     if args.text:
-        result = evaluate_texts(compiled, vocab, _read_poems(args.text), args.batch_size)
+        result = evaluate_texts(compiled, vocab, read_poems(args.text), args.batch_size)
     else:
-        corpus = load_corpus(cfg.data, _root(), warn=_warn)
-        if corpus.vocab != vocab:
-            raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; "
-                              "use --text FILE to score other poems")
-        result = evaluate(compiled, corpus.splits[args.split], args.batch_size)
+        result = evaluate_split(compiled, vocab, cfg.data, args.split, _root(), args.batch_size, warn=_warn)
     _print_dict(result, args.json, 14)
     return 0
 
@@ -225,17 +194,14 @@ def cmd_gradcheck(args):
 def cmd_plot(args):
     from .train import plot_metrics
 
-    print(plot_metrics(args.run_dir))
+    print(plot_metrics(Path(args.run_dir)))
     return 0
 
 
 def cmd_data(args):
-    from .fetch import FetchError, make_data
+    from .fetch import make_data
 
-    try:
-        counts = make_data(Path(args.out))
-    except FetchError as err:
-        raise CorpusError(str(err)) from None
+    counts = make_data(Path(args.out))
     for name, n in counts.items():
         print(f"{Path(args.out) / (name + '.txt')}: {n} poems")
     return 0
@@ -252,42 +218,18 @@ def cmd_bench(args):
 
 
 def cmd_gradflow(args):
-    import dataclasses
-
     import numpy as np
 
-    from . import checkpoint as ckpt_io
-    from .config import from_dict, load_config
-    from .corpus import load_corpus
-    from .gradflow import corpus_windows, gradient_flow, plot, random_windows, summary_row, write_csv
-    from .model import init_params
+    from .config import load_config
+    from .gradflow import gradient_flow, plot, prepare, summary_row, write_csv
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    state = ckpt_io.load(args.checkpoint) if args.checkpoint else None
-    if state:
-        cfg = from_dict(state.config, source=args.checkpoint)
-    else:
-        cfg = load_config(args.config, args.set) if args.config else load_config(
-            raw={"model": {"hidden": args.hidden, "embedding": args.embedding}}, overrides=args.set)
-    if args.random:
-        vocab_size = len(state.vocab) if state else 200
-        x, y = random_windows(vocab_size, args.length, args.batch, args.seed)
-    else:
-        corpus = load_corpus(cfg.data, _root(), warn=_warn)
-        if state and corpus.vocab.itos != state.vocab:
-            raise CorpusError(f"{cfg.data.path}: the corpus vocabulary differs from the checkpoint's; use --random")
-        vocab_size = len(corpus.vocab)
-        x, y = corpus_windows(corpus.splits["train"], args.length, args.batch, args.seed)
-    if state:
-        models = [(f"trained {cfg.model.cell}", cfg.model, state.params)]
-    else:
-        models = [(f"untrained {cell.strip()}", dataclasses.replace(cfg.model, cell=cell.strip(), dropout=0.0))
-                  for cell in args.cells.split(",")]
-        models = [(label, m, init_params(vocab_size, m, args.seed)) for label, m in models]
-    results = []
-    for label, mcfg, params in models:
-        results.append({**gradient_flow(params, mcfg, x, y), "label": label})
+    cfg = load_config(args.config, args.set) if args.config else load_config(
+        raw={"model": {"hidden": args.hidden, "embedding": args.embedding}}, overrides=args.set)
+    models, x, y = prepare(cfg, _root(), args.checkpoint, [c.strip() for c in args.cells.split(",")],
+                           args.random, args.length, args.batch, args.seed)
+    results = [{**gradient_flow(params, mcfg, x, y), "label": label} for label, mcfg, params in models]
     write_csv(results, out / "gradflow.csv")
     plot(results, out / "gradflow.png")
     print(f"{'model':<18}{'|dL/dh| d=1':>13}{'d=10':>11}{'d=50':>11}{'d=100':>11}{'decay/step':>12}{'forget gate':>13}")
@@ -319,30 +261,25 @@ def cmd_graph(args):
         try:
             print(f"wrote {draw_svg(r['function'], args.svg)}")
         except RuntimeError as err:
-            raise ConfigError(str(err)) from None
+            raise UserError(str(err)) from None
     return 0
 
 
 def cmd_lexicon(args):
-    import glob
-
     from .config import load_config
     from .corpus import load_corpus
-    from .verse import Lexicon, coverage, strains_agreement
+    from .verse import Lexicon, coverage, load_strains, strains_agreement
 
     cfg = load_config(args.config) if args.config else load_config()
     poems = sum(load_corpus(cfg.data, _root(), warn=_warn).texts.values(), [])
     lex = Lexicon.load()
     result = {"coverage": coverage(poems, lex)}
-    full = Path(args.full)
-    if (full / "tang_ids.json").is_file() and (full / "strains").is_dir():
-        ids = json.loads((full / "tang_ids.json").read_text(encoding="utf-8"))
-        strains = {}
-        for f in sorted(glob.glob(str(full / "strains" / "poet.tang.*.json"))):
-            strains.update({e["id"]: e["strains"] for e in json.loads(Path(f).read_text(encoding="utf-8"))})
-        result["strains"] = strains_agreement(poems, ids, strains, lex)
+    strains = load_strains(args.full)
+    if strains is None:
+        print(f"note: no strains cross-check: run `make data` first ({Path(args.full) / 'strains'} missing)",
+              file=sys.stderr)
     else:
-        print(f"note: no strains cross-check: run `make data` first ({full / 'strains'} missing)", file=sys.stderr)
+        result["strains"] = strains_agreement(poems, *strains, lex)
     print(json.dumps(result, indent=1) if args.json else
           "\n".join(f"{group}.{k}: {v:.4g}" if isinstance(v, float) else f"{group}.{k}: {v}"
                     for group, d in result.items() for k, v in d.items()))
@@ -351,6 +288,7 @@ def cmd_lexicon(args):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
+    p.add_argument("--version", action="version", version=f"symlstm {metadata.version('symlstm')}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
@@ -370,15 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--prime", default="", help="text to continue")
         s.add_argument("--argmax", action="store_true", help="greedy: always the likeliest character")
         s.add_argument("--temperature", type=float, default=1.0)
-        s.add_argument("--top-k", type=int, default=0)
-        s.add_argument("--top-p", type=float, default=1.0)
-        s.add_argument("--beam", type=int, default=0, help="beam search of this width")
+        s.add_argument("--top-k", type=int, default=0,
+                       help="sample among the K likeliest characters only (0, the default: off)")
+        s.add_argument("--top-p", type=float, default=1.0,
+                       help="sample among the likeliest characters that hold this much probability (nucleus "
+                            "sampling; 1, the default: off)")
+        s.add_argument("--beam", type=int, default=0,
+                       help="beam search of this width for the likeliest poems (0, the default: off)")
         s.add_argument("--acrostic", default="", help="line i starts with the i-th character (藏頭詩)")
-        s.add_argument("--form", choices=["wujue", "qijue", "wulv", "qilv"])
+        s.add_argument("--form", choices=list(FORMS))
         s.add_argument("--tones", default="off", choices=["off", "strict", "loose"], help="enforce 平仄 (with --form)")
         s.add_argument("--pattern", default="", help="zeqi | zeqi-rhyme | pingqi | pingqi-rhyme (with --tones)")
         s.add_argument("--rhyme", default="", help="a character naming the rhyme group (with --form)")
-        s.add_argument("--backend", choices=["jax", "c", "numba"])
+        s.add_argument("--backend", choices=list(BACKENDS))
         s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("sample", help="generate poems from a checkpoint")
@@ -405,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--text", help="one poem per line")
     src.add_argument("--split", choices=["train", "valid", "test"])
     e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--backend", choices=["jax", "c", "numba"])
+    e.add_argument("--backend", choices=list(BACKENDS))
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
@@ -414,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--set", action="append", default=[])
     g.add_argument("--vocab-size", type=int, default=50)
     g.add_argument("--max-entries", type=int, default=40, help="entries checked per tensor (sampled beyond)")
-    g.add_argument("--backend", default="jax", choices=["jax", "c", "numba"])
+    g.add_argument("--backend", default="jax", choices=list(BACKENDS))
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_gradcheck)
 
@@ -423,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plot)
 
     b = sub.add_parser("bench", help="training and sampling chars/s against PyTorch")
-    b.add_argument("--backend", default="jax", choices=["jax", "c", "numba"])
+    b.add_argument("--backend", default="jax", choices=list(BACKENDS))
     b.add_argument("--steps", type=int, default=20, help="timed steps per shape (after 3 warm-up steps)")
     b.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     b.add_argument("--no-sampling", action="store_true")
@@ -469,7 +411,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as err:
+    except UserError as err:
         print(f"symlstm {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,9 +1,13 @@
 """The training loop: batches -> train_step -> validate -> checkpoint, with metrics and samples.
 
 Never builds graphs (it calls `compile_model`). Data order is a function of (seed, epoch), and the
-dropout generator and optimizer state live in the checkpoint, so `--resume` continues exactly.
+dropout generator, the optimizer state and the `RunState` live in the checkpoint, so `--resume`
+continues exactly. A run validates every `eval_every` steps and once more when it ends; it checks
+what it can before the first step, and whatever ends it, it saves what it trained.
 """
+import collections
 import csv
+import dataclasses
 import math
 import signal
 import time
@@ -15,9 +19,11 @@ from tqdm import tqdm
 from . import checkpoint as ckpt_io
 from .batching import padding_fraction, poem_batches, stream_batches
 from .compiled import compile_model
-from .config import Config, from_dict
-from .corpus import Corpus, Vocab, load_corpus
+from .config import Config, load_config
+from .corpus import Corpus, load_corpus
 from .decode import sample_poems
+from .errors import UserError
+from .evaluate import nll_sum, stream_eval_batches
 from .model import init_params
 from .novelty import NoveltyIndex
 from .optim import learning_rate
@@ -26,13 +32,29 @@ METRICS = ["step", "epoch", "train_loss", "valid_loss", "valid_perplexity", "lea
            "grad_norm", "chars_per_sec", "elapsed_sec"]
 
 
-class TrainingError(RuntimeError):
-    pass
+class TrainingError(UserError, RuntimeError):
+    """A run that cannot start or go on, with what to change."""
+
+
+class NonFiniteLoss(TrainingError):
+    """The loss became NaN or infinite: the run stops without saving the broken parameters."""
 
 
 def say(message: str):
     """The default log: one line, flushed at once (runs are often watched through a pipe)."""
     print(message, flush=True)
+
+
+@dataclasses.dataclass
+class RunState:
+    """Where a run stands; saved in every checkpoint (`extra`) so that a resume picks it up."""
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0  # 0-based epoch of the next batch
+    batch_in_epoch: int = 0  # index of the next batch within the epoch
+    elapsed_sec: float = 0.0  # seconds spent in training steps (what time_budget counts)
+    best_valid_loss: float = float("inf")
+    bad_validations: int = 0  # validations since the best one (what patience counts)
+    valid_loss: float | None = None  # the latest validation's
 
 
 def epoch_batches(cfg: Config, corpus: Corpus, epoch: int):
@@ -46,23 +68,35 @@ def epoch_batches(cfg: Config, corpus: Corpus, epoch: int):
                              multiple=d.length_multiple))
 
 
-def validate(compiled, cfg: Config, seqs) -> float:
-    """Mean NLL per token (nats) over a split."""
+def validation_loss(compiled, cfg: Config, seqs) -> float:
+    """Mean NLL per token (nats) over a split; a stream shorter than one batch is scored with the
+    rows it has."""
     d = cfg.data
-    total = count = 0.0
     if d.mode == "stream":
-        h, c = compiled.zero_state(d.batch_size)
-        batches = stream_batches(seqs, d.batch_size, d.seq_length, cfg.model.dtype)
+        batches, carry = stream_eval_batches(seqs, d.batch_size, d.seq_length, cfg.model.dtype), True
     else:
-        batches = poem_batches(seqs, d.batch_size, dtype=cfg.model.dtype, multiple=d.length_multiple)
-    for x, y, mask in batches:
-        if d.mode != "stream":
-            h, c = compiled.zero_state(x.shape[1])
-        t, n, h, c = compiled.evaluate(x, y, mask, h, c)
-        total, count = total + t, count + n
-    if count == 0:
-        raise TrainingError("the validation split is empty or shorter than one batch")
+        batches, carry = poem_batches(seqs, d.batch_size, dtype=cfg.model.dtype, multiple=d.length_multiple), False
+    total, count = nll_sum(compiled, batches, carry)
     return total / count
+
+
+def preflight(cfg: Config, corpus: Corpus):
+    """Refuse, before any work, a run whose splits cannot give a training batch or a validation."""
+    d = cfg.data
+    tokens = {k: sum(len(s) for s in v) for k, v in corpus.splits.items()}
+    if d.mode == "stream":
+        need = d.batch_size * d.seq_length + d.seq_length + 1  # rows × window, plus the epoch's random offset
+        if tokens["train"] < need:
+            raise TrainingError(
+                f"{d.path}: the training split has {tokens['train']} tokens, fewer than data.batch_size × "
+                f"data.seq_length + data.seq_length + 1 = {need}; lower data.batch_size or data.seq_length")
+        chars = tokens["valid"] - 2 * len(corpus.splits["valid"])  # without <bos> and <eos>
+        if chars < 1:
+            raise TrainingError(f"{d.path}: the validation split has {chars} characters; "
+                                f"raise data.valid_fraction (now {d.valid_fraction})")
+    elif not corpus.splits["valid"]:
+        raise TrainingError(f"{d.path}: the validation split is empty ({len(corpus.splits['train'])} poems in "
+                            f"training); raise data.valid_fraction (now {d.valid_fraction}) or add poems")
 
 
 def plot_metrics(run_dir: Path) -> Path:
@@ -73,13 +107,13 @@ def plot_metrics(run_dir: Path) -> Path:
 
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no metrics.csv in this run directory")
+        raise TrainingError(f"{path}: no metrics.csv in this run directory")
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     fig, ax = plt.subplots(figsize=(7, 4))
     tr = [(int(r["step"]), float(r["train_loss"])) for r in rows if r["train_loss"]]
     va = [(int(r["step"]), float(r["valid_loss"])) for r in rows if r["valid_loss"]]
     if tr:
-        ax.plot(*zip(*tr), label="train (mean since last point)")
+        ax.plot(*zip(*tr), label="train (moving average)")
     if va:
         ax.plot(*zip(*va), "o-", label="validation")
     ax.set_xlabel("step")
@@ -94,11 +128,7 @@ def plot_metrics(run_dir: Path) -> Path:
     return out
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool):
-    if resume:
-        if not (run_dir / "last.h5").is_file():
-            raise TrainingError(f"{run_dir}: nothing to resume (no last.h5)")
-        return
+def _prepare_run_dir(run_dir: Path, overwrite: bool):
     if (run_dir / "last.h5").exists() or (run_dir / "metrics.csv").exists():
         if not overwrite:
             raise TrainingError(f"{run_dir}: already holds a run; use --resume to continue it or --overwrite to replace it")
@@ -107,166 +137,213 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool):
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite: bool = False,
+def _resume_config(run_dir: Path, cfg: Config | None, overrides) -> tuple[Config, ckpt_io.Checkpoint]:
+    """Load run_dir/last.h5 once: its config with `overrides` applied (or `cfg`, which may change
+    train.* settings only) and the checkpoint itself."""
+    path = run_dir / "last.h5"
+    if not path.is_file():
+        raise TrainingError(f"{run_dir}: nothing to resume (no last.h5)")
+    saved = ckpt_io.load(path)
+    own = load_config(raw=saved.config, overrides=overrides)
+    if cfg is None:
+        cfg = own
+    if (cfg.model, cfg.data) != (own.model, own.data):
+        raise TrainingError(f"{path}: --resume may change train.* settings only, not model.* or data.*")
+    return cfg, saved
+
+
+class Trainer:
+    """One run: a compiled model, its data and its run directory. `run()` trains to the first of
+    max_epochs, max_steps, time_budget, early stopping or Ctrl-C."""
+
+    def __init__(self, cfg: Config, corpus: Corpus, run_dir: Path, log, params: dict):
+        self.cfg, self.corpus, self.run_dir, self.log = cfg, corpus, run_dir, log
+        self.state = RunState()
+        self.compiled = compile_model(params, cfg.model, cfg.train, seed=cfg.train.seed)
+        self.novelty = NoveltyIndex(corpus.texts["train"])
+        self.first_epoch = epoch_batches(cfg, corpus, 0)
+        t = cfg.train
+        self.step_limit = t.max_steps or t.max_epochs * len(self.first_epoch)
+        window = max(1, t.eval_every)  # the train curve: a moving average over this many steps
+        self.recent = collections.deque(maxlen=window)  # (loss, grad norm) of the latest steps
+        self.chars = self.seconds = 0.0  # since the last validation: the reported chars/s
+        self.session_steps, self.session_seconds = 0, 0.0  # since this process started: the bar's pace
+
+    # -- resume ---------------------------------------------------------------------------------
+    def resume(self, saved: ckpt_io.Checkpoint):
+        """Continue from a checkpoint: optimizer state (unless the optimizer changed), dropout
+        generator and run state; the parameters came in through the constructor."""
+        c = self.compiled
+        saved_optimizer = saved.config["train"]["optimizer"]
+        if saved_optimizer == self.cfg.train.optimizer:
+            c.set_state(saved.optimizer)
+        else:
+            self.log(f"optimizer changed from {saved_optimizer} to {self.cfg.train.optimizer}: its state starts afresh")
+        if saved.rng:
+            c.rng.bit_generator.state = saved.rng["dropout"]
+        fields = {f.name for f in dataclasses.fields(RunState)}
+        self.state = RunState(**{k: v for k, v in saved.extra.items() if k in fields})
+        self.state.step, self.state.epoch, self.state.best_valid_loss = saved.step, saved.epoch, saved.best_valid_loss
+
+    # -- checkpoints and metrics ----------------------------------------------------------------
+    def save(self, name: str):
+        s, c = self.state, self.compiled
+        ckpt_io.save(self.run_dir / name, ckpt_io.Checkpoint(
+            config=self.cfg.to_dict(), vocab=self.corpus.vocab.itos, params=c.get_params(), optimizer=c.get_state(),
+            rng={"dropout": c.rng.bit_generator.state}, step=s.step, epoch=s.epoch,
+            best_valid_loss=s.best_valid_loss, extra=dataclasses.asdict(s)))
+
+    def _write_metrics(self, row: dict):
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists()
+        with path.open("a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=METRICS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def validate_and_checkpoint(self, lr: float):
+        s = self.state
+        s.valid_loss = validation_loss(self.compiled, self.cfg, self.corpus.splits["valid"])
+        if s.valid_loss < s.best_valid_loss:
+            s.best_valid_loss, s.bad_validations = s.valid_loss, 0
+            improved = True
+        else:
+            s.bad_validations, improved = s.bad_validations + 1, False
+        losses, norms = zip(*self.recent) if self.recent else ((), ())
+        rate = self.chars / self.seconds if self.seconds else 0.0
+        row = {"step": s.step, "epoch": s.epoch, "train_loss": f"{np.mean(losses):.5f}" if losses else "",
+               "valid_loss": f"{s.valid_loss:.5f}", "valid_perplexity": f"{math.exp(s.valid_loss):.3f}",
+               "learning_rate": f"{lr:.6g}", "grad_norm": f"{np.mean(norms):.4f}" if norms else "",
+               "chars_per_sec": f"{rate:.1f}", "elapsed_sec": f"{s.elapsed_sec:.1f}"}
+        self._write_metrics(row)
+        self.log(f"step {s.step:6d} | epoch {s.epoch:3d} | train {row['train_loss'] or '-':>8} | valid {s.valid_loss:.4f} "
+                 f"(ppl {math.exp(s.valid_loss):8.2f}) | lr {lr:.2e} | {rate:7.0f} chars/s | {s.elapsed_sec:7.1f} s")
+        self.chars = self.seconds = 0.0
+        self.save("last.h5")
+        if improved:
+            self.save("best.h5")
+        for text in sample_poems(self.compiled, self.corpus.vocab, self.cfg.train.num_samples,
+                                 self.cfg.train.sample_temperature, seed=s.step):
+            shared = self.novelty.report(text)["longest_shared"] if text else 0
+            self.log(f"  sample: {text}    [longest shared with training: {shared} chars]")
+
+    # -- the loop -------------------------------------------------------------------------------
+    def stop_reason(self, interrupted: bool) -> str | None:
+        """The one place that decides whether the run ends after the step just taken."""
+        s, t = self.state, self.cfg.train
+        if interrupted:
+            return "interrupted"
+        if t.max_steps and s.step >= t.max_steps:
+            return "max_steps"
+        if t.time_budget and s.elapsed_sec >= t.time_budget:
+            return "time_budget"
+        if t.patience and s.bad_validations >= t.patience:
+            return "early_stopping"
+        if s.epoch >= t.max_epochs:
+            return "max_epochs"
+        return None
+
+    def _bar_total(self, taken: int, seconds: float) -> int:
+        """The progress bar's length: the step limit, or the steps the time budget leaves room for
+        at the pace so far, whichever ends the run first."""
+        s, budget = self.state, self.cfg.train.time_budget
+        if not budget or not taken:
+            return self.step_limit
+        left = max(0.0, budget - s.elapsed_sec) / (seconds / taken)
+        return min(self.step_limit, s.step + math.ceil(left))
+
+    def one_epoch(self, bar, interrupted: list) -> str | None:
+        """Train from the current batch to the epoch's end or until a stop reason; validates every
+        eval_every steps. Returns the stop reason, or None at the end of the epoch."""
+        s, t, c = self.state, self.cfg.train, self.compiled
+        batches = self.first_epoch if s.epoch == 0 else epoch_batches(self.cfg, self.corpus, s.epoch)
+        h, cell = c.zero_state(self.cfg.data.batch_size)  # stream mode: carried from batch to batch
+        while s.batch_in_epoch < len(batches):
+            x, y, mask = batches[s.batch_in_epoch]
+            if self.cfg.data.mode == "poem":
+                h, cell = c.zero_state(x.shape[1])
+            lr = learning_rate(t, s.step, s.epoch, self.step_limit)
+            start = time.perf_counter()
+            loss, norm, h, cell = c.train_step(x, y, mask, h, cell, lr)
+            took = time.perf_counter() - start
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"loss became {loss} at step {s.step + 1} (epoch {s.epoch}); the last good "
+                                    f"checkpoint is {self.run_dir / 'last.h5'}; try a lower train.learning_rate")
+            s.step, s.batch_in_epoch, s.elapsed_sec = s.step + 1, s.batch_in_epoch + 1, s.elapsed_sec + took
+            self.recent.append((loss, norm))
+            self.chars, self.seconds = self.chars + float(mask.sum()), self.seconds + took
+            self.session_steps, self.session_seconds = self.session_steps + 1, self.session_seconds + took
+            bar.total = self._bar_total(self.session_steps, self.session_seconds)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{self.chars / max(self.seconds, 1e-9):.0f}")
+            if s.step % t.eval_every == 0:
+                self.validate_and_checkpoint(lr)
+            reason = self.stop_reason(bool(interrupted))
+            if reason:
+                return reason
+        s.epoch, s.batch_in_epoch = s.epoch + 1, 0
+        return self.stop_reason(bool(interrupted))
+
+    def run(self, progress: bool) -> str:
+        s = self.state
+        interrupted = []
+        old_handler = signal.signal(signal.SIGINT, lambda *a: interrupted.append(True))
+        bar = tqdm(total=self.step_limit, initial=min(s.step, self.step_limit), disable=not progress, unit="step",
+                   dynamic_ncols=True, leave=False)
+        reason = self.stop_reason(False)
+        try:
+            while reason is None:
+                reason = self.one_epoch(bar, interrupted)
+        except NonFiniteLoss:
+            raise  # the parameters are not worth saving; last.h5 holds the last good ones
+        except BaseException:
+            self.save("last.h5")  # whatever else stops the run, keep what it trained
+            raise
+        finally:
+            bar.close()
+            signal.signal(signal.SIGINT, old_handler)
+        if s.valid_loss is None or s.step % self.cfg.train.eval_every != 0:
+            self.validate_and_checkpoint(learning_rate(self.cfg.train, s.step, s.epoch, self.step_limit))
+        return reason
+
+
+def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite: bool = False, overrides=(),
           log=say, progress: bool = True) -> dict:
     """Train per cfg into run_dir (last.h5, best.h5, metrics.csv, loss.png). With resume, training
-    continues from run_dir/last.h5 (cfg None: the checkpoint's own config). Returns a summary dict."""
+    continues from run_dir/last.h5 with the checkpoint's own config plus `overrides` (or with cfg,
+    which may change train.* settings only). Returns a summary dict."""
     run_dir, root = Path(run_dir), Path(root)
-    _prepare_run_dir(run_dir, resume, overwrite)
-    state = None
+    saved = None
     if resume:
-        state = ckpt_io.load(run_dir / "last.h5")
-        saved = from_dict(state.config, source=str(run_dir / "last.h5"))
-        if cfg is None:
-            cfg = saved
-        elif (cfg.model, cfg.data) != (saved.model, saved.data):
-            raise TrainingError(f"{run_dir / 'last.h5'}: --resume may change train.* settings only, "
-                                "not model.* or data.*")
+        cfg, saved = _resume_config(run_dir, cfg, overrides)
+    else:
+        _prepare_run_dir(run_dir, overwrite)
     log(f"config: {cfg.to_json()}")
     corpus = load_corpus(cfg.data, root, warn=log)
     vocab = corpus.vocab
     log(f"corpus: {corpus.stats['poems']} poems, vocabulary {len(vocab)}, "
         f"train/valid/test {len(corpus.splits['train'])}/{len(corpus.splits['valid'])}/{len(corpus.splits['test'])}, "
         f"cache {corpus.stats.get('cache', 'off')}")
-    if state is not None and state.vocab != vocab.itos:
-        raise TrainingError(f"{run_dir / 'last.h5'}: its vocabulary ({len(state.vocab)} tokens) does not match "
+    if saved is not None and saved.vocab != vocab.itos:
+        raise TrainingError(f"{run_dir / 'last.h5'}: its vocabulary ({len(saved.vocab)} tokens) does not match "
                             f"the corpus ({len(vocab)} tokens); the corpus files changed since the run started")
-    params = state.params if state else init_params(len(vocab), cfg.model, cfg.train.seed)
-    compiled = compile_model(params, cfg.model, cfg.train, seed=cfg.train.seed)
-    step, epoch, batch_in_epoch, best = 0, 0, 0, float("inf")
-    elapsed = 0.0
-    if state:
-        if saved.train.optimizer == cfg.train.optimizer:
-            compiled.set_state(state.optimizer)
-        else:
-            log(f"optimizer changed from {saved.train.optimizer} to {cfg.train.optimizer}: its state starts afresh")
-        if state.rng:
-            compiled.rng.bit_generator.state = state.rng["dropout"]
-        step, epoch, best = state.step, state.epoch, state.best_valid_loss
-        batch_in_epoch = state.extra.get("batch_in_epoch", 0)
-        elapsed = state.extra.get("elapsed_sec", 0.0)
-        log(f"resuming {run_dir / 'last.h5'} at step {step} (epoch {epoch}, batch {batch_in_epoch})")
-
-    novelty = NoveltyIndex(corpus.texts["train"])
+    preflight(cfg, corpus)
+    params = saved.params if saved is not None else init_params(len(vocab), cfg.model, cfg.train.seed)
+    trainer = Trainer(cfg, corpus, run_dir, log, params)
+    if saved is not None:
+        trainer.resume(saved)
+        s = trainer.state
+        log(f"resuming {run_dir / 'last.h5'} at step {s.step} (epoch {s.epoch}, batch {s.batch_in_epoch})")
     t = cfg.train
-    first_epoch = epoch_batches(cfg, corpus, 0)
-    n_batches = len(first_epoch)
-    log(f"batches: {n_batches} per epoch of {cfg.data.batch_size} rows, padding {padding_fraction(first_epoch):.1%} "
-        f"of the positions; {t.max_epochs} epochs at most" + (f", {t.time_budget:.0f} s budget" if t.time_budget else ""))
-    total_steps = t.max_steps or t.max_epochs * n_batches
-    metrics_path = run_dir / "metrics.csv"
-    if not metrics_path.exists():
-        with metrics_path.open("w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerow(METRICS)
-
-    def save(name, valid_loss=None):
-        ck = ckpt_io.Checkpoint(
-            config=cfg.to_dict(), vocab=vocab.itos, params=compiled.get_params(),
-            optimizer=compiled.get_state(), rng={"dropout": compiled.rng.bit_generator.state},
-            step=step, epoch=epoch, best_valid_loss=best,
-            extra={"batch_in_epoch": batch_in_epoch, "elapsed_sec": elapsed, "valid_loss": valid_loss})
-        ckpt_io.save(run_dir / name, ck)
-
-    interrupted = []
-    old_handler = signal.signal(signal.SIGINT, lambda *a: interrupted.append(True))
-    window = {"loss": 0.0, "n": 0, "chars": 0, "time": 0.0, "norm": 0.0}
-    bad_validations, stop_reason = 0, "max_epochs"
-    last_valid = None
-    bar = tqdm(total=total_steps, initial=min(step, total_steps), disable=not progress, unit="step",
-               dynamic_ncols=True, leave=False)
-
-    def run_validation(lr):
-        nonlocal best, bad_validations, last_valid
-        valid_loss = validate(compiled, cfg, corpus.splits["valid"])
-        last_valid = valid_loss
-        rate = window["chars"] / window["time"] if window["time"] else 0.0
-        row = [step, epoch, f"{window['loss'] / window['n']:.5f}" if window["n"] else "",
-               f"{valid_loss:.5f}", f"{math.exp(valid_loss):.3f}", f"{lr:.6g}",
-               f"{window['norm'] / window['n']:.4f}" if window["n"] else "", f"{rate:.1f}", f"{elapsed:.1f}"]
-        with metrics_path.open("a", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerow(row)
-        log(f"step {step:6d} | epoch {epoch:3d} | train {row[2] or '-':>8} | valid {valid_loss:.4f} "
-            f"(ppl {math.exp(valid_loss):8.2f}) | lr {lr:.2e} | {rate:7.0f} chars/s | {elapsed:7.1f} s")
-        window.update(loss=0.0, n=0, chars=0, time=0.0, norm=0.0)
-        improved = valid_loss < best
-        if improved:
-            best, bad_validations = valid_loss, 0
-        else:
-            bad_validations += 1
-        save("last.h5", valid_loss)
-        if improved:
-            save("best.h5", valid_loss)
-        for text in sample_poems(compiled, vocab, t.num_samples, t.sample_temperature, seed=step):
-            shared = novelty.report(text)["longest_shared"] if text else 0
-            log(f"  sample: {text}    [longest shared with training: {shared} chars]")
-
-    lr = learning_rate(t, step, epoch, total_steps)
-    try:
-        while epoch < t.max_epochs:
-            batches = first_epoch if epoch == 0 else epoch_batches(cfg, corpus, epoch)
-            h, c = compiled.zero_state(cfg.data.batch_size)  # stream mode: carried from batch to batch
-            while batch_in_epoch < len(batches):
-                x, y, mask = batches[batch_in_epoch]
-                if cfg.data.mode == "poem":
-                    h, c = compiled.zero_state(x.shape[1])
-                lr = learning_rate(t, step, epoch, total_steps)
-                start = time.perf_counter()
-                loss, norm, h, c = compiled.train_step(x, y, mask, h, c, lr)
-                took = time.perf_counter() - start
-                if not math.isfinite(loss):
-                    raise TrainingError(f"loss became {loss} at step {step + 1} (epoch {epoch}); "
-                                        f"the last good checkpoint is {run_dir / 'last.h5'}; try a lower train.learning_rate")
-                step += 1
-                batch_in_epoch += 1
-                elapsed += took
-                window["loss"] += loss
-                window["norm"] += norm
-                window["n"] += 1
-                window["chars"] += int(mask.sum())
-                window["time"] += took
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{window['chars'] / max(window['time'], 1e-9):.0f}")
-                if interrupted:
-                    stop_reason = "interrupted"
-                    break
-                if t.max_steps and step >= t.max_steps:
-                    stop_reason = "max_steps"
-                    break
-                if t.time_budget and elapsed >= t.time_budget:
-                    stop_reason = "time_budget"
-                    break
-                if step % t.eval_every == 0:
-                    run_validation(lr)
-                    if t.patience and bad_validations >= t.patience:
-                        stop_reason = "early_stopping"
-                        break
-            if stop_reason != "max_epochs":
-                break
-            epoch += 1
-            batch_in_epoch = 0
-            if step % t.eval_every != 0:
-                run_validation(lr)
-                if t.patience and bad_validations >= t.patience:
-                    stop_reason = "early_stopping"
-                    break
-        if stop_reason in ("max_steps", "time_budget", "interrupted") or last_valid is None:
-            run_validation(lr)
-    finally:
-        bar.close()
-        signal.signal(signal.SIGINT, old_handler)
+    log(f"batches: {len(trainer.first_epoch)} per epoch of {cfg.data.batch_size} rows, padding "
+        f"{padding_fraction(trainer.first_epoch):.1%} of the positions; {t.max_epochs} epochs at most"
+        + (f", {t.time_budget:.0f} s budget" if t.time_budget else ""))
+    reason = trainer.run(progress)
+    s = trainer.state
     plot = plot_metrics(run_dir)
-    log(f"stopped ({stop_reason}) at step {step}, epoch {epoch}: best valid loss {best:.4f} "
-        f"(ppl {math.exp(best):.2f}); wrote {run_dir / 'last.h5'}, {run_dir / 'best.h5'}, {metrics_path}, {plot}")
-    return {"step": step, "epoch": epoch, "best_valid_loss": best, "valid_loss": last_valid,
-            "stop_reason": stop_reason, "elapsed_sec": elapsed, "run_dir": str(run_dir)}
-
-
-def load_model(path, backend: str | None = None):
-    """(CompiledModel, Vocab, Config) from a checkpoint, ready for sampling and evaluation."""
-    import dataclasses
-
-    state = ckpt_io.load(path)
-    cfg = from_dict(state.config, source=str(path))
-    mcfg = cfg.model if backend is None else dataclasses.replace(cfg.model, backend=backend)
-    compiled = compile_model(state.params, mcfg, cfg.train)
-    return compiled, Vocab(state.vocab), cfg
+    log(f"stopped ({reason}) at step {s.step}, epoch {s.epoch}: best valid loss {s.best_valid_loss:.4f} "
+        f"(ppl {math.exp(s.best_valid_loss):.2f}); wrote {run_dir / 'last.h5'}, {run_dir / 'best.h5'}, "
+        f"{run_dir / 'metrics.csv'}, {plot}")
+    return {"step": s.step, "epoch": s.epoch, "best_valid_loss": s.best_valid_loss, "valid_loss": s.valid_loss,
+            "stop_reason": reason, "elapsed_sec": s.elapsed_sec, "run_dir": str(run_dir)}
