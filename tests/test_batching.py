@@ -54,4 +54,4 @@ def test_stream_rows_continue_from_batch_to_batch():
 def test_length_multiple_rounds_the_time_axis_up():
     seqs = _seqs(np.random.default_rng(7))
     for x, y, mask in poem_batches(seqs, 16, np.random.default_rng(8), multiple=8):
-        assert x.shape[0] % 8 == 0 and mask[-8:].sum() < 8 * 16  # the last block holds some real step
+        assert x.shape[0] % 8 == 0 and mask[-8:].any()  # the last block of 8 steps holds some real step

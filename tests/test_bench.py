@@ -40,7 +40,7 @@ def test_table_says_when_torch_is_missing():
 
 _FAULTS = """
 import ctypes, resource
-import symlstm.compiled as c
+import symlstm.runtime as c
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]

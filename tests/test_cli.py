@@ -18,12 +18,21 @@ def run(*args, cwd=ROOT):
     (["train", "--config", "configs/nope.yaml"], "configs/nope.yaml: config file not found"),
     (["train", "--config", "configs/tiny.yaml", "--set", "model.hiden=3"], "did you mean 'hidden'"),
     (["train", "--config", "configs/tiny.yaml", "--set", "data.path=missing/*.txt"], "glob matches no file"),
-    (["sample", "--checkpoint", "runs/none/best.h5"], "best.h5: checkpoint not found"),
+    (["sample", "--checkpoint", "runs/none/best.h5"], "best.h5: checkpoint not found; train a model first "
+                                                      "(`make train` writes runs/poems/best.h5)"),
+    (["sample", "--checkpoint", "tests/fixtures/prose.txt"], "prose.txt: not a readable HDF5 file"),
+    (["sample", "--checkpoint", "FOREIGN"], "not a symlstm checkpoint (format 'something-else'"),
+    (["plot", "runs/none"], "metrics.csv: no metrics.csv in this run directory"),
+    (["train", "--config", "configs/tiny.yaml", "--set", "model.backend=tpu"], "'tpu' is not one of jax, c, numba"),
     (["eval", "--checkpoint", "README.md", "--split", "test"], "README.md: not a readable HDF5 file"),
     (["check-verse", "--file", "nope.txt"], "nope.txt: file not found"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
-    proc = run(*args)
+    import h5py
+
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f.attrs["format"] = "something-else"
+    proc = run(*[str(tmp_path / "foreign.h5") if a == "FOREIGN" else a for a in args])
     assert proc.returncode == 2, proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.strip() and "Warning" not in l and "warn" not in l]
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -54,6 +63,9 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     assert proc.returncode == 2 and "empty" in proc.stderr
     proc = run("sample", "--checkpoint", ckpt, "--temperature", "0")
     assert proc.returncode == 2 and "--temperature must be > 0" in proc.stderr
+    proc = run("sample", "--checkpoint", ckpt, "--prime", "白日☃")
+    assert proc.returncode == 2 and "characters outside the vocabulary: ☃" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_gradflow_graph_and_check_verse_commands(tmp_path):
@@ -67,3 +79,37 @@ def test_gradflow_graph_and_check_verse_commands(tmp_path):
     assert "nodes before rewrites" in proc.stdout and "scan layer0" in proc.stdout
     proc = run("check-verse", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。")
     assert proc.returncode == 0 and "tones pass" in proc.stdout and "rhyme pass" in proc.stdout
+
+
+def test_gradcheck_json_version_and_help():
+    import json
+
+    proc = run("gradcheck", "--json", "--max-entries", "3")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    result = json.loads(proc.stdout)
+    assert result["passed"] is True and len(result["rows"]) == 3 * (6 + 9)  # 3 cells, 1 and 2 layers
+    assert all(r["passed"] is True and r["max_rel_error"] <= result["tolerance"] for r in result["rows"])
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == "symlstm 0.1.0"
+    proc = run("sample", "--help")
+    text = " ".join(proc.stdout.split())
+    assert "--top-k TOP_K sample among the K likeliest characters only (0, the default: off)" in text
+    assert "(0, the default: off)" in text.split("--beam BEAM")[1]
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch, capsys):
+    """Only symlstm's own UserErrors become one line and exit 2; a ValueError from deep inside
+    (a bug) keeps its traceback."""
+    from symlstm import cli
+    from symlstm.errors import UserError
+
+    def broken(args):
+        raise ValueError("shapes (3,4) and (5,6) not aligned")
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["plot"].set_defaults(func=broken)
+    with pytest.raises(ValueError, match="not aligned"):
+        cli.main(["plot", "runs/x"])
+    parser._subparsers._group_actions[0].choices["plot"].set_defaults(func=lambda a: (_ for _ in ()).throw(UserError("bad")))
+    assert cli.main(["plot", "runs/x"]) == 2
+    assert capsys.readouterr().err.strip() == "symlstm plot: error: bad"

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from symlstm.config import DataConfig
-from symlstm.corpus import (BOS, EOS, UNK, CorpusError, Vocab, build_corpus, form_of, load_corpus,
-                            load_raw, normalize, split_of)
+from symlstm.corpus import CorpusError, build_corpus, load_corpus, load_raw, normalize, split_of
+from symlstm.forms import form_of
+from symlstm.vocab import BOS, EOS, UNK, Vocab
 
 FIX = Path(__file__).parent / "fixtures"
 

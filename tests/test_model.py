@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from reference import nll_sum
+from reference import forward, nll_sum
 from symlstm import ModelConfig, TrainConfig, compile_model, init_params
 from symlstm.model import param_shapes
 
@@ -58,15 +58,22 @@ def test_evaluate_matches_numpy_reference(model):
     np.testing.assert_allclose(cT, ref_c, rtol=1e-12, atol=1e-14)
 
 
-def test_step_function_matches_sequence_graph(model):
+def test_single_step_matches_numpy_reference(model):
+    """model.step drives all sampling and beam scores: its log-probabilities and both states, step
+    by step from random states, against the NumPy loop."""
     cfg, params, m = model
-    x, y, mask = _batch(np.random.default_rng(2), pad=False)
-    h, c = m.zero_state(B)
+    rng = np.random.default_rng(2)
+    x, _, mask = _batch(rng, pad=False)
+    h0 = rng.normal(size=(cfg.num_layers, B, H))
+    c0 = rng.normal(size=(cfg.num_layers, B, H))
+    ref_logp, _, _ = forward(params, cfg.cell, cfg.num_layers, x, mask, h0, c0)
+    h, c = h0, c0
     for t in range(T):
         logp, h, c = m.step(x[t], h, c)
-    _, _, hT, cT = m.evaluate(x, y, mask, *m.zero_state(B))
-    np.testing.assert_allclose(h, hT, rtol=1e-12)
-    np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, rtol=1e-12)
+        _, ref_h, ref_c = forward(params, cfg.cell, cfg.num_layers, x[:t + 1], mask[:t + 1], h0, c0)
+        np.testing.assert_allclose(logp, ref_logp[t], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(h, ref_h, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(c, ref_c, rtol=1e-12, atol=1e-14)
 
 
 def test_padding_changes_neither_loss_nor_final_state_of_real_rows(model):

@@ -1,4 +1,5 @@
-"""Config validation, checkpoints, resume, the NaN guard and end-to-end training."""
+"""The training loop: run files, one validation schedule, the progress bar, checks before the first
+step, exact resume, the NaN guard, saving whatever stops a run, and end-to-end training."""
 import csv
 import os
 import subprocess
@@ -10,104 +11,12 @@ import pytest
 
 from conftest import ROOT, tiny_raw
 from symlstm import checkpoint as ckpt_io
-from symlstm.config import ConfigError, load_config
+from symlstm.config import load_config
 from symlstm.train import TrainingError, train
 
 
 def quiet(*_):
     pass
-
-
-# -- config ---------------------------------------------------------------------------------------
-def test_unknown_key_suggests_the_closest(tmp_path):
-    f = tmp_path / "c.yaml"
-    f.write_text("model:\n  hiden: 3\n")
-    with pytest.raises(ConfigError, match=r"c.yaml: unknown key 'model.hiden'; did you mean 'hidden'\?"):
-        load_config(f)
-    f.write_text("trian:\n  max_steps: 3\n")
-    with pytest.raises(ConfigError, match="unknown key 'trian'; did you mean 'train'"):
-        load_config(f)
-
-
-def test_wrong_type_and_bad_values(tmp_path):
-    f = tmp_path / "c.yaml"
-    f.write_text("model:\n  hidden: big\n")
-    with pytest.raises(ConfigError, match="model.hidden: expected int, got str 'big'"):
-        load_config(f)
-    with pytest.raises(ConfigError, match="train.optimizer: 'adamw' is not one of"):
-        load_config(overrides=["train.optimizer=adamw"])
-    with pytest.raises(ConfigError, match="config file not found"):
-        load_config(tmp_path / "missing.yaml")
-
-
-def test_overrides_and_name(tmp_path):
-    f = tmp_path / "mine.yaml"
-    f.write_text("model:\n  hidden: 3\n")
-    cfg = load_config(f, ["model.hidden=512", "train.learning_rate=0.002", "data.path=x.txt"])
-    assert (cfg.model.hidden, cfg.train.learning_rate, cfg.data.path, cfg.name) == (512, 0.002, "x.txt", "mine")
-
-
-def test_shipped_configs_are_valid():
-    for name in ("tiny", "poems", "tang"):
-        load_config(ROOT / "configs" / f"{name}.yaml")
-
-
-# -- checkpoints ----------------------------------------------------------------------------------
-def _ckpt():
-    rng = np.random.default_rng(0)
-    return ckpt_io.Checkpoint(config={"a": 1}, vocab=["<pad>", "<unk>", "<bos>", "<eos>", "月", "東"],
-                              params={"embedding": rng.normal(size=(6, 3)).astype(np.float32),
-                                      "layer0/W": rng.normal(size=(3, 8)).astype(np.float32)},
-                              optimizer={"layer0/W.m": rng.normal(size=(3, 8)), "t": np.array(3.0)},
-                              rng={"dropout": np.random.default_rng(1).bit_generator.state},
-                              step=7, epoch=2, best_valid_loss=1.5, extra={"batch_in_epoch": 4})
-
-
-def test_checkpoint_round_trip_is_bit_exact(tmp_path):
-    c = _ckpt()
-    ckpt_io.save(tmp_path / "a.h5", c)
-    d = ckpt_io.load(tmp_path / "a.h5")
-    assert (d.config, d.vocab, d.step, d.epoch, d.best_valid_loss, d.extra, d.rng) == \
-           (c.config, c.vocab, c.step, c.epoch, c.best_valid_loss, c.extra, c.rng)
-    for k in c.params:
-        assert d.params[k].dtype == c.params[k].dtype and np.array_equal(d.params[k], c.params[k])
-    with h5py.File(tmp_path / "a.h5") as f:  # the documented layout
-        assert f.attrs["format"] == "symlstm-checkpoint" and f.attrs["version"] == 1
-        assert f["params/layer0/W"].shape == (3, 8) and f["vocab"][4].decode() == "月"
-
-
-def test_crash_mid_write_leaves_the_previous_checkpoint(tmp_path):
-    path = tmp_path / "last.h5"
-    ckpt_io.save(path, _ckpt())
-    code = ("import os, numpy as np, h5py\n"
-            "from symlstm import checkpoint as c\n"
-            "orig = h5py.File.__exit__\n"
-            "def crash(self, *a):\n"
-            "    orig(self, *a)\n"
-            "    os._exit(9)\n"
-            "h5py.File.__exit__ = crash\n"
-            f"ck = c.load({str(path)!r}); ck.step = 99\n"
-            f"c.save({str(path)!r}, ck)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
-    assert proc.returncode == 9  # died after writing the temporary file, before the rename
-    assert ckpt_io.load(path).step == 7
-
-
-def test_bad_checkpoints_are_named(tmp_path):
-    with pytest.raises(ckpt_io.CheckpointError, match="checkpoint not found"):
-        ckpt_io.load(tmp_path / "none.h5")
-    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
-    with pytest.raises(ckpt_io.CheckpointError, match="junk.h5: not a readable HDF5 file"):
-        ckpt_io.load(tmp_path / "junk.h5")
-    with h5py.File(tmp_path / "other.h5", "w") as f:
-        f.attrs["format"] = "something-else"
-    with pytest.raises(ckpt_io.CheckpointError, match="not a symlstm checkpoint"):
-        ckpt_io.load(tmp_path / "other.h5")
-    ckpt_io.save(tmp_path / "v.h5", _ckpt())
-    with h5py.File(tmp_path / "v.h5", "a") as f:
-        f.attrs["version"] = 2
-    with pytest.raises(ckpt_io.CheckpointError, match="checkpoint version 2, this symlstm reads version 1"):
-        ckpt_io.load(tmp_path / "v.h5")
 
 
 # -- the loop -------------------------------------------------------------------------------------
@@ -128,18 +37,103 @@ def test_training_writes_run_files_and_refuses_to_overwrite(small_corpus, tmp_pa
     train(cfg, out, small_corpus, overwrite=True, log=quiet, progress=False)
 
 
-def test_resume_equals_uninterrupted(small_corpus, tmp_path):
-    full = load_config(raw=tiny_raw(max_steps=8, eval_every=100))
+def test_resume_across_an_epoch_boundary_is_bit_exact(small_corpus, tmp_path):
+    """The small corpus gives 21 batches an epoch. The first leg stops at step 15
+    (epoch 0); the second crosses into epoch 1 and ends at step 30, where an uninterrupted run ends."""
+    full = load_config(raw=tiny_raw(max_steps=30, eval_every=5))
     train(full, tmp_path / "a", small_corpus, log=quiet, progress=False)
-    half = load_config(raw=tiny_raw(max_steps=4, eval_every=100))
-    train(half, tmp_path / "b", small_corpus, log=quiet, progress=False)
+    half = load_config(raw=tiny_raw(max_steps=15, eval_every=5))
+    first = train(half, tmp_path / "b", small_corpus, log=quiet, progress=False)
+    assert (first["step"], first["epoch"], first["stop_reason"]) == (15, 0, "max_steps")
+    assert ckpt_io.load(tmp_path / "b" / "last.h5").extra["batch_in_epoch"] == 15
     train(full, tmp_path / "b", small_corpus, resume=True, log=quiet, progress=False)
     a, b = ckpt_io.load(tmp_path / "a" / "last.h5"), ckpt_io.load(tmp_path / "b" / "last.h5")
-    assert a.step == b.step == 8
+    assert (a.step, a.epoch, a.extra["batch_in_epoch"]) == (b.step, b.epoch, b.extra["batch_in_epoch"]) == (30, 1, 9)
+    assert a.best_valid_loss == b.best_valid_loss and a.rng == b.rng
+    assert a.params.keys() == b.params.keys() and a.optimizer.keys() == b.optimizer.keys()
     for k in a.params:
-        np.testing.assert_allclose(b.params[k], a.params[k], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(b.params[k], a.params[k])
     for k in a.optimizer:
-        np.testing.assert_allclose(b.optimizer[k], a.optimizer[k], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(b.optimizer[k], a.optimizer[k])
+
+
+def test_one_validation_schedule_across_epoch_ends(small_corpus, tmp_path):
+    """Epochs end at steps 21 and 42; validation comes every 15 steps and once at the end only."""
+    train(load_config(raw=tiny_raw(max_steps=50, eval_every=15)), tmp_path / "s", small_corpus, log=quiet,
+          progress=False)
+    rows = list(csv.DictReader((tmp_path / "s" / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [15, 30, 45, 50]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 2]
+
+
+def test_progress_bar_follows_the_time_budget():
+    from symlstm.config import Config, TrainConfig
+    from symlstm.train import RunState, Trainer
+
+    t = Trainer.__new__(Trainer)  # only the bar's arithmetic: no model needed
+    t.cfg, t.step_limit = Config(train=TrainConfig(time_budget=60.0)), 10_000
+    t.state = RunState(step=100, elapsed_sec=10.0)
+    assert t._bar_total(taken=100, seconds=10.0) == 100 + 500  # 50 s left at 0.1 s a step
+    t.state = RunState(step=100, elapsed_sec=59.0)
+    assert t._bar_total(taken=50, seconds=59.0 / 2) == 100 + 2  # a resumed run: this process's pace
+    t.cfg = Config(train=TrainConfig(time_budget=0.0))
+    assert t._bar_total(taken=100, seconds=10.0) == 10_000
+    t.cfg, t.step_limit = Config(train=TrainConfig(time_budget=1e6)), 300
+    assert t._bar_total(taken=100, seconds=10.0) == 300  # the step limit ends it first
+
+
+def _prose_root(tmp_path, chars=3400):
+    """A 3,400-character prose file made from the shipped poems."""
+    text = "".join((ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").split())[:chars]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "article.txt").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def _prose_cfg(**data):
+    return load_config(raw={"name": "prose", "model": {"embedding": 8, "hidden": 16},
+                            "data": {"path": "data/article.txt", "format": "text", "mode": "stream",
+                                     "batch_size": 8, "seq_length": 50, **data},
+                            "train": {"max_epochs": 3, "eval_every": 100, "num_samples": 1}})
+
+
+def test_a_short_prose_file_trains_validates_and_saves(tmp_path):
+    """The validation split (5 %: 170 characters) is shorter than one batch of 8 × 50: it is scored
+    with the rows it has, and the run ends with its checkpoints."""
+    root = _prose_root(tmp_path)
+    summary = train(_prose_cfg(), tmp_path / "run", root, log=quiet, progress=False)
+    assert summary["stop_reason"] == "max_epochs" and summary["step"] > 0
+    assert np.isfinite(summary["valid_loss"])
+    assert ckpt_io.load(tmp_path / "run" / "last.h5").step == summary["step"]
+
+
+def test_a_split_too_short_to_train_is_refused_before_the_first_step(tmp_path):
+    root = _prose_root(tmp_path)
+    lines = []
+    with pytest.raises(TrainingError, match=r"training split has \d+ tokens, fewer than .* = 4401; "
+                                            "lower data.batch_size or data.seq_length"):
+        train(_prose_cfg(seq_length=400, batch_size=10), tmp_path / "run", root, log=lines.append, progress=False)
+    assert not any(l.startswith("step") for l in lines) and not (tmp_path / "run" / "last.h5").exists()
+    with pytest.raises(TrainingError, match=r"validation split has 0 characters; raise data.valid_fraction"):
+        train(_prose_cfg(valid_fraction=0.0), tmp_path / "run2", root, log=quiet, progress=False)
+
+
+def test_an_unexpected_error_still_saves_what_was_trained(small_corpus, tmp_path, monkeypatch):
+    from symlstm.compiled import CompiledModel
+
+    real, calls = CompiledModel.train_step, []
+
+    def failing(self, *args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("a bug in the fifth step")
+        return real(self, *args)
+    monkeypatch.setattr(CompiledModel, "train_step", failing)
+    with pytest.raises(RuntimeError, match="fifth step"):
+        train(load_config(raw=tiny_raw(max_steps=10, eval_every=100)), tmp_path / "x", small_corpus, log=quiet,
+              progress=False)
+    saved = ckpt_io.load(tmp_path / "x" / "last.h5")
+    assert saved.step == 4 and saved.extra["batch_in_epoch"] == 4
 
 
 def test_resume_refuses_a_changed_vocabulary(small_corpus, tmp_path):

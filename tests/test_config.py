@@ -1,0 +1,55 @@
+"""Config files and overrides: strict keys with suggestions, types, values, the shipped configs."""
+import pytest
+
+from conftest import ROOT
+from symlstm.config import ConfigError, load_config
+from symlstm.runtime import BACKENDS
+
+
+# -- config ---------------------------------------------------------------------------------------
+def test_unknown_key_suggests_the_closest(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  hiden: 3\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown key 'model.hiden'; did you mean 'hidden'\?"):
+        load_config(f)
+    f.write_text("trian:\n  max_steps: 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'trian'; did you mean 'train'"):
+        load_config(f)
+
+
+def test_wrong_type_and_bad_values(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  hidden: big\n")
+    with pytest.raises(ConfigError, match="model.hidden: expected int, got str 'big'"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="train.optimizer: 'adamw' is not one of"):
+        load_config(overrides=["train.optimizer=adamw"])
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_and_name(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("model:\n  hidden: 3\n")
+    cfg = load_config(f, ["model.hidden=512", "train.learning_rate=0.002", "data.path=x.txt"])
+    assert (cfg.model.hidden, cfg.train.learning_rate, cfg.data.path, cfg.name) == (512, 0.002, "x.txt", "mine")
+
+
+def test_shipped_configs_are_valid():
+    for name in ("tiny", "poems", "tang"):
+        load_config(ROOT / "configs" / f"{name}.yaml")
+
+
+
+def test_backend_choices_come_from_the_runtime_table():
+    for name in BACKENDS:
+        assert load_config(overrides=[f"model.backend={name}"]).model.backend == name
+    with pytest.raises(ConfigError, match="'tpu' is not one of jax, c, numba"):
+        load_config(overrides=["model.backend=tpu"])
+
+
+def test_form_choices_come_from_the_forms_table():
+    for name in ("any", "jueju", "lvshi", "wujue", "qilv"):
+        load_config(overrides=[f"data.form={name}"])
+    with pytest.raises(ConfigError, match="data.form: 'ci' is not one of"):
+        load_config(overrides=["data.form=ci"])
