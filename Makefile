@@ -8,15 +8,19 @@ CKPT   ?= $(RUN)/best.h5
 ARGS   ?=
 STAMP   = $(VENV)/.installed
 
-.PHONY: install train resume sample eval gradcheck bench data plot test clean
+.PHONY: install install-bench train resume sample eval gradcheck bench data plot test clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# PyTorch (CPU build, pinned) for `make bench`'s columns and the cross-check test; optional.
+install-bench: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 
 train: $(STAMP)
 	$(BIN)/symlstm train --config configs/$(CONFIG) --out $(RUN) $(ARGS)
@@ -25,9 +29,11 @@ resume: $(STAMP)
 	$(BIN)/symlstm train --resume $(RUN) $(ARGS)
 
 sample: $(STAMP)
+	@test -f $(CKPT) || { echo "$(CKPT): no checkpoint yet; run \`make train\` first (about 10 minutes)" >&2; exit 2; }
 	$(BIN)/symlstm sample --checkpoint $(CKPT) --num 5 --temperature 0.8 --form wujue $(ARGS)
 
 eval: $(STAMP)
+	@test -f $(CKPT) || { echo "$(CKPT): no checkpoint yet; run \`make train\` first (about 10 minutes)" >&2; exit 2; }
 	$(BIN)/symlstm eval --checkpoint $(CKPT) --split test $(ARGS)
 
 gradcheck: $(STAMP)
