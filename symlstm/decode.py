@@ -104,7 +104,7 @@ class FormConstraint:
     def __init__(self, vocab: Vocab, form: str = "", acrostic: str = "", tones=None):
         self.vocab, self.form, self.acrostic, self.tones = vocab, form, acrostic, tones
         self.base = np.ones(len(vocab), bool)
-        self.base[[i for i in vocab.special_ids if i != EOS]] = False  # <eos> ends the poem; the rest never appear
+        self.base[vocab.never_emitted] = False
         self.punct_ids = {ch: vocab.stoi[ch] for ch in PUNCT if ch in vocab.stoi}
         self.chars = self.base.copy()
         self.chars[EOS] = False
@@ -122,7 +122,7 @@ class FormConstraint:
         if self.form:
             n, lines = FORMS[self.form]
             pos = len(text)
-            if pos >= lines * (n + 1):
+            if pos >= poem_length(self.form):
                 return self._only(EOS)
             line, col = divmod(pos, n + 1)
             if col == n:
@@ -180,7 +180,7 @@ class Sampler:
     def __init__(self, compiled, vocab: Vocab):
         self.m, self.vocab = compiled, vocab
         self.banned = np.zeros(len(vocab), compiled.cfg.dtype)
-        self.banned[[i for i in vocab.special_ids if i != EOS]] = 1
+        self.banned[vocab.never_emitted] = 1
 
     def _primed(self, prime: str, rows: int):
         """Feed <bos> + prime to every row; returns (last token, h, c, log-probs after prime)."""

@@ -30,6 +30,7 @@ class Vocab:
             raise VocabError(f"vocabulary must start with {SPECIALS}, got {tuple(self.itos[:len(SPECIALS)])}")
         self.stoi = {s: i for i, s in enumerate(self.itos)}
         self.special_ids = [i for i, s in enumerate(self.itos) if is_special(s)]
+        self.never_emitted = [i for i in self.special_ids if i != EOS]  # <eos> ends a poem; the rest are input only
 
     @classmethod
     def build(cls, poems, min_count: int = 1) -> "Vocab":

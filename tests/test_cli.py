@@ -24,6 +24,9 @@ def run(*args, cwd=ROOT):
     (["sample", "--checkpoint", "FOREIGN"], "not a symlstm checkpoint (format 'something-else'"),
     (["plot", "runs/none"], "metrics.csv: no metrics.csv in this run directory"),
     (["train", "--config", "configs/tiny.yaml", "--set", "model.backend=tpu"], "'tpu' is not one of jax, c, numba"),
+    (["train", "--config", "configs/tiny.yaml", "--out", "OUT", "--set", "data.path=tests/fixtures/prose.txt",
+      "--set", "data.format=text", "--set", "data.mode=stream", "--set", "data.cache=false"],
+     "tokens, fewer than data.batch_size × data.seq_length + data.seq_length + 1 = 1089"),
     (["eval", "--checkpoint", "README.md", "--split", "test"], "README.md: not a readable HDF5 file"),
     (["check-verse", "--file", "nope.txt"], "nope.txt: file not found"),
 ])
@@ -32,7 +35,8 @@ def test_user_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
 
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f.attrs["format"] = "something-else"
-    proc = run(*[str(tmp_path / "foreign.h5") if a == "FOREIGN" else a for a in args])
+    names = {"FOREIGN": str(tmp_path / "foreign.h5"), "OUT": str(tmp_path / "run")}
+    proc = run(*[names.get(a, a) for a in args])
     assert proc.returncode == 2, proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.strip() and "Warning" not in l and "warn" not in l]
     assert len(lines) == 1 and message in lines[0], proc.stderr
