@@ -55,7 +55,7 @@ def _sample_options(args):
                          pattern=args.pattern, rhyme=args.rhyme)
 
 
-def _novelty_index(cfg, vocab, quiet=False):
+def _novelty_index(cfg):
     """The training split's novelty index, or None (with a note) when the corpus is not at hand."""
     from .corpus import CorpusError, load_corpus
     from .novelty import NoveltyIndex
@@ -63,8 +63,7 @@ def _novelty_index(cfg, vocab, quiet=False):
     try:
         corpus = load_corpus(cfg.data, _root(), warn=_warn)
     except CorpusError as err:
-        if not quiet:
-            print(f"note: no novelty figures ({err})", file=sys.stderr)
+        print(f"note: no novelty figures ({err})", file=sys.stderr)
         return None
     return NoveltyIndex(corpus.texts["train"])
 
@@ -75,7 +74,7 @@ def cmd_sample(args):
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
-    index = _novelty_index(cfg, vocab) if (args.json or args.novelty) else None
+    index = _novelty_index(cfg) if (args.json or args.novelty) else None
     if index is not None:
         for p in poems:
             p["novelty"] = index.report(p["text"])
@@ -98,7 +97,7 @@ def cmd_novelty(args):
     from .checkpoint import load_model
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
-    index = _novelty_index(cfg, vocab)
+    index = _novelty_index(cfg)
     if index is None:
         raise UserError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
     poems = Sampler(compiled, vocab).sample(_sample_options(args))

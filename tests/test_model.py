@@ -1,6 +1,4 @@
 """The compiled graphs against the NumPy reference, masks, states, determinism, overfitting."""
-import dataclasses
-
 import numpy as np
 import pytest
 
