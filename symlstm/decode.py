@@ -143,8 +143,10 @@ class SampleOptions:
             if locks is None:
                 alone = [w for w in self.keywords if plan_keywords((w,), form, fixed, feasible, rng) is None]
                 what = f"--keywords {alone[0]}: no slot" if alone else "no placement of all the keywords"
+                both = [ch for ch in "".join(alone or self.keywords) if len(tones.lex.tone(ch)) == 2] if tones else []
+                why = f" ({' '.join(both)}: 多音字, read 平 or 仄, stand only where the tone is free)" if both else ""
                 raise DecodeError(f"{what} in a {form} keeps the form, the fixed characters, tones and rhyme of "
-                                  f"{self._asked()} (a 多音字 fits no position whose tone --tones strict fixes)")
+                                  f"{self._asked()}{why}")
             fixed, tones = locks, tones.relocked(locks) if tones else None
         return Constraints([Shape(vocab, form, fixed)] + ([tones] if tones else []))
 

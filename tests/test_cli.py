@@ -76,6 +76,12 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     assert proc.returncode == 0 and [l[:6] + l[12:18] for l in proc.stdout.split()] == ["白日依山盡，欲窮千里目，"] * 5
     proc = run("sample", "--checkpoint", ckpt, "--form", "wujue", "--keywords", "白日依山盡盡")
     assert proc.returncode == 2 and "longer than a line" in proc.stderr
+    proc = run("measure", "--checkpoint", ckpt, "--num", "2", "--json")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    figures = json.loads(proc.stdout)
+    assert [r["form"] for r in figures["strict"]] == ["wujue", "qijue", "wulv", "qilv"]
+    assert all(r["score_pass"] == 1.0 for r in figures["strict"]) and figures["fillin"]["locked_kept"] == 1.0
+    assert all(r["keyword_hit_rate"] == 1.0 for r in figures["keywords"])
     proc = run("sample", "--checkpoint", ckpt, "--temperature", "0")
     assert proc.returncode == 2 and "--temperature must be > 0" in proc.stderr
     proc = run("sample", "--checkpoint", ckpt, "--prime", "白日☃")

@@ -1,8 +1,6 @@
 """The README's Python snippets run as written (the checkpoint path swapped for a tiny run's)."""
 import re
 
-import pytest
-
 from conftest import ROOT, tiny_raw
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -18,7 +16,7 @@ def test_model_snippet_runs():
     exec(compile(SNIPPETS[0], "README snippet 1", "exec"), {})
 
 
-def test_sampling_snippet_runs(small_corpus, tmp_path, monkeypatch):
+def test_sampling_and_scoring_snippets_run(small_corpus, tmp_path, monkeypatch, capsys):
     from symlstm import load_config, train
 
     train(load_config(raw=tiny_raw(max_steps=3, eval_every=3)), tmp_path / "run", small_corpus,
@@ -26,4 +24,7 @@ def test_sampling_snippet_runs(small_corpus, tmp_path, monkeypatch):
     monkeypatch.chdir(small_corpus)
     code = SNIPPETS[1].replace("runs/poems/best.h5", str(tmp_path / "run" / "best.h5"))
     assert code != SNIPPETS[1]
-    exec(compile(code, "README snippet 2", "exec"), {})
+    namespace = {}
+    exec(compile(code, "README snippet 2", "exec"), namespace)
+    exec(compile(SNIPPETS[2], "README snippet 3", "exec"), namespace)
+    assert "[('孤平', 2, 2), ('重韻', 4, 5)]" in capsys.readouterr().out
