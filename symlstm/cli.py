@@ -205,6 +205,34 @@ def cmd_measure(args):
     return 0
 
 
+def cmd_serve(args):
+    import threading
+
+    import uvicorn
+
+    from .checkpoint import load_model
+    from .serve import Engine, create_app, load_test
+
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    app = create_app(Engine(compiled, vocab, f"{cfg.name} ({Path(args.checkpoint).name})"))
+    if not args.load_test:
+        print(f"symlstm serve: http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        thread.join(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    load_test(f"http://127.0.0.1:{port}", 2, 1)  # warm-up: the first calls compile
+    result = load_test(f"http://127.0.0.1:{port}", args.load_test, args.num)
+    server.should_exit = True
+    thread.join()
+    _print_dict(result, args.json, 10)
+    return 0 if result["succeeded"] == result["requests"] else 1
+
+
 def cmd_eval(args):
     from .checkpoint import load_model
     from .corpus import read_poems
@@ -424,6 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--backend", choices=list(BACKENDS))
     ms.add_argument("--json", action="store_true")
     ms.set_defaults(func=cmd_measure)
+
+    sv = sub.add_parser("serve", help="a local web page and JSON API for writing and scoring poems")
+    sv.add_argument("--checkpoint", required=True)
+    sv.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--backend", choices=list(BACKENDS))
+    sv.add_argument("--load-test", type=int, default=0, metavar="N",
+                    help="instead of serving: start on a free local port, send N concurrent requests, print latencies")
+    sv.add_argument("--num", type=int, default=5, help="poems per load-test request (五絕)")
+    sv.add_argument("--json", action="store_true")
+    sv.set_defaults(func=cmd_serve)
 
     e = sub.add_parser("eval", help="perplexity of a checkpoint on a file or a split")
     e.add_argument("--checkpoint", required=True)
