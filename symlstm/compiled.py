@@ -4,7 +4,9 @@
 `compile_model` is the one choke point where `pytensor.function` is called (in the build_*
 helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draws dropout masks
 from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
-function per input shape, since JAX compiles for static shapes (a few seconds each).
+function per input shape, since JAX compiles for static shapes (a few seconds each). With
+`devices` > 1 the training and evaluation steps run data-parallel over that many devices
+(`devices.Placement`): their arrays stay on the devices, and hT, cT come back as device arrays.
 """
 import functools
 
@@ -15,6 +17,7 @@ import pytensor.tensor as pt
 from . import model as M
 from . import optim
 from .config import ModelConfig, TrainConfig
+from .devices import Placement, resolve
 from .errors import InputError
 from .runtime import get_mode
 from .vocab import EOS, PAD
@@ -89,9 +92,12 @@ class CompiledModel:
     Arrays are time-major: x, y (T, B) int32; mask (T, B) and states (L, B, H) in cfg.dtype.
     """
 
-    def __init__(self, params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0):
+    def __init__(self, params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0,
+                 devices: int = 1):
         self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
         self.mode = get_mode(cfg.backend)
+        n = resolve(devices, cfg.backend)
+        self.placement = Placement(n) if n > 1 else None
         self.static = cfg.backend == "jax"
         self.vocab_size = params["embedding"].shape[0]
         self.params = M.to_shared(params)
@@ -108,9 +114,25 @@ class CompiledModel:
         key = (kind, key if self.static else None)
         if key not in self._fns:
             self._fns[key] = build(key[1])
+            if self.placement and kind in ("train", "eval"):
+                self._fns[key].trust_input = True  # device arrays go in as they are, not through NumPy
         return self._fns[key]
 
+    def _on_devices(self, with_state: bool):
+        """Replicate parameters (and optimizer state) on every device where they are host arrays
+        (new, or set from NumPy); after a step they are the step's device outputs already."""
+        for v in list(self.params.values()) + (list(self.state.values()) if with_state else []):
+            if not isinstance(v.container.storage[0], self.placement.jax.Array):
+                v.container.storage[0] = self.placement.replicate(v.container.storage[0])
+
+    def _split(self, *arrays):
+        """Batch arrays (batch on axis 1) onto the devices; rows split evenly, else replicated."""
+        put = self.placement.split if arrays[0].shape[1] % self.placement.n == 0 else self.placement.replicate
+        return [put(a) for a in arrays]
+
     def _check(self, name, a, kind, shape):
+        if self.placement and kind == "float" and isinstance(a, self.placement.jax.Array):
+            a = np.empty(a.shape, a.dtype)  # a state left on the devices by the previous step: check its shape
         if not isinstance(a, np.ndarray):
             raise InputError(f"{name}: expected a NumPy array, got {type(a).__name__}")
         if kind == "int":
@@ -133,8 +155,10 @@ class CompiledModel:
         if T == 0 or B == 0:
             raise InputError(f"x: empty batch of shape {x.shape}")
         L, H = self.cfg.num_layers, self.cfg.hidden
-        return (x, self._check("y", y, "int", (T, B)), self._check("mask", mask, "float", (T, B)),
-                self._check("h0", h0, "float", (L, B, H)), self._check("c0", c0, "float", (L, B, H)))
+        y, mask = self._check("y", y, "int", (T, B)), self._check("mask", mask, "float", (T, B))
+        self._check("h0", h0, "float", (L, B, H))
+        self._check("c0", c0, "float", (L, B, H))
+        return x, y, mask, h0, c0
 
     def zero_state(self, batch: int):
         """Zero initial states (h0, c0), each (L, B, H)."""
@@ -148,21 +172,31 @@ class CompiledModel:
         lr = self.tcfg.learning_rate if lr is None else lr
         fn = self._fn("train", x.shape, lambda s: build_train_fn(
             self.params, self.state, self.cfg, self.tcfg, self.mode, s))
-        args = [x, y, mask, h0, c0, np.asarray(lr, self.cfg.dtype)]
+        keep = []
         p = self.cfg.dropout
         if p > 0:
             shape = x.shape + (self.cfg.hidden,)
-            args += [((self.rng.random(shape) >= p) / (1 - p)).astype(self.cfg.dtype)
-                     for _ in range(self.cfg.num_layers)]
-        loss, norm, hT, cT = fn(*args)
-        return float(loss), float(norm), np.asarray(hT), np.asarray(cT)
+            keep = [((self.rng.random(shape) >= p) / (1 - p)).astype(self.cfg.dtype) for _ in range(self.cfg.num_layers)]
+        lr = np.asarray(lr, self.cfg.dtype)
+        if self.placement is None:
+            loss, norm, hT, cT = fn(x, y, mask, h0, c0, lr, *keep)
+            return float(loss), float(norm), np.asarray(hT), np.asarray(cT)
+        self.placement.check_batch(x.shape[1])
+        self._on_devices(with_state=True)
+        x, y, mask, h0, c0, *keep = self._split(x, y, mask, h0, c0, *keep)
+        loss, norm, hT, cT = fn(x, y, mask, h0, c0, self.placement.replicate(lr), *keep)
+        return self.placement.scalar(loss), self.placement.scalar(norm), hT, cT
 
     def evaluate(self, x, y, mask, h0, c0):
         """Summed NLL (nats) and token count of a batch, without updates: (total, count, hT, cT)."""
         x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
         fn = self._fn("eval", x.shape, lambda s: build_eval_fn(self.params, self.cfg, self.mode, s))
-        total, count, hT, cT = fn(x, y, mask, h0, c0)
-        return float(total), float(count), np.asarray(hT), np.asarray(cT)
+        if self.placement is None:
+            total, count, hT, cT = fn(x, y, mask, h0, c0)
+            return float(total), float(count), np.asarray(hT), np.asarray(cT)
+        self._on_devices(with_state=False)
+        total, count, hT, cT = fn(*self._split(x, y, mask, h0, c0))
+        return self.placement.scalar(total), self.placement.scalar(count), hT, cT
 
     def step(self, tokens, h, c):
         """Feed one token per row: tokens (B,) -> (log-probabilities (B, V), h, c)."""
@@ -199,7 +233,8 @@ class CompiledModel:
             self.state[k].set_value(np.asarray(v, dtype=self.state[k].dtype))
 
 
-def compile_model(params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0) -> CompiledModel:
+def compile_model(params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0,
+                  devices: int = 1) -> CompiledModel:
     """Wrap `params` (name -> NumPy array) as shared variables and return the compiled functions
-    (built lazily at first call)."""
-    return CompiledModel(params, cfg, tcfg, seed)
+    (built lazily at first call); devices > 1 (0: every local one) trains data-parallel."""
+    return CompiledModel(params, cfg, tcfg, seed, devices)

@@ -73,6 +73,7 @@ class TrainConfig:
     eval_every: int = 200  # validate (and checkpoint) every this many steps, and when the run ends
     patience: int = 0  # early stopping: validations without improvement before stopping (0: off)
     seed: int = 1234  # seeds initialization, shuffling and dropout
+    devices: int = 1  # split each batch over this many devices, data-parallel (jax backend); 0 or all: every one
     num_samples: int = 3  # samples printed at each validation
     sample_temperature: float = 0.8  # temperature of those samples
 
@@ -135,6 +136,8 @@ def _check_value(section: str, key: str, value, where: str):
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
     if (section, key) in POSITIVE and value < 1:
         raise ConfigError(f"{where}: must be at least 1, got {value}")
+    if (section, key) == ("train", "devices") and value < 0:
+        raise ConfigError(f"{where}: must be a device count, 0 or 'all', got {value}")
     if key in ("dropout", "valid_fraction", "test_fraction") and not 0 <= value < 1:
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
 
@@ -164,6 +167,8 @@ def from_dict(raw: dict, source: str = "config") -> Config:
             if k not in types:
                 raise ConfigError(f"{source}: unknown key '{key}.{k}'{_suggest(k, list(types))}")
             typ = {"int": int, "float": float, "str": str, "bool": bool}[types[k]] if isinstance(types[k], str) else types[k]
+            if (key, k, v) == ("train", "devices", "all"):
+                v = 0
             section[k] = _coerce(f"{source}: {key}.{k}", v, typ)
             _check_value(key, k, section[k], f"{source}: {key}.{k}")
         kwargs[key] = cls(**section)

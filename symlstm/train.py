@@ -19,6 +19,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt_io
 from .batching import padding_fraction, poem_batches, stream_batches
 from .compiled import compile_model
+from .devices import resolve
 from .config import Config, load_config
 from .corpus import Corpus, load_corpus
 from .decode import sample_poems
@@ -94,7 +95,10 @@ def preflight(cfg: Config, corpus: Corpus):
         if chars < 1:
             raise TrainingError(f"{d.path}: the validation split has {chars} characters; "
                                 f"raise data.valid_fraction (now {d.valid_fraction})")
-    elif not corpus.splits["valid"]:
+    n = resolve(cfg.train.devices, cfg.model.backend)
+    if d.batch_size % n:
+        raise TrainingError(f"data.batch_size {d.batch_size} does not split over train.devices {n}: make it a multiple")
+    if d.mode == "poem" and not corpus.splits["valid"]:
         raise TrainingError(f"{d.path}: the validation split is empty ({len(corpus.splits['train'])} poems in "
                             f"training); raise data.valid_fraction (now {d.valid_fraction}) or add poems")
 
@@ -159,7 +163,7 @@ class Trainer:
     def __init__(self, cfg: Config, corpus: Corpus, run_dir: Path, log, params: dict):
         self.cfg, self.corpus, self.run_dir, self.log = cfg, corpus, run_dir, log
         self.state = RunState()
-        self.compiled = compile_model(params, cfg.model, cfg.train, seed=cfg.train.seed)
+        self.compiled = compile_model(params, cfg.model, cfg.train, seed=cfg.train.seed, devices=cfg.train.devices)
         self.novelty = NoveltyIndex(corpus.texts["train"])
         self.first_epoch = epoch_batches(cfg, corpus, 0)
         t = cfg.train

@@ -29,6 +29,9 @@ def run(*args, cwd=ROOT):
      "tokens, fewer than data.batch_size × data.seq_length + data.seq_length + 1 = 1089"),
     (["eval", "--checkpoint", "README.md", "--split", "test"], "README.md: not a readable HDF5 file"),
     (["check-verse", "--file", "nope.txt"], "nope.txt: file not found"),
+    (["train", "--config", "configs/tiny.yaml", "--out", "OUT", "--set", "train.devices=4"],
+     "train.devices 4: this machine has 1 local device(s) (cpu)"),
+    (["train", "--config", "configs/tiny.yaml", "--set", "train.devices=-1"], "must be a device count, 0 or 'all'"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
     import h5py

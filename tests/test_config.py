@@ -53,3 +53,9 @@ def test_form_choices_come_from_the_forms_table():
         load_config(overrides=[f"data.form={name}"])
     with pytest.raises(ConfigError, match="data.form: 'ci' is not one of"):
         load_config(overrides=["data.form=ci"])
+
+
+def test_devices_all_means_every_local_device():
+    assert load_config(overrides=["train.devices=all"]).train.devices == 0
+    assert load_config(overrides=["train.devices=2"]).train.devices == 2
+    assert load_config().train.devices == 1
