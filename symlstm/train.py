@@ -19,10 +19,10 @@ from tqdm import tqdm
 from . import checkpoint as ckpt_io
 from .batching import padding_fraction, poem_batches, stream_batches
 from .compiled import compile_model
-from .devices import resolve
 from .config import Config, load_config
 from .corpus import Corpus, load_corpus
 from .decode import sample_poems
+from .devices import resolve
 from .errors import UserError
 from .evaluate import nll_sum, stream_eval_batches
 from .model import init_params
