@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/symlstm bench $(ARGS)
 
 data: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[data]'
 	$(BIN)/symlstm data $(ARGS)
 
 plot: $(STAMP)

@@ -290,9 +290,14 @@ def cmd_plot(args):
 def cmd_data(args):
     from .fetch import make_data
 
-    counts = make_data(Path(args.out))
+    counts, report = make_data(Path(args.out))
     for name, n in counts.items():
         print(f"{Path(args.out) / (name + '.txt')}: {n} poems")
+    top = ", ".join(f"{ch}→{'/'.join(f'{t} {n}' for t, n in forms.items())}" for ch, forms in list(report["chosen"].items())[:8])
+    print(f"{Path(args.out) / 'songci.json'}: the ci in traditional characters with their tune names ({report['converter']}); "
+          f"{report['one_to_many_positions']} positions held one of {report['one_to_many_characters']} one-to-many "
+          f"characters, decided by OpenCC's phrase table (most frequent: {top}); "
+          f"every choice in {Path(args.out) / 'songci_conversion.json'}")
     return 0
 
 

