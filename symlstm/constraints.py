@@ -12,12 +12,13 @@ import copy
 import numpy as np
 
 from .errors import UserError
-from .forms import FORMS, LINE_ENDS, PUNCT, form_of, poem_length
+from .forms import CI, FORMS, PUNCT, form_of, layout
 from .lexicon import PING, ZE, Lexicon
 from .verse import QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, sanping_column
 from .vocab import EOS, Vocab
 
 BLANKS = "＿_"  # a free character in a template
+MARK_STAND_INS = {"、": "，", "；": "，", "：": "，", "！": "。", "？": "。"}  # for a vocabulary without the mark
 
 
 class DecodeError(UserError, ValueError):
@@ -37,8 +38,13 @@ class Shape:
         self.chars[EOS] = False
         self.chars[list(self.punct_ids.values())] = False
         self.chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
-        if form and not set(LINE_ENDS) <= set(self.punct_ids):
-            raise DecodeError("the vocabulary lacks ，or 。: forms cannot be enforced with this model")
+        self.plan = "".join("·" * n + mark for n, mark in layout(form)) if form else ""  # · a character
+        for mark, stand_in in MARK_STAND_INS.items():  # a model that never saw 、 writes ，there
+            if mark in self.plan and mark not in self.punct_ids and stand_in in self.punct_ids:
+                self.punct_ids[mark] = self.punct_ids[stand_in]
+        missing = sorted(set(self.plan) - {"·"} - set(self.punct_ids))
+        if missing:
+            raise DecodeError(f"the vocabulary lacks {' '.join(missing)}: the form {form} cannot be enforced with this model")
 
     def only(self, token: int) -> np.ndarray:
         m = np.zeros_like(self.base)
@@ -48,12 +54,10 @@ class Shape:
     def allowed(self, text: str) -> np.ndarray:
         pos = len(text)
         if self.form:
-            n, _ = FORMS[self.form]
-            if pos >= poem_length(self.form):
+            if pos >= len(self.plan):
                 return self.only(EOS)
-            line, col = divmod(pos, n + 1)
-            if col == n:
-                return self.only(self.punct_ids[LINE_ENDS[line % 2]])
+            if self.plan[pos] != "·":
+                return self.only(self.punct_ids[self.plan[pos]])
             return self.only(self.vocab.stoi[self.locks[pos]]) if pos in self.locks else self.chars
         if self.acrostic:
             line = sum(ch in PUNCT for ch in text)
@@ -200,10 +204,103 @@ def parse_template(template: str) -> tuple[str, dict]:
 
 
 def slots(keyword: str, form: str) -> list[list[int]]:
-    """Every run of positions in a form poem that can hold the keyword inside one line."""
-    n, lines = FORMS[form]
-    return [[line * (n + 1) + col + j for j in range(len(keyword))]
-            for line in range(lines) for col in range(n - len(keyword) + 1)]
+    """Every run of positions in a form poem that can hold the keyword inside one line or clause."""
+    out, start = [], 0
+    for n, _ in layout(form):
+        out += [[start + col + j for j in range(len(keyword))] for col in range(n - len(keyword) + 1)]
+        start += n + 1
+    return out
+
+
+def line_starts(form: str) -> list[int]:
+    """The text position of each line's (or clause's) first character."""
+    starts, pos = [], 0
+    for n, _ in layout(form):
+        starts.append(pos)
+        pos += n + 1
+    return starts
+
+
+class TuneTones:
+    """A ci tune's template as masks: under 'strict' every position whose tone the template decides,
+    under 'loose' those at the 2nd, 4th, 6th character of a clause; in every mode the rhymes. A rhyme
+    position of a segment takes characters whose every reading rhymes in the segment's tone class
+    (平, 上去 or 入), sharing a 部 of 詞林正韻 with the segment's other rhymes, none twice.
+    Like `Tones`, `names` is empty when the locked characters cannot fit the template."""
+
+    def __init__(self, vocab: Vocab, lex: Lexicon, tune: str, mode: str = "strict", locks: dict | None = None):
+        from .tunes import load
+
+        t = load()[tune]
+        self.vocab, self.lex, self.mode, self.locks = vocab, lex, mode, dict(locks or {})
+        plan = "".join("·" * n + mark for n, mark in layout(CI + tune))
+        self.bare = {pos: k for k, pos in enumerate(p for p, ch in enumerate(plan) if ch == "·")}  # position -> char index
+        self.col = {pos: pos - max(s for s in line_starts(CI + tune) if s <= pos) for pos in self.bare}
+        self.tones, self.classes = t["tones"], t["segments"]
+        self.segment = {k: s for k, s in t["rhymes"]}
+        self.only = {x: np.array([lex.tone(s) == {x} for s in vocab.itos]) for x in (PING, ZE)}
+        rhymes = [lex.ci_rhymes(s) for s in vocab.itos]
+        self.pure = {c: np.array([bool(r) and {x for _, x in r} == {c} for r in rhymes]) for c in set(self.classes)}
+        self.bu = {(b, c): np.array([(b, c) in r for r in rhymes]) for c in set(self.classes) for b in range(1, 20)}
+        self.names = ["tune"] if self._consistent(self.locks) else []
+
+    def relocked(self, locks: dict) -> "TuneTones":
+        other = copy.copy(self)
+        other.locks = dict(locks)
+        other.names = ["tune"] if other._consistent(other.locks) else []
+        return other
+
+    def _tone(self, pos: int):
+        k = self.bare[pos]
+        tone = self.tones[k]
+        if tone == "〇" or (self.mode == "loose" and self.col[pos] % 2 == 0) or self.mode == "rhyme":
+            tone = None
+        if k in self.segment:
+            tone = PING if self.classes[self.segment[k]] == "平" else ZE
+        return tone
+
+    def _common(self, filled: dict, segment: int, skip: int = -1) -> tuple[set | None, list]:
+        """The 部 the filled rhymes of a segment share (None: none filled yet), and those characters."""
+        c = self.classes[segment]
+        chars = [ch for pos, ch in filled.items() if pos in self.bare and pos != skip
+                 and self.segment.get(self.bare[pos]) == segment]
+        common = None
+        for ch in chars:
+            bus = {b for b, x in self.lex.ci_rhymes(ch) if x == c}
+            common = bus if common is None else common & bus
+        return common, chars
+
+    def _consistent(self, filled: dict) -> bool:
+        for pos, ch in filled.items():
+            if pos not in self.bare:
+                continue
+            tone = self._tone(pos)
+            if tone is not None and self.lex.tone(ch) != {tone}:
+                return False
+        for s in range(len(self.classes)):
+            common, chars = self._common(filled, s)
+            if (common is not None and not common) or len(set(chars)) < len(chars):
+                return False
+        return True
+
+    def allowed(self, text: str) -> np.ndarray:
+        pos = len(text)
+        m = np.ones(len(self.vocab), bool)
+        if pos not in self.bare:
+            return m  # punctuation or <eos>: Shape decides
+        tone = self._tone(pos)
+        if tone is not None:
+            m &= self.only[tone]
+        k = self.bare[pos]
+        if k in self.segment:
+            s = self.segment[k]
+            c = self.classes[s]
+            common, chars = self._common({**self.locks, **dict(enumerate(text))}, s, skip=pos)
+            m &= self.pure[c]
+            if common is not None:
+                m &= np.logical_or.reduce([self.bu[b, c] for b in common]) if common else False
+            m[[self.vocab.stoi[ch] for ch in chars if ch in self.vocab.stoi]] = False  # 重韻
+        return m
 
 
 def plan_keywords(keywords: tuple, form: str, fixed: dict, feasible, rng) -> dict | None:

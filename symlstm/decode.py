@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constraints import Constraints, DecodeError, Shape, Tones, parse_template, plan_keywords
-from .forms import FORMS, PUNCT, poem_length
+from .constraints import (Constraints, DecodeError, Shape, Tones, TuneTones, line_starts, parse_template,
+                          plan_keywords)
+from .forms import CI, FORMS, PUNCT, is_form, layout, line_length, poem_length
 from .lexicon import Lexicon
 from .verse import QUATRAIN
 from .vocab import BOS, EOS, Vocab
@@ -31,7 +32,7 @@ class SampleOptions:
     top_p: float = 1.0  # sample among the likeliest characters holding this much probability; 1: off
     beam: int = 0  # beam search of this width; 0: off (sampling)
     acrostic: str = ""
-    form: str = ""  # "" | wujue | qijue | wulv | qilv
+    form: str = ""  # "" | wujue | qijue | wulv | qilv | ci:TUNE (a tune of data/ci_tunes.json)
     tones: str = "off"  # off | strict | loose (with a form)
     pattern: str = ""  # zeqi | zeqi-rhyme | pingqi | pingqi-rhyme ("": any, chosen by the first line)
     rhyme: str = ""  # a character naming the rhyme group (with a form)
@@ -54,8 +55,11 @@ class SampleOptions:
             raise DecodeError(f"--beam must be 0 (off) or at least 1, got {self.beam}")
         if self.candidates < 1:
             raise DecodeError(f"--candidates must be at least 1, got {self.candidates}")
-        if self.form and self.form not in FORMS:
-            raise DecodeError(f"--form {self.form!r}: choose one of {', '.join(FORMS)}")
+        if self.form and not is_form(self.form):
+            raise DecodeError(f"--form {self.form!r}: choose one of {', '.join(FORMS)} or ci:TUNE with a tune of "
+                              "data/ci_tunes.json (ci:浣溪沙, ci:菩薩蠻 …)")
+        if self.form.startswith(CI) and (self.pattern or self.rhyme):
+            raise DecodeError("--pattern and --rhyme are for the regulated forms; a ci's tune fixes its rhymes")
         if self.beam and (self.argmax or self.top_k or self.top_p < 1 or self.temperature != 1.0):
             raise DecodeError("--beam searches for the likeliest poems: it does not combine with "
                               "--argmax, --temperature, --top-k or --top-p")
@@ -81,15 +85,15 @@ class SampleOptions:
         for word in self.keywords:
             if not word or any(ch in PUNCT or not ch.strip() or ch in "＿_" for ch in word):
                 raise DecodeError(f"--keywords {word!r}: a keyword is one or more characters, no punctuation")
-            if len(word) > FORMS[self.shape][0]:
+            if len(word) > line_length(self.shape):
                 raise DecodeError(f"--keywords {word}: longer than a line of a {self.shape} "
-                                  f"({FORMS[self.shape][0]} characters)")
+                                  f"({line_length(self.shape)} characters)")
         missing = vocab.unknown(self.prime + self.acrostic + self.rhyme + "".join(self.keywords) +
                                 "".join(parse_template(self.template)[1].values() if self.template else ""))
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
         if self.shape:
-            n, lines = FORMS[self.shape]
+            lines = len(layout(self.shape))
             if len(self.acrostic) > lines:
                 raise DecodeError(f"--acrostic has {len(self.acrostic)} characters but a {self.shape} has {lines} lines")
             rule = self.constraints(vocab, np.random.default_rng(self.seed))
@@ -123,8 +127,7 @@ class SampleOptions:
         form = self.shape
         if not form:
             return Constraints([Shape(vocab, acrostic=self.acrostic)])
-        n, _ = FORMS[form]
-        fixed = {**{line * (n + 1): ch for line, ch in enumerate(self.acrostic)}, **dict(enumerate(self.prime))}
+        fixed = {**dict(zip(line_starts(form), self.acrostic)), **dict(enumerate(self.prime))}
         if self.template:
             fixed.update(parse_template(self.template)[1])
         tones = None
@@ -132,10 +135,12 @@ class SampleOptions:
             lex = Lexicon.load()
             if self.rhyme and not lex.groups.get(self.rhyme):
                 raise DecodeError(f"--rhyme {self.rhyme}: not a 平-tone character of the 平水韻 table")
-            tones = Tones(vocab, lex, form, self.tones if self.tones != "off" else "rhyme", self.pattern, self.rhyme, fixed)
+            mode = self.tones if self.tones != "off" else "rhyme"
+            tones = TuneTones(vocab, lex, form[len(CI):], mode, fixed) if form.startswith(CI) else \
+                Tones(vocab, lex, form, mode, self.pattern, self.rhyme, fixed)
             if not tones.names:
                 raise DecodeError(f"{self._asked()}: the tones of the fixed characters fit no "
-                                  f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern'} "
+                                  f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern' if form in FORMS else 'template of the tune'} "
                                   f"of a {form} under --tones {self.tones}")
         if self.keywords:
             feasible = (lambda locks: bool(tones.relocked(locks).names)) if tones else (lambda locks: True)
@@ -152,8 +157,10 @@ class SampleOptions:
 
 
 def unsatisfiable(text: str, opts: SampleOptions) -> str:
-    n = FORMS[opts.shape][0] if opts.shape else 0
-    where = f" (line {len(text) // (n + 1) + 1}, character {len(text) % (n + 1) + 1})" if n else ""
+    where = ""
+    if opts.shape:
+        line = sum(s <= len(text) for s in line_starts(opts.shape))
+        where = f" (line {line}, character {len(text) - line_starts(opts.shape)[line - 1] + 1})"
     return (f"no character can follow {text!r}{where}: {(opts._asked() or 'the options')} exclude every character "
             "there; loosen one of them (e.g. an acrostic character whose tone the pattern forbids)")
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .errors import UserError
 from .forms import LOST_MARKS, form_of
+from .lexicon import Lexicon
+from .tunes import derive as derive_tunes, dumps as tune_json
 
 PACKAGE = "chinese-poetry"
 VERSION = "2.0.1"
@@ -104,8 +106,9 @@ def to_traditional(entries: list[dict]) -> tuple[list[dict], dict]:
 
 def extract(tarball: Path, out_dir: Path) -> tuple[dict, dict]:
     """Write tang.txt, song.txt, songci.txt and tang_quatrains.txt (one poem per line), songci.json
-    (the ci with their tune names) and songci_conversion.json into out_dir; returns the poem count of
-    each text file and the conversion report (`to_traditional`)."""
+    (the ci with their tune names), songci_conversion.json and ci_tunes.json (the templates of the
+    30 commonest tunes, `tunes.derive`; data/ci_tunes.json is the shipped copy) into out_dir; returns
+    the poem count of each text file and the conversion report (`to_traditional`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,6 +139,7 @@ def extract(tarball: Path, out_dir: Path) -> tuple[dict, dict]:
     # the ci with their tune names, in the chinese-poetry shape (`data.format: json` reads it)
     (out_dir / "songci.json").write_text(json.dumps(ci_json, ensure_ascii=False, indent=0), encoding="utf-8")
     (out_dir / "songci_conversion.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out_dir / "ci_tunes.json").write_text(tune_json(derive_tunes(ci_json, Lexicon.load())), encoding="utf-8")
     return counts, report
 
 

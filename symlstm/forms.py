@@ -1,7 +1,8 @@
 """The shapes of poems: the regulated forms, their line lengths, the punctuation, lost-character marks.
 
 One home for these facts; the corpus filters, the verse checker, the decoding constraints and
-`make data` all read them from here. Nothing here knows tones or rhyme (`verse.py`).
+`make data` all read them from here. A ci form (`ci:浣溪沙`) takes its layout from the tune's
+template (`tunes.py`). Nothing here knows tones or rhyme (`verse.py`).
 """
 import re
 
@@ -37,7 +38,33 @@ def split_lines(text: str) -> list[str]:
     return [line for line in _SPLIT.split(text) if line]
 
 
+CI = "ci:"  # a ci form names its tune: ci:浣溪沙 (the templates are tunes.py's)
+
+
+def is_form(form: str) -> bool:
+    """A regulated form of FORMS, or ci:TUNE for a tune with a shipped template."""
+    if form.startswith(CI):
+        from .tunes import load
+
+        return form[len(CI):] in load()
+    return form in FORMS
+
+
+def layout(form: str) -> list[tuple[int, str]]:
+    """(characters, punctuation mark) of each line or clause of a form, in order."""
+    if form.startswith(CI):
+        from .tunes import load, parse_layout
+
+        return parse_layout(load()[form[len(CI):]]["layout"])
+    n, lines = FORMS[form]
+    return [(n, LINE_ENDS[i % 2]) for i in range(lines)]
+
+
+def line_length(form: str) -> int:
+    """The longest line or clause of a form (what a keyword must fit in)."""
+    return max(n for n, _ in layout(form))
+
+
 def poem_length(form: str) -> int:
     """Characters of a poem of `form`, punctuation included."""
-    n, lines = FORMS[form]
-    return lines * (n + 1)
+    return sum(n + 1 for n, _ in layout(form))

@@ -18,6 +18,21 @@ DEFAULT_TABLE = Path(__file__).resolve().parent.parent / "data" / "pingshui.json
 NEIGHBOURS = ("東冬", "江陽", "支微齊", "魚虞", "佳灰", "真文元", "元寒刪先", "蕭肴豪", "庚青蒸", "覃鹽咸")
 
 
+# 詞林正韻 (戈載): the 19 部 of ci rhyme, each as the 平水韻 groups it takes, by the last character
+# of their names, 平 / 上去 / 入. 上 and 去 rhyme together; 入 stands apart (部 15-19). The groups
+# that the correspondence splits between two 部 by character (佳 灰 元 and their 上去) are given to
+# both: a character of them rhymes with either.
+CILIN = {
+    1: ("東冬", "董腫送宋", ""), 2: ("江陽", "講養絳漾", ""), 3: ("支微齊灰", "紙尾薺賄寘未霽泰隊", ""),
+    4: ("魚虞", "語麌御遇", ""), 5: ("佳灰", "蟹賄泰卦隊", ""), 6: ("真文元", "軫吻阮震問願", ""),
+    7: ("元寒刪先", "阮旱潸銑願翰諫霰", ""), 8: ("蕭肴豪", "篠巧皓嘯效號", ""), 9: ("歌", "哿箇", ""),
+    10: ("佳麻", "馬卦禡", ""), 11: ("庚青蒸", "梗迥敬徑", ""), 12: ("尤", "有宥", ""), 13: ("侵", "寢沁", ""),
+    14: ("覃鹽咸", "感琰豏勘豔陷", ""), 15: ("", "", "屋沃"), 16: ("", "", "覺藥"), 17: ("", "", "質陌錫職緝"),
+    18: ("", "", "物月曷黠屑葉"), 19: ("", "", "合洽"),
+}
+CI_TONES = ("平", "上去", "入")  # the three tone classes of ci rhyme
+
+
 def neighbouring(group_a: str, group_b: str) -> bool:
     """Whether two different 平 rhyme groups are 鄰韻."""
     a, b = group_a[-1], group_b[-1]
@@ -27,23 +42,34 @@ def neighbouring(group_a: str, group_b: str) -> bool:
 class Lexicon:
     """Tones and 平-tone rhyme groups of characters."""
 
-    def __init__(self, tones: dict, groups: dict):
+    def __init__(self, tones: dict, groups: dict, every: dict | None = None):
         self.tones, self.groups = tones, groups  # char -> set of 平/仄; char -> set of 平 groups
+        self.every = every or {}  # char -> every group, 平 and 仄 (上聲…, 去聲…, 入聲…)
 
     @classmethod
     @functools.lru_cache(maxsize=4)
     def load(cls, path=DEFAULT_TABLE) -> "Lexicon":
         """Read the table once per path (sampling asks for it on every call)."""
         table = json.loads(Path(path).read_text(encoding="utf-8"))
-        tones, groups = {}, {}
+        tones, groups, every = {}, {}, {}
         for key, tone in (("ping", PING), ("ze", ZE)):
             for part in table[key].values():
                 for group, strings in part.items():
                     for ch in "".join(strings):
                         tones.setdefault(ch, set()).add(tone)
+                        every.setdefault(ch, set()).add(group)
                         if tone == PING:
                             groups.setdefault(ch, set()).add(group)
-        return cls(tones, groups)
+        return cls(tones, groups, every)
+
+    def ci_rhymes(self, ch: str) -> set:
+        """The (部, tone class) pairs of 詞林正韻 the character can rhyme as: (7, '平'), (18, '入') …"""
+        out = set()
+        for group in self.every.get(ch, ()):
+            cls_ = "平" if "平" in group else ("入" if group.startswith("入") else "上去")
+            k = CI_TONES.index(cls_)
+            out |= {(bu, cls_) for bu, row in CILIN.items() if group[-1] in row[k]}
+        return out
 
     def tone(self, ch: str) -> set:
         return self.tones.get(ch, set())

@@ -1,5 +1,6 @@
 """The poet's workbench, measured (`symlstm measure`): strict-tone samples against an independent
-checker, keyword hit rates, and fill-in quality. Tools over a sampler; they return dicts.
+checker, keyword hit rates, fill-in quality, and the ci tunes' format. Tools over a sampler; they
+return dicts.
 
 The independent checker is the `pingshui-rhyme` package (PyPI, 0.20), whose meter and rhyme checks
 are written apart from `verse.py` (it needs setuptools' `pkg_resources`, hence setuptools<81).
@@ -51,6 +52,24 @@ def strict_samples(sampler: Sampler, num: int = 200, temperature: float = 0.8, s
                      "pingshui_both": sum(m and r for m, r in zip(meter, rhyme)) / num,
                      "score_pass": sum(ours) / num,
                      "failures": [p for p, m, r, o in zip(poems, meter, rhyme, ours) if not (m and r and o)]})
+    return rows
+
+
+def tune_samples(sampler: Sampler, num: int = 100, temperature: float = 0.8, seed: int = 0, tones: str = "strict") -> list[dict]:
+    """Per shipped ci tune: `num` samples of ci:TUNE under `tones`; the share in the tune's layout
+    (clause lengths) and the share `symlstm score` passes."""
+    from .tunes import clauses, load, parse_layout
+    from .verse import check_tune
+
+    lex, rows = Lexicon.load(), []
+    for tune, t in load().items():
+        start = time.perf_counter()
+        poems = [p["text"] for p in sampler.sample(SampleOptions(num=num, form=f"ci:{tune}", tones=tones,
+                                                                  temperature=temperature, seed=seed))]
+        want = [n for n, _ in parse_layout(t["layout"])]
+        rows.append({"tune": tune, "samples": num, "seconds": time.perf_counter() - start,
+                     "format": sum([len(c) for c, _ in clauses(p)] == want for p in poems) / num,
+                     "score_pass": sum(check_tune(p, lex, tune).passed for p in poems) / num})
     return rows
 
 
@@ -133,6 +152,11 @@ def format_report(result: dict) -> str:
     for row in result.get("keywords", []):
         out.append(f"keywords {row['form']:<6} {row['requests']} pairs: feasible {row['feasible']:.1%}, hit rate "
                    f"{row['keyword_hit_rate']:.1%}, format {row['format']:.1%} ({row['seconds']:.1f} s)")
+    if "tunes" in result:
+        rows = result["tunes"]
+        out.append(f"ci tunes: {len(rows)} tunes × {rows[0]['samples']} samples: format {min(r['format'] for r in rows):.1%} "
+                   f"at worst, symlstm score {min(r['score_pass'] for r in rows):.1%} at worst "
+                   f"({sum(r['seconds'] for r in rows):.0f} s)")
     if "fillin" in result:
         r = result["fillin"]
         out.append(f"fill-in {r['poems']} quatrains, lines 2 and 4 blank: locked characters kept {r['locked_kept']:.1%}; "

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .lexicon import Lexicon
-from .verse import check_verse, verdict_row
+from .verse import check_any, verdict_row
 from .vocab import BOS, EOS, Vocab
 
 
@@ -27,13 +27,15 @@ def surprisal(compiled, vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
     return out
 
 
-def score(texts: list[str], compiled=None, vocab: Vocab | None = None, lex: Lexicon | None = None) -> list[dict]:
+def score(texts: list[str], compiled=None, vocab: Vocab | None = None, lex: Lexicon | None = None,
+          form: str = "") -> list[dict]:
     """One dict per poem: the verdict's fields (`verse.verdict_row`: form, pattern, tones, faults,
     notes, …) and, with a model, `surprisal` ([character, bits] per character, then <eos>),
     `bits_per_token` and `perplexity` (exp of the mean NLL in nats over characters + <eos>, as
-    `symlstm eval` has it) and `unknown` (characters outside the vocabulary, scored as <unk>)."""
+    `symlstm eval` has it) and `unknown` (characters outside the vocabulary, scored as <unk>). A ci is
+    judged against its tune: `form` ci:TUNE, or the one tune whose layout the text has."""
     lex = lex or Lexicon.load()
-    rows = [verdict_row(t, check_verse(t, lex)) for t in texts]
+    rows = [verdict_row(t, check_any(t, lex, form)) for t in texts]
     if compiled is not None and texts:
         for row, text, bits in zip(rows, texts, surprisal(compiled, vocab, texts)):
             row["surprisal"] = [[ch, round(float(b), 3)] for ch, b in zip(list(text) + ["<eos>"], bits)]

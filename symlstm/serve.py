@@ -21,14 +21,19 @@ from starlette.routing import Route
 
 from .decode import SampleOptions, Sampler
 from .errors import UserError
-from .forms import FORM_NAMES, FORMS
+from .forms import CI, FORM_NAMES, FORMS, is_form, layout
 from .lexicon import Lexicon, known_tones
 from .scoring import score
+from .tunes import load as load_tunes
 
 LIMITS = {"body_bytes": 8192, "num": 8, "candidates": 16, "text_chars": 400, "keywords": 4,
           "temperature": (0.05, 3.0)}
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
+
+
+def tune_layout(form: str) -> str:
+    return "".join(f"{n}{mark}" for n, mark in layout(form))
 
 
 class RequestError(UserError, ValueError):
@@ -45,7 +50,8 @@ def _field(body: dict, key: str, kind, default):
 
 
 def sample_options(body: dict) -> SampleOptions:
-    """A request body -> SampleOptions, every field typed and bounded."""
+    """A request body -> SampleOptions, every field typed and bounded (every request is in a form, so
+    a poem is at most the longest tune's 142 characters, 賀新郎's)."""
     unknown = set(body) - {"form", "tones", "temperature", "num", "acrostic", "keywords", "template", "candidates", "seed"}
     if unknown:
         raise RequestError(f"unknown field {sorted(unknown)[0]!r}")
@@ -67,8 +73,8 @@ def sample_options(body: dict) -> SampleOptions:
         raise RequestError(f"keywords: at most {LIMITS['keywords']}, got {len(words)}")
     template = _field(body, "template", str, "").strip()
     form = _field(body, "form", str, "wujue")
-    if form not in FORMS:
-        raise RequestError(f"form {form!r}: choose one of {', '.join(FORMS)}")
+    if not is_form(form):
+        raise RequestError(f"form {form!r}: choose one of {', '.join(FORMS)} or ci:TUNE (see /api/info)")
     return SampleOptions(num=num, form="" if template else form, tones=_field(body, "tones", str, "off"),
                          temperature=temperature, acrostic=_field(body, "acrostic", str, "").strip(),
                          keywords=words, template=template, candidates=candidates, seed=seed)
@@ -125,7 +131,8 @@ def create_app(engine: Engine) -> Starlette:
 
     async def info(request: Request) -> JSONResponse:
         return JSONResponse({"model": engine.name, "vocabulary": len(engine.vocab),
-                             "forms": [{"id": f, "name": FORM_NAMES[f], "length": FORMS[f]} for f in FORMS],
+                             "forms": [{"id": f, "name": FORM_NAMES[f], "layout": tune_layout(f)} for f in FORMS] +
+                                      [{"id": CI + t, "name": f"詞・{t}", "layout": tune_layout(CI + t)} for t in load_tunes()],
                              "tones": ["off", "loose", "strict"], "limits": LIMITS})
 
     async def sample(request: Request) -> JSONResponse:

@@ -212,6 +212,67 @@ def check_verse(text: str, lex: Lexicon) -> Verdict:
                    strict_mismatches=n_strict, loose_mismatches=n_loose, faults=faults, notes=notes, rhyme_note=rhyme)
 
 
+def tune_of(text: str) -> str | None:
+    """The shipped ci tune whose layout (clause lengths) the text has, when exactly one has it."""
+    from .tunes import clauses, load, parse_layout
+
+    lengths = [len(c) for c, _ in clauses(text)]
+    if "".join(c + p for c, p in clauses(text)) != text:
+        return None
+    names = [name for name, t in load().items() if [n for n, _ in parse_layout(t["layout"])] == lengths]
+    return names[0] if len(names) == 1 else None
+
+
+def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
+    """A ci against its tune's template: 平仄 where the template decides a tone and the character's
+    only reading is the other, 出韻 where a rhyme is of another tone class or shares no 部 of
+    詞林正韻 with the segment's first rhyme, 重韻 for a rhyme repeated in a segment."""
+    from .tunes import clauses, load, parse_layout
+
+    t = load()[tune]
+    parts = clauses(text)
+    want = [n for n, _ in parse_layout(t["layout"])]
+    form = f"ci:{tune}"
+    if [len(c) for c, _ in parts] != want or "".join(c + p for c, p in parts) != text:
+        return Verdict(form=None, rhyme_note=f"not the layout of {tune} ({t['layout']})")
+    bare = "".join(c for c, _ in parts)
+    where = [(i, j) for i, (c, _) in enumerate(parts) for j in range(len(c))]  # char index -> (clause, column)
+    segment = {k: s for k, s in t["rhymes"]}
+    faults = []
+    for k, ch in enumerate(bare):
+        tone = t["tones"][k]
+        if tone != "〇" and k not in segment and lex.definite(ch) not in (None, tone):
+            faults.append(Fault("平仄", where[k][0] + 1, where[k][1] + 1, f"{ch} is {lex.definite(ch)}; the tune has {tone}"))
+    for s, cls in enumerate(t["segments"]):
+        ks = sorted(k for k, x in segment.items() if x == s)
+        common, seen = None, {}
+        for k in ks:
+            ch, (line, col) = bare[k], where[k]
+            if ch in seen:
+                faults.append(Fault("重韻", line + 1, col + 1, f"{ch} already rhymes clause {seen[ch] + 1}"))
+            seen.setdefault(ch, line)
+            if ch not in lex.tones:
+                continue
+            bus = {b for b, c in lex.ci_rhymes(ch) if c == cls}
+            if not bus or (common is not None and not common & bus):
+                faults.append(Fault("出韻", line + 1, col + 1, f"{ch} does not rhyme in the {cls} rhyme of the others"))
+            else:
+                common = bus if common is None else common & bus
+    faults.sort(key=lambda f: (f.line, f.char))
+    marks = [c and "".join(t["tones"][sum(want[:i]) + j] if t["tones"][sum(want[:i]) + j] != "〇" else
+                           (lex.definite(ch) or ("±" if lex.tone(ch) else "?")) for j, ch in enumerate(c))
+             for i, (c, _) in enumerate(parts)]
+    return Verdict(form=form, pattern=tune, label=t["layout"], expected=None, marks=marks, faults=faults,
+                   rhyme_note=" / ".join(t["segments"]))
+
+
+def check_any(text: str, lex: Lexicon, form: str = "") -> Verdict:
+    """check_verse for the regulated forms, check_tune for a ci (its tune named by `form`, else found
+    by its layout)."""
+    tune = form[3:] if form.startswith("ci:") else ("" if form else tune_of(text))
+    return check_tune(text, lex, tune) if tune else check_verse(text, lex)
+
+
 def summarize(verdicts: list[Verdict]) -> dict:
     """Pass rates over the poems in a regulated form: poems, regulated_form, tones_pass, rhyme_pass,
     both_pass (shares of the regulated ones), and how many poems break each rule."""

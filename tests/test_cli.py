@@ -85,6 +85,7 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     assert [r["form"] for r in figures["strict"]] == ["wujue", "qijue", "wulv", "qilv"]
     assert all(r["score_pass"] == 1.0 for r in figures["strict"]) and figures["fillin"]["locked_kept"] == 1.0
     assert all(r["keyword_hit_rate"] == 1.0 for r in figures["keywords"])
+    assert len(figures["tunes"]) == 30 and all(r["format"] == 1.0 and r["score_pass"] == 1.0 for r in figures["tunes"])
     proc = run("sample", "--checkpoint", ckpt, "--temperature", "0")
     assert proc.returncode == 2 and "--temperature must be > 0" in proc.stderr
     proc = run("sample", "--checkpoint", ckpt, "--prime", "白日☃")

@@ -60,7 +60,8 @@ def test_page_files_come_from_a_fixed_table_and_nothing_else(client):
         assert client.get(path).status_code == 404, path
     assert "http" not in "".join(l for l in page.text.splitlines() if "src=" in l or "href=" in l)  # no CDN
     info = client.get("/api/info").json()
-    assert [f["name"] for f in info["forms"]] == ["五絕", "七絕", "五律", "七律"] and info["limits"]["num"] == LIMITS["num"]
+    assert [f["name"] for f in info["forms"][:4]] == ["五絕", "七絕", "五律", "七律"] and info["limits"]["num"] == LIMITS["num"]
+    assert {"id": "ci:浣溪沙", "name": "詞・浣溪沙", "layout": "7。7。7。7，7。7。"} in info["forms"]
 
 
 def test_sample_returns_scored_poems_under_the_constraints(client):
@@ -75,6 +76,8 @@ def test_sample_returns_scored_poems_under_the_constraints(client):
                                             "keywords": "山"})
     row = resp.json()["poems"][0]
     assert row["text"][:6] == "白日依山盡，" and row["text"][12:18] == "欲窮千里目，" and row["keywords"] == {"山": True}
+    row = client.post("/api/sample", json={"form": "ci:菩薩蠻", "tones": "strict", "num": 1}).json()["poems"][0]
+    assert row["form"] == "ci:菩薩蠻" and row["faults"] == []
 
 
 def test_score_names_the_broken_rule(client):

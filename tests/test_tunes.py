@@ -1,0 +1,75 @@
+"""Ci by tune: the shipped templates against what the 詞譜 say, sampling every shipped tune in its
+layout, and the scorer on a famous ci and on one altered to break a rule."""
+import pytest
+
+from conftest import ROOT
+from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
+from symlstm.decode import DecodeError
+from symlstm.lexicon import Lexicon
+from symlstm.tunes import clauses, load, parse_layout
+from symlstm.verse import check_any, tune_of
+
+POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:2000]
+YAN_SHU = "一曲新詞酒一杯，去年天氣舊亭臺。夕陽西下幾時回？無可奈何花落去，似曾相識燕歸來。小園香徑獨徘徊。"
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    vocab = Vocab.build(POEMS)
+    cfg = ModelConfig(embedding=16, hidden=24, init_scale=0.3)
+    return Sampler(compile_model(init_params(len(vocab), cfg, 2), cfg), vocab)
+
+
+def lines_rhyming(tune):
+    t = load()[tune]
+    ends = [sum(n for n, _ in parse_layout(t["layout"])[:k + 1]) - 1 for k in range(len(parse_layout(t["layout"])))]
+    return [[ends.index(k) + 1 for k, s in t["rhymes"] if s == seg] for seg in range(len(t["segments"]))]
+
+
+def test_templates_agree_with_the_ci_manuals():
+    """浣溪沙: six 7-character lines, 平 rhymes on lines 1, 2, 3, 5, 6; 菩薩蠻 changes rhyme every two
+    lines, 仄 平 仄 平; 清平樂: four 仄 rhymes, then three 平; 滿江紅 and 念奴嬌 rhyme in 入."""
+    t = load()
+    assert len(t) == 30 and t["浣溪沙"]["layout"] == "7。7。7。7，7。7。"
+    assert lines_rhyming("浣溪沙") == [[1, 2, 3, 5, 6]] and t["浣溪沙"]["segments"] == ["平"]
+    assert lines_rhyming("菩薩蠻") == [[1, 2], [3, 4], [5, 6], [7, 8]]
+    assert t["菩薩蠻"]["segments"] == ["上去", "平", "上去", "平"]
+    assert lines_rhyming("清平樂") == [[1, 2, 3, 4], [5, 6, 8]] and t["清平樂"]["segments"] == ["上去", "平"]
+    assert t["滿江紅"]["segments"] == ["入"] and t["念奴嬌"]["segments"] == ["入"]
+    assert all(len(v["tones"]) == sum(n for n, _ in parse_layout(v["layout"])) for v in t.values())
+
+
+def test_lexicon_reads_ci_rhyme_groups():
+    lex = Lexicon.load()
+    assert lex.ci_rhymes("東") == {(1, "平")} and lex.ci_rhymes("月") == {(18, "入")}
+    assert (4, "上去") in lex.ci_rhymes("去")
+
+
+def test_every_shipped_tune_samples_in_its_layout_with_tones_and_rhymes(sampler):
+    lex = Lexicon.load()
+    for tune, t in load().items():
+        want = [n for n, _ in parse_layout(t["layout"])]
+        for p in sampler.sample(SampleOptions(num=4, form=f"ci:{tune}", tones="strict", temperature=1.2, seed=3)):
+            assert [len(c) for c, _ in clauses(p["text"])] == want, (tune, p["text"])
+            v = check_any(p["text"], lex, f"ci:{tune}")
+            assert v.form == f"ci:{tune}" and v.faults == [], (tune, p["text"], v.faults)
+
+
+def test_keywords_and_acrostic_in_a_ci(sampler):
+    for p in sampler.sample(SampleOptions(num=3, form="ci:菩薩蠻", keywords=("明月",), acrostic="春夏", seed=1)):
+        assert "明月" in p["text"] and p["text"][0] == "春" and p["text"][8] == "夏", p["text"]
+    with pytest.raises(DecodeError, match="--pattern and --rhyme are for the regulated forms"):
+        sampler.sample(SampleOptions(form="ci:浣溪沙", rhyme="東"))
+    with pytest.raises(DecodeError, match="ci:TUNE with a tune of data/ci_tunes.json"):
+        sampler.sample(SampleOptions(form="ci:不存在"))
+
+
+def test_the_scorer_judges_a_ci_by_its_tune():
+    lex = Lexicon.load()
+    assert tune_of(YAN_SHU) == "浣溪沙"
+    assert check_any(YAN_SHU, lex).faults == []  # 晏殊 浣溪沙: 杯 臺 回 來 徊
+    broken = check_any(YAN_SHU.replace("燕歸來", "燕歸去"), lex)
+    assert [(f.rule, f.line, f.char) for f in broken.faults] == [("出韻", 5, 7)]
+    repeated = check_any(YAN_SHU.replace("獨徘徊", "獨徘杯"), lex)
+    assert [f.rule for f in repeated.faults] == ["重韻"]
+    assert check_any(YAN_SHU, lex, "ci:菩薩蠻").form is None  # not that tune's layout
