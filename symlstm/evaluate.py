@@ -59,3 +59,21 @@ def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_siz
         raise CorpusError(f"{data_cfg.path}: the corpus vocabulary differs from the checkpoint's; "
                           "use --text FILE to score other poems")
     return evaluate(compiled, corpus.splits[split], batch_size)
+
+
+def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:
+    """Perplexity of each 下聯 given its 上聯, over lines `上聯，下聯。` (the halves split at the middle
+    comma): the 下聯's characters, its punctuation and <eos> are the predicted tokens."""
+    from .scoring import surprisal
+
+    pairs = []
+    for line in lines:
+        half = len(line) // 2
+        if len(line) % 2 or line[half - 1] != "，" or line[-1] != "。":
+            raise InputError(f"not a couplet of two equal halves, 上聯，下聯。: {line!r}")
+        pairs.append(half)
+    bits = surprisal(compiled, vocab, lines)
+    picked = np.concatenate([b[half:] for b, half in zip(bits, pairs)])
+    nats = float(picked.mean() * math.log(2))
+    return {"couplets": len(lines), "tokens": int(picked.size), "nll_per_token": nats,
+            "perplexity": math.exp(nats), "bits_per_char": float(picked.mean())}

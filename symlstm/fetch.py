@@ -104,8 +104,16 @@ def to_traditional(entries: list[dict]) -> tuple[list[dict], dict]:
                  "unaligned_poems": unaligned, "chosen": {k: v for k, v in by_count}}
 
 
+def parallel_couplets(poem: str) -> list[str]:
+    """The parallel couplets (對仗) of a 律詩: lines 3–4 and 5–6, as `上聯，下聯。`; none otherwise."""
+    if form_of(poem) not in ("wulv", "qilv"):
+        return []
+    n = len(poem) // 8
+    return [poem[2 * n:4 * n], poem[4 * n:6 * n]]
+
+
 def extract(tarball: Path, out_dir: Path) -> tuple[dict, dict]:
-    """Write tang.txt, song.txt, songci.txt and tang_quatrains.txt (one poem per line), songci.json
+    """Write tang.txt, song.txt, songci.txt, tang_quatrains.txt and couplets.txt (one per line), songci.json
     (the ci with their tune names), songci_conversion.json and ci_tunes.json (the templates of the
     30 commonest tunes, `tunes.derive`; data/ci_tunes.json is the shipped copy) into out_dir; returns
     the poem count of each text file and the conversion report (`to_traditional`)."""
@@ -133,7 +141,9 @@ def extract(tarball: Path, out_dir: Path) -> tuple[dict, dict]:
             shutil.copytree(strains, out_dir / "strains", dirs_exist_ok=True)
             tang_ids = {t: i for i, t in _poems(sorted(glob.glob(str(dist / "quantangshi/poet.tang.*.json"))))}
             (out_dir / "tang_ids.json").write_text(json.dumps(tang_ids, ensure_ascii=False), encoding="utf-8")
-    for name, poems in (("tang", tang), ("song", song), ("songci", ci), ("tang_quatrains", quatrains)):
+    couplets = list(dict.fromkeys(c for p in tang + song for c in parallel_couplets(p)))
+    for name, poems in (("tang", tang), ("song", song), ("songci", ci), ("tang_quatrains", quatrains),
+                        ("couplets", couplets)):
         (out_dir / f"{name}.txt").write_text("".join(p + "\n" for p in poems), encoding="utf-8")
         counts[name] = len(poems)
     # the ci with their tune names, in the chinese-poetry shape (`data.format: json` reads it)

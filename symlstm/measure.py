@@ -73,6 +73,50 @@ def tune_samples(sampler: Sampler, num: int = 100, temperature: float = 0.8, see
     return rows
 
 
+def couplet_checks(first: str, second: str, lex: Lexicon) -> dict:
+    """Independent of the decoding rule: the 下聯's shape, tone opposition at the 2nd, 4th, 6th and last
+    character of each clause (where the 上聯's character has one tone), shared and mirrored characters."""
+    from .constraints import opposed_columns
+    from .tunes import clauses
+
+    a, b = clauses(first + "。"), clauses(second)
+    shape = [len(c) for c, _ in a] == [len(c) for c, _ in b]
+    opposed = total = 0
+    for (ca, _), (cb, _) in zip(a, b) if shape else ():
+        for col in opposed_columns(len(ca)):
+            if lex.definite(ca[col]):
+                total += 1
+                opposed += lex.tone(cb[col]) == {"平", "仄"} - {lex.definite(ca[col])}
+    x, y = "".join(c for c, _ in a), "".join(c for c, _ in b)
+    mirrored = shape and all((x[i] == x[j]) == (y[i] == y[j]) for i in range(len(x)) for j in range(i))
+    return {"shape": shape, "opposed": opposed, "positions": total, "shared": bool(set(x) & set(y)),
+            "mirrored": bool(mirrored)}
+
+
+def couplets(sampler: Sampler, poems: list[str], count: int = 100, temperature: float = 1.0, seed: int = 0) -> dict:
+    """下聯 for `count` 上聯 ending in 仄: the 3rd lines of the quatrains among `poems`, or the first
+    lines of its couplets, that the vocabulary can write; default settings but the temperature. The
+    share of opposed tones, of 下聯 without a character of the 上聯, with 疊字 mirrored, in shape."""
+    lex = Lexicon.load()
+    firsts = []
+    for p in poems:
+        lines = split_lines(p)
+        first = lines[2] if form_of(p) in ("wujue", "qijue") else (lines[0] if len(lines) == 2 else "")
+        if first and not sampler.vocab.unknown(first) and lex.tone(first[-1]) == {"仄"}:
+            firsts.append(first)
+    firsts = firsts[:count]
+    start = time.perf_counter()
+    checks = []
+    for k, first in enumerate(firsts):
+        text = sampler.sample(SampleOptions(num=1, couplet=first, temperature=temperature, seed=seed + k))[0]["text"]
+        checks.append(couplet_checks(first, text[len(first) + 1:], lex))
+    n = len(checks)
+    return {"couplets": n, "shape": sum(c["shape"] for c in checks) / n,
+            "tone_opposition": sum(c["opposed"] for c in checks) / max(sum(c["positions"] for c in checks), 1),
+            "no_shared_character": sum(not c["shared"] for c in checks) / n,
+            "mirrored": sum(c["mirrored"] for c in checks) / n, "seconds": time.perf_counter() - start}
+
+
 def frequent_characters(poems: list[str], count: int = 500) -> list[str]:
     chars = Counter(ch for p in poems for line in split_lines(p) for ch in line)
     return [ch for ch, _ in chars.most_common(count)]
@@ -157,6 +201,11 @@ def format_report(result: dict) -> str:
         out.append(f"ci tunes: {len(rows)} tunes × {rows[0]['samples']} samples: format {min(r['format'] for r in rows):.1%} "
                    f"at worst, symlstm score {min(r['score_pass'] for r in rows):.1%} at worst "
                    f"({sum(r['seconds'] for r in rows):.0f} s)")
+    if "couplets" in result:
+        r = result["couplets"]
+        out.append(f"couplets: {r['couplets']} 上聯 of the test split: tones opposed at 二四六 and the end "
+                   f"{r['tone_opposition']:.1%}, no character of the 上聯 {r['no_shared_character']:.1%}, 疊字 mirrored "
+                   f"{r['mirrored']:.1%}, in shape {r['shape']:.1%} ({r['seconds']:.1f} s)")
     if "fillin" in result:
         r = result["fillin"]
         out.append(f"fill-in {r['poems']} quatrains, lines 2 and 4 blank: locked characters kept {r['locked_kept']:.1%}; "

@@ -52,7 +52,8 @@ def _field(body: dict, key: str, kind, default):
 def sample_options(body: dict) -> SampleOptions:
     """A request body -> SampleOptions, every field typed and bounded (every request is in a form, so
     a poem is at most the longest tune's 142 characters, 賀新郎's)."""
-    unknown = set(body) - {"form", "tones", "temperature", "num", "acrostic", "keywords", "template", "candidates", "seed"}
+    unknown = set(body) - {"form", "tones", "temperature", "num", "acrostic", "keywords", "template", "candidates", "seed",
+                           "couplet"}
     if unknown:
         raise RequestError(f"unknown field {sorted(unknown)[0]!r}")
     num, candidates = _field(body, "num", int, 3), _field(body, "candidates", int, 8)
@@ -71,6 +72,11 @@ def sample_options(body: dict) -> SampleOptions:
         raise RequestError(f"seed: between 0 and 2**32 - 1, got {seed}")
     if len(words) > LIMITS["keywords"]:
         raise RequestError(f"keywords: at most {LIMITS['keywords']}, got {len(words)}")
+    couplet = _field(body, "couplet", str, "").strip().rstrip("，。")
+    if couplet:  # a 上聯: its 下聯, under the couplet's own rules
+        if len(couplet) > LIMITS["text_chars"] // 2:
+            raise RequestError(f"couplet: at most {LIMITS['text_chars'] // 2} characters, got {len(couplet)}")
+        return SampleOptions(num=num, couplet=couplet, temperature=temperature, seed=seed)
     template = _field(body, "template", str, "").strip()
     form = _field(body, "form", str, "wujue")
     if not is_form(form):

@@ -160,7 +160,7 @@ def test_make_data_writes_the_ci_in_traditional_characters_with_their_tunes(tmp_
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
     counts, report = extract(tarball, tmp_path / "full")
-    assert counts == {"tang": 1, "song": 0, "songci": 3, "tang_quatrains": 1}
+    assert counts == {"tang": 1, "song": 0, "songci": 3, "tang_quatrains": 1, "couplets": 0}
     entries = json.loads((tmp_path / "full" / "songci.json").read_text(encoding="utf-8"))
     assert [(e["rhythmic"], e["author"]) for e in entries] == [("念奴嬌", "蘇軾"), ("聲聲慢", "李清照"), ("浣溪沙", "無名")]
     assert entries[0]["paragraphs"] == ["大江東去，浪淘盡，千古風流人物。"]
@@ -170,3 +170,11 @@ def test_make_data_writes_the_ci_in_traditional_characters_with_their_tunes(tmp_
     assert lines[2] == "煙草萋萋雲萬里，夢迴人在畫樓中。"
     assert report["chosen"]["云"] == {"雲": 1} and report["chosen"]["尽"] == {"盡": 1}
     assert report["unaligned_poems"] == 0 and report["one_to_many_positions"] >= 4
+
+
+def test_the_parallel_couplets_of_a_lvshi():
+    from symlstm.fetch import parallel_couplets
+
+    chun_wang = "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。"
+    assert parallel_couplets(chun_wang) == ["感時花濺淚，恨別鳥驚心。", "烽火連三月，家書抵萬金。"]
+    assert parallel_couplets("白日依山盡，黃河入海流。欲窮千里目，更上一層樓。") == []

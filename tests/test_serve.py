@@ -78,6 +78,8 @@ def test_sample_returns_scored_poems_under_the_constraints(client):
     assert row["text"][:6] == "白日依山盡，" and row["text"][12:18] == "欲窮千里目，" and row["keywords"] == {"山": True}
     row = client.post("/api/sample", json={"form": "ci:菩薩蠻", "tones": "strict", "num": 1}).json()["poems"][0]
     assert row["form"] == "ci:菩薩蠻" and row["faults"] == []
+    row = client.post("/api/sample", json={"couplet": "白日依山盡", "num": 1}).json()["poems"][0]
+    assert row["text"].startswith("白日依山盡，") and len(row["text"]) == 12
 
 
 def test_score_names_the_broken_rule(client):

@@ -25,7 +25,7 @@ function settings() {
     form: $("form").value, tones: $("tones").value, temperature: parseFloat($("temperature").value),
     num: parseInt($("num").value, 10), candidates: parseInt($("candidates").value, 10),
     acrostic: $("acrostic").value.trim(), keywords: $("keywords").value.trim(),
-    template: $("template").value.trim(), seed: seed++,
+    template: $("template").value.trim(), couplet: $("couplet").value.trim(), seed: seed++,
   };
 }
 
@@ -106,7 +106,7 @@ function rewriteRest(box, button) {
   const locked = new Set([...box.querySelectorAll(".ch.locked")].map((c) => parseInt(c.dataset.index, 10)));
   const template = [...box.dataset.text].map((ch, i) => (PUNCT.includes(ch) || locked.has(i) ? ch : "＿")).join("");
   return busy(button, async () => {
-    const body = {...settings(), num: 1, template, acrostic: ""};
+    const body = {...settings(), num: 1, template, acrostic: "", couplet: ""};
     const data = await api("/api/sample", body);
     box.replaceWith(card(data.poems[0], locked));
   });
