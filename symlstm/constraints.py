@@ -195,6 +195,9 @@ class Couplet:
         self.vocab, self.first, self.start = vocab, first, len(first) + 1
         self.punct_ids = {**{m: vocab.stoi[s] for m, s in MARK_STAND_INS.items() if s in vocab.stoi},
                           **self.shape.punct_ids}
+        missing = sorted(set(first + "，。") & set(PUNCT) - set(self.punct_ids))
+        if missing:
+            raise DecodeError(f"the vocabulary lacks {' '.join(missing)}: this model cannot write the couplet")
         self.only_tone = {t: np.array([lex.tone(s) == {t} for s in vocab.itos]) for t in (PING, ZE)}
         self.tone_at, col = {}, 0
         for k, ch in enumerate(first):
