@@ -2,10 +2,12 @@
 
 Every constraint answers `allowed(text)`: a bool mask (V,) over the vocabulary for the token after
 `text` (the poem so far, prime included, no special tokens). `Constraints` ANDs its parts; the
-sampler and the beam search call only that. The parts: `Shape` (line lengths, ，。, <eos>, the
-characters locked at positions by a template, keywords, an acrostic or a prime) and `Tones` (a
-standard pattern, the rhyme, and the rules of `verse.py`). Keywords become locks by planning their
-slots before generation (`plan_keywords`). Errors are `DecodeError`s, raised before generation.
+sampler and the beam search call only that. The parts: `Shape` (the layout of a form: line or
+clause lengths, punctuation, <eos>; the characters locked at positions by a template, keywords, an
+acrostic or a prime), `Tones` (a regulated form's standard patterns, its rhyme, and the rules of
+`verse.py`), `TuneTones` (a ci tune's template) and `Couplet` (the 下聯 of a 上聯). Keywords become
+locks by planning their slots before generation (`plan_keywords`). Errors are `DecodeError`s, raised
+before generation.
 """
 import copy
 
