@@ -1,7 +1,9 @@
 """HDF5 checkpoints, written atomically (temporary file, fsync, rename), and `load_model`, which
 turns one into a compiled model for sampling and evaluation (so those never import the training loop).
 
-Layout (version 1): attrs format, version, config (JSON), step, epoch, best_valid_loss; dataset
+Layout (version 2): attrs format, version, form_tokens (whether the vocabulary holds form tokens
+and sequences start with one instead of <bos>; version 1 files have none), config (JSON), step,
+epoch, best_valid_loss; dataset
 `vocab` (UTF-8 strings, index = token id); group `params` (embedding, layer{l}/W|U|b, output/W|b);
 group `optimizer` (state named `<param>.<slot>`, and `t` for Adam); group `rng` (attr `state`, the
 JSON of NumPy's bit-generator states); attr `extra` (JSON: data order, metrics).
@@ -21,7 +23,8 @@ from .errors import UserError
 from .vocab import Vocab, VocabError
 
 FORMAT = "symlstm-checkpoint"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # version 1: the same layout without form tokens
 
 
 class CheckpointError(UserError, ValueError):
@@ -61,6 +64,7 @@ def save(path, ckpt: Checkpoint):
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
+            f.attrs["form_tokens"] = Vocab(ckpt.vocab).has_form_tokens
             f.attrs["config"] = json.dumps(ckpt.config, ensure_ascii=False, sort_keys=True)
             f.attrs["step"] = ckpt.step
             f.attrs["epoch"] = ckpt.epoch
@@ -98,8 +102,9 @@ def load(path) -> Checkpoint:
         if fmt != FORMAT:
             raise CheckpointError(f"{path}: not a symlstm checkpoint (format {fmt!r}, expected {FORMAT!r})")
         version = int(f.attrs.get("version", -1))
-        if version != VERSION:
-            raise CheckpointError(f"{path}: checkpoint version {version}, this symlstm reads version {VERSION}")
+        if version not in READS:
+            raise CheckpointError(f"{path}: checkpoint version {version}, this symlstm reads versions "
+                                  f"{', '.join(map(str, READS))}")
         try:
             return Checkpoint(
                 config=json.loads(f.attrs["config"]),

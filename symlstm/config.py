@@ -51,6 +51,7 @@ class DataConfig:
     length_multiple: int = 1  # poem mode: round each batch's T up to a multiple (fewer shapes to compile)
     bucket_pool: int = 50  # poem mode: batches per pool sorted by length (larger: less padding, less random)
     cache: bool = True  # cache the encoded corpus as HDF5 under data/cache
+    form_tokens: bool = False  # start each poem with a token naming its form (<wujue>, <ci:浣溪沙> …) instead of <bos>
 
 
 @dataclass(frozen=True)

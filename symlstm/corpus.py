@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import DataConfig
 from .errors import UserError
-from .forms import matches_form
+from .forms import form_token, form_tokens, matches_form
 from .vocab import Vocab, unk_rate
 
 CACHE_VERSION = 1
@@ -57,8 +57,9 @@ def read_poems(path) -> list[str]:
     return poems
 
 
-def load_raw(cfg: DataConfig, root: Path) -> list[str]:
-    """Poems as read, before normalisation: one per line, per JSON entry, or one whole text."""
+def load_raw(cfg: DataConfig, root: Path, tunes: dict | None = None) -> list[str]:
+    """Poems as read, before normalisation: one per line, per JSON entry, or one whole text. A JSON
+    entry's tune (`rhythmic`, a ci's 詞牌) goes into `tunes` (text without whitespace -> tune)."""
     poems = []
     for path in resolve_paths(cfg.path, root):
         text = read_text(path)
@@ -78,6 +79,9 @@ def load_raw(cfg: DataConfig, root: Path) -> list[str]:
                 raise CorpusError(f"{path}: not in the chinese-poetry shape "
                                   "(a list of objects with a 'paragraphs' list)")
             poems += ["".join(str(p) for p in e["paragraphs"]) for e in entries]
+            if tunes is not None:
+                tunes.update({re.sub(r"\s+", "", "".join(str(p) for p in e["paragraphs"])): str(e["rhythmic"])
+                              for e in entries if e.get("rhythmic")})
     return poems
 
 
@@ -129,7 +133,8 @@ class Corpus:
 
 def build_corpus(cfg: DataConfig, root: Path) -> Corpus:
     """Load, normalise, split and encode; the vocabulary comes from the training split."""
-    raw = load_raw(cfg, root)
+    tunes = {}
+    raw = load_raw(cfg, root, tunes)
     poems, removed = normalize(raw, cfg, source=str(root / cfg.path))
     if cfg.format == "text":  # one stream: contiguous train / valid / test ranges
         text = "".join(poems)
@@ -142,8 +147,9 @@ def build_corpus(cfg: DataConfig, root: Path) -> Corpus:
             texts[split_of(p, cfg.valid_fraction, cfg.test_fraction)].append(p)
     if not texts["train"] or not texts["train"][0]:
         raise CorpusError(f"{root / cfg.path}: the training split is empty")
-    vocab = Vocab.build(texts["train"], cfg.min_count)
-    splits = {k: [vocab.encode(t) for t in v] for k, v in texts.items()}
+    vocab = Vocab.build(texts["train"], cfg.min_count, form_tokens() if cfg.form_tokens else ())
+    splits = {k: [vocab.encode(t, start=vocab.start(form_token(t, tunes.get(t, "")))) for t in v]
+              for k, v in texts.items()}
     stats = {"poems": len(poems), "characters": sum(map(len, poems)), "vocab_size": len(vocab),
              "removed": removed, **{f"{k}_poems": len(v) for k, v in texts.items()},
              **{f"{k}_unk_rate": unk_rate(v) for k, v in splits.items()}}
@@ -154,7 +160,7 @@ def build_corpus(cfg: DataConfig, root: Path) -> Corpus:
 def cache_key(cfg: DataConfig, root: Path) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for key in ("format", "min_count", "drop_marks", "min_length", "max_length", "form",
-                "valid_fraction", "test_fraction"):
+                "valid_fraction", "test_fraction", "form_tokens"):
         h.update(f"{key}={getattr(cfg, key)!r};".encode())
     for path in resolve_paths(cfg.path, root):
         h.update(path.read_bytes())

@@ -12,10 +12,10 @@ import numpy as np
 
 from .constraints import (Constraints, Couplet, DecodeError, Shape, Tones, TuneTones, line_starts,
                           parse_template, plan_keywords)
-from .forms import CI, FORMS, PUNCT, is_form, layout, line_length, poem_length
+from .forms import CI, FORMS, PUNCT, form_token, is_form, layout, line_length, poem_length
 from .lexicon import Lexicon
 from .verse import QUATRAIN
-from .vocab import BOS, EOS, Vocab
+from .vocab import EOS, Vocab
 
 __all__ = ["DecodeError", "SampleOptions", "Sampler", "sample_poems"]
 
@@ -227,10 +227,11 @@ class Sampler:
         self.banned = np.zeros(len(vocab), compiled.cfg.dtype)
         self.banned[vocab.never_emitted] = 1
 
-    def _primed(self, prime: str, rows: int):
-        """Feed <bos> + prime to every row; returns (last token, h, c, log-probs after prime)."""
+    def _primed(self, prime: str, rows: int, form: str = ""):
+        """Feed <bos> (a model with form tokens: the form's token, <gushi> without a form) + prime to
+        every row; returns (last token, h, c)."""
         h, c = self.m.zero_state(rows)
-        tokens = [BOS] + [self.vocab.stoi[ch] for ch in prime]
+        tokens = [self.vocab.start(form_token(form=form) if form else "<gushi>")] + [self.vocab.stoi[ch] for ch in prime]
         for tok in tokens[:-1]:
             _, h, c = self.m.step(np.full(rows, tok, np.int32), h, c)
         return np.full(rows, tokens[-1], np.int32), h, c
@@ -244,7 +245,7 @@ class Sampler:
         return self._compiled(opts)
 
     def _compiled(self, opts: SampleOptions) -> list[dict]:
-        first, h, c = self._primed(opts.prime, opts.num)
+        first, h, c = self._primed(opts.prime, opts.num, opts.shape)
         n = max(1, opts.max_length - len(opts.prime)) + 1
         rng = np.random.default_rng(opts.seed)
         shape = (n, opts.num, len(self.vocab))
@@ -262,7 +263,7 @@ class Sampler:
         rows = opts.num * per
         rules = [opts.constraints(self.vocab, rng) for _ in range(rows if opts.keywords else 1)] * \
             (1 if opts.keywords else rows)
-        tok, h, c = self._primed(opts.start, rows)
+        tok, h, c = self._primed(opts.start, rows, opts.shape)
         texts = [opts.start] * rows
         done = np.zeros(rows, bool)
         scores = np.zeros(rows)
@@ -296,7 +297,7 @@ class Sampler:
         limit = opts.limit
         finished = []
         for width in (1, K):  # width 1 is the greedy poem
-            tok, h, c = self._primed(opts.start, 1)
+            tok, h, c = self._primed(opts.start, 1, opts.shape)
             beams = [(0.0, opts.start)]  # (summed log-prob, text)
             for _ in range(limit + 1 - len(opts.start)):
                 logp, h, c = self.m.step(tok, h, c)

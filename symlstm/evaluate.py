@@ -11,6 +11,7 @@ import numpy as np
 from .batching import poem_batches, stream_batches
 from .corpus import CorpusError, load_corpus
 from .errors import InputError
+from .forms import form_token
 from .vocab import Vocab, unk_rate
 
 
@@ -48,7 +49,7 @@ def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:
 
 def evaluate_texts(compiled, vocab: Vocab, texts: list[str], batch_size: int = 32) -> dict:
     """evaluate() on raw poems (one string each), encoded with the model's vocabulary."""
-    return evaluate(compiled, [vocab.encode(t) for t in texts], batch_size)
+    return evaluate(compiled, [vocab.encode(t, start=vocab.start(form_token(t))) for t in texts], batch_size)
 
 
 def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_size: int = 32, warn=print) -> dict:
@@ -58,7 +59,13 @@ def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_siz
     if corpus.vocab != vocab:
         raise CorpusError(f"{data_cfg.path}: the corpus vocabulary differs from the checkpoint's; "
                           "use --text FILE to score other poems")
-    return evaluate(compiled, corpus.splits[split], batch_size)
+    result = evaluate(compiled, corpus.splits[split], batch_size)
+    if vocab.has_form_tokens:  # one row per form: the first token of each sequence names it
+        for token in sorted({int(s[0]) for s in corpus.splits[split]}):
+            part = evaluate(compiled, [s for s in corpus.splits[split] if s[0] == token], batch_size)
+            result[f"perplexity {vocab.itos[token]}"] = part["perplexity"]
+            result[f"poems {vocab.itos[token]}"] = part["poems"]
+    return result
 
 
 def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:

@@ -68,3 +68,25 @@ def line_length(form: str) -> int:
 def poem_length(form: str) -> int:
     """Characters of a poem of `form`, punctuation included."""
     return sum(n + 1 for n, _ in layout(form))
+
+
+def form_tokens() -> list[str]:
+    """The form control tokens, in vocabulary order: the regulated forms, <gushi> (anything
+    irregular), <ci> (a ci of a tune without a template), then <ci:TUNE> for each shipped tune."""
+    from .tunes import load
+
+    return [f"<{f}>" for f in FORMS] + ["<gushi>", "<ci>"] + [f"<{CI}{t}>" for t in load()]
+
+
+def form_token(text: str = "", tune: str = "", form: str = "") -> str:
+    """The token naming a poem's form: `form` when given (a sampling request), else a ci's tune
+    (`tune`, from the corpus), else what the text is (a regulated form, a ci whose layout is one
+    shipped tune's, or <gushi>)."""
+    from .tunes import load, tune_of
+
+    if form:
+        return f"<{form}>"
+    tune = tune or ("" if form_of(text) else tune_of(text) or "")
+    if tune:
+        return f"<{CI}{tune}>" if tune in load() else "<ci>"
+    return f"<{form_of(text)}>" if form_of(text) else "<gushi>"

@@ -7,7 +7,8 @@ import numpy as np
 
 from .lexicon import Lexicon
 from .verse import check_any, verdict_row
-from .vocab import BOS, EOS, Vocab
+from .forms import form_token
+from .vocab import EOS, Vocab
 
 
 def surprisal(compiled, vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
@@ -16,7 +17,7 @@ def surprisal(compiled, vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
     ids = [list(vocab.encode(t, bos=False)) for t in texts]
     steps = max(len(x) for x in ids)
     h, c = compiled.zero_state(len(texts))
-    tok = np.full(len(texts), BOS, np.int32)
+    tok = np.array([vocab.start(form_token(t)) for t in texts], np.int32)  # <bos>, or the form's token
     out = [np.zeros(len(x)) for x in ids]
     for k in range(steps):
         logp, h, c = compiled.step(tok, h, c)

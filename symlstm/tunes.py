@@ -91,3 +91,13 @@ def dumps(templates: dict) -> str:
 def load(path=TUNES_FILE) -> dict:
     """The shipped templates: tune name -> template (see `derive`)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def tune_of(text: str) -> str | None:
+    """The shipped tune whose layout (clause lengths) the text has, when exactly one has it."""
+    parts = clauses(text)
+    if not parts or "".join(c + p for c, p in parts) != text:
+        return None
+    lengths = [len(c) for c, _ in parts]
+    names = [name for name, t in load().items() if [n for n, _ in parse_layout(t["layout"])] == lengths]
+    return names[0] if len(names) == 1 else None

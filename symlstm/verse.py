@@ -214,13 +214,9 @@ def check_verse(text: str, lex: Lexicon) -> Verdict:
 
 def tune_of(text: str) -> str | None:
     """The shipped ci tune whose layout (clause lengths) the text has, when exactly one has it."""
-    from .tunes import clauses, load, parse_layout
+    from .tunes import tune_of as of_layout
 
-    lengths = [len(c) for c, _ in clauses(text)]
-    if "".join(c + p for c, p in clauses(text)) != text:
-        return None
-    names = [name for name, t in load().items() if [n for n, _ in parse_layout(t["layout"])] == lengths]
-    return names[0] if len(names) == 1 else None
+    return of_layout(text)
 
 
 def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:

@@ -33,12 +33,22 @@ class Vocab:
         self.never_emitted = [i for i in self.special_ids if i != EOS]  # <eos> ends a poem; the rest are input only
 
     @classmethod
-    def build(cls, poems, min_count: int = 1) -> "Vocab":
+    def build(cls, poems, min_count: int = 1, controls=()) -> "Vocab":
+        """Specials, then the control tokens (`controls`, e.g. the form tokens), then characters."""
         counts = {}
         for p in poems:
             for ch in p:
                 counts[ch] = counts.get(ch, 0) + 1
-        return cls(list(SPECIALS) + sorted(ch for ch, n in counts.items() if n >= min_count))
+        return cls(list(SPECIALS) + list(controls) + sorted(ch for ch, n in counts.items() if n >= min_count))
+
+    @property
+    def has_form_tokens(self) -> bool:
+        """Whether the model was trained with a form token in place of <bos> (`data.form_tokens`)."""
+        return "<gushi>" in self.stoi
+
+    def start(self, token: str) -> int:
+        """The first input of a sequence: the form token when the vocabulary has form tokens, else <bos>."""
+        return self.stoi.get(token, BOS) if self.has_form_tokens else BOS
 
     def __len__(self):
         return len(self.itos)
@@ -46,9 +56,10 @@ class Vocab:
     def __eq__(self, other):
         return isinstance(other, Vocab) and self.itos == other.itos
 
-    def encode(self, text: str, bos: bool = True, eos: bool = True) -> np.ndarray:
+    def encode(self, text: str, bos: bool = True, eos: bool = True, start: int = BOS) -> np.ndarray:
+        """<bos> (or `start`, a form token) + the characters' ids + <eos>."""
         ids = [self.stoi.get(ch, UNK) for ch in text]
-        return np.array(([BOS] if bos else []) + ids + ([EOS] if eos else []), dtype=np.int32)
+        return np.array(([start] if bos else []) + ids + ([EOS] if eos else []), dtype=np.int32)
 
     def decode(self, ids) -> str:
         """Characters only: special tokens are dropped, decoding stops at <eos>."""

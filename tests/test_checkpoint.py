@@ -28,7 +28,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     for k in c.params:
         assert d.params[k].dtype == c.params[k].dtype and np.array_equal(d.params[k], c.params[k])
     with h5py.File(tmp_path / "a.h5") as f:  # the documented layout
-        assert f.attrs["format"] == "symlstm-checkpoint" and f.attrs["version"] == 1
+        assert f.attrs["format"] == "symlstm-checkpoint" and f.attrs["version"] == 2
         assert f["params/layer0/W"].shape == (3, 8) and f["vocab"][4].decode() == "月"
 
 
@@ -61,8 +61,12 @@ def test_bad_checkpoints_are_named(tmp_path):
         ckpt_io.load(tmp_path / "other.h5")
     ckpt_io.save(tmp_path / "v.h5", _ckpt())
     with h5py.File(tmp_path / "v.h5", "a") as f:
-        f.attrs["version"] = 2
-    with pytest.raises(ckpt_io.CheckpointError, match="checkpoint version 2, this symlstm reads version 1"):
+        assert f.attrs["version"] == 2 and not f.attrs["form_tokens"]
+        f.attrs["version"] = 1  # the layout before form tokens: still read
+    assert ckpt_io.load(tmp_path / "v.h5").step == _ckpt().step
+    with h5py.File(tmp_path / "v.h5", "a") as f:
+        f.attrs["version"] = 3
+    with pytest.raises(ckpt_io.CheckpointError, match="checkpoint version 3, this symlstm reads versions 1, 2"):
         ckpt_io.load(tmp_path / "v.h5")
 
 
