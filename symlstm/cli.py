@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import UserError
-from .forms import FORMS
+from .forms import CI, FORMS
 from .runtime import BACKENDS
 
 
@@ -184,7 +184,7 @@ def cmd_score(args):
             print("  not a regulated form: not 4 or 8 lines of 5 or 7 characters")
         else:
             verdict = "no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)"
-            kind = "layout" if r["form"].startswith("ci:") else "nearest pattern"
+            kind = "layout" if r["form"].startswith(CI) else "nearest pattern"
             print(f"  {r['form']}, {kind} {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
             print(f"  poem     {known_tones(r['text'], lex)}")
             marked = _marked(r["text"], "".join(r["tones"]))

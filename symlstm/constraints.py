@@ -14,7 +14,7 @@ import copy
 import numpy as np
 
 from .errors import UserError
-from .forms import CI, FORMS, PUNCT, form_of, layout
+from .forms import CHAR, CI, FORMS, PUNCT, form_of, layout, line_starts, plan
 from .lexicon import PING, ZE, Lexicon
 from .verse import QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, sanping_column
 from .vocab import EOS, Vocab
@@ -40,11 +40,11 @@ class Shape:
         self.chars[EOS] = False
         self.chars[list(self.punct_ids.values())] = False
         self.chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
-        self.plan = "".join("·" * n + mark for n, mark in layout(form)) if form else ""  # · a character
+        self.plan = plan(form) if form else ""
         for mark, stand_in in MARK_STAND_INS.items():  # a model that never saw 、 writes ，there
             if mark in self.plan and mark not in self.punct_ids and stand_in in self.punct_ids:
                 self.punct_ids[mark] = self.punct_ids[stand_in]
-        missing = sorted(set(self.plan) - {"·"} - set(self.punct_ids))
+        missing = sorted(set(self.plan) - {CHAR} - set(self.punct_ids))
         if missing:
             raise DecodeError(f"the vocabulary lacks {' '.join(missing)}: the form {form} cannot be enforced with this model")
 
@@ -58,7 +58,7 @@ class Shape:
         if self.form:
             if pos >= len(self.plan):
                 return self.only(EOS)
-            if self.plan[pos] != "·":
+            if self.plan[pos] != CHAR:
                 return self.only(self.punct_ids[self.plan[pos]])
             return self.only(self.vocab.stoi[self.locks[pos]]) if pos in self.locks else self.chars
         if self.acrostic:
@@ -274,15 +274,6 @@ def slots(keyword: str, form: str) -> list[list[int]]:
     return out
 
 
-def line_starts(form: str) -> list[int]:
-    """The text position of each line's (or clause's) first character."""
-    starts, pos = [], 0
-    for n, _ in layout(form):
-        starts.append(pos)
-        pos += n + 1
-    return starts
-
-
 class TuneTones:
     """A ci tune's template as masks: under 'strict' every position whose tone the template decides,
     under 'loose' those at the 2nd, 4th, 6th character of a clause; in every mode the rhymes. A rhyme
@@ -295,9 +286,9 @@ class TuneTones:
 
         t = load()[tune]
         self.vocab, self.lex, self.mode, self.locks = vocab, lex, mode, dict(locks or {})
-        plan = "".join("·" * n + mark for n, mark in layout(CI + tune))
-        self.bare = {pos: k for k, pos in enumerate(p for p, ch in enumerate(plan) if ch == "·")}  # position -> char index
-        self.col = {pos: pos - max(s for s in line_starts(CI + tune) if s <= pos) for pos in self.bare}
+        places, starts = plan(CI + tune), line_starts(CI + tune)
+        self.bare = {pos: k for k, pos in enumerate(p for p, ch in enumerate(places) if ch == CHAR)}  # position -> char index
+        self.col = {pos: pos - max(s for s in starts if s <= pos) for pos in self.bare}  # column within the clause
         self.tones, self.classes = t["tones"], t["segments"]
         self.segment = {k: s for k, s in t["rhymes"]}
         self.only = {x: np.array([lex.tone(s) == {x} for s in vocab.itos]) for x in (PING, ZE)}

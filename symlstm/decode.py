@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constraints import (Constraints, Couplet, DecodeError, Shape, Tones, TuneTones, line_starts,
-                          parse_template, plan_keywords)
-from .forms import CI, FORMS, PUNCT, form_token, is_form, layout, line_length, poem_length
+from .constraints import Constraints, Couplet, DecodeError, Shape, Tones, TuneTones, parse_template, plan_keywords
+from .forms import CI, FORMS, PUNCT, form_token, is_form, layout, line_length, line_starts, poem_length
 from .lexicon import Lexicon
 from .verse import QUATRAIN
 from .vocab import EOS, Vocab
@@ -157,11 +156,16 @@ class SampleOptions:
 
     def constraints(self, vocab: Vocab, rng) -> Constraints:
         """This poem's constraints; keyword slots are drawn from rng (one plan per call)."""
+        return self.rules(vocab, rng, 1)[0]
+
+    def rules(self, vocab: Vocab, rng, count: int) -> list[Constraints]:
+        """The constraints of `count` poems: one object for all, or with keywords one plan each
+        (drawn from rng), sharing the tone rule's vocabulary tables."""
         if self.couplet:
-            return Constraints([Couplet(vocab, Lexicon.load(), self.couplet)])
+            return [Constraints([Couplet(vocab, Lexicon.load(), self.couplet)])] * count
         form = self.shape
         if not form:
-            return Constraints([Shape(vocab, acrostic=self.acrostic)])
+            return [Constraints([Shape(vocab, acrostic=self.acrostic)])] * count
         fixed = {**dict(zip(line_starts(form), self.acrostic)), **dict(enumerate(self.prime))}
         if self.template:
             fixed.update(parse_template(self.template)[1])
@@ -177,8 +181,11 @@ class SampleOptions:
                 raise DecodeError(f"{self._asked()}: the tones of the fixed characters fit no "
                                   f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern' if form in FORMS else 'template of the tune'} "
                                   f"of a {form} under --tones {self.tones}")
-        if self.keywords:
-            feasible = (lambda locks: bool(tones.relocked(locks).names)) if tones else (lambda locks: True)
+        if not self.keywords:
+            return [Constraints([Shape(vocab, form, fixed)] + ([tones] if tones else []))] * count
+        feasible = (lambda locks: bool(tones.relocked(locks).names)) if tones else (lambda locks: True)
+        out = []
+        for _ in range(count):
             locks = plan_keywords(tuple(self.keywords), form, fixed, feasible, rng)
             if locks is None:
                 alone = [w for w in self.keywords if plan_keywords((w,), form, fixed, feasible, rng) is None]
@@ -187,15 +194,16 @@ class SampleOptions:
                 why = f" ({' '.join(both)}: 多音字, read 平 or 仄, stand only where the tone is free)" if both else ""
                 raise DecodeError(f"{what} in a {form} keeps the form, the fixed characters, tones and rhyme of "
                                   f"{self._asked()}{why}")
-            fixed, tones = locks, tones.relocked(locks) if tones else None
-        return Constraints([Shape(vocab, form, fixed)] + ([tones] if tones else []))
+            out.append(Constraints([Shape(vocab, form, locks)] + ([tones.relocked(locks)] if tones else [])))
+        return out
 
 
 def unsatisfiable(text: str, opts: SampleOptions) -> str:
     where = ""
     if opts.shape:
-        line = sum(s <= len(text) for s in line_starts(opts.shape))
-        where = f" (line {line}, character {len(text) - line_starts(opts.shape)[line - 1] + 1})"
+        starts = line_starts(opts.shape)
+        line = sum(s <= len(text) for s in starts)
+        where = f" (line {line}, character {len(text) - starts[line - 1] + 1})"
     return (f"no character can follow {text!r}{where}: {(opts._asked() or 'the options')} exclude every character "
             "there; loosen one of them (e.g. an acrostic character whose tone the pattern forbids)")
 
@@ -261,8 +269,7 @@ class Sampler:
         rng = np.random.default_rng(opts.seed)
         per = opts.candidates if opts.locked else 1
         rows = opts.num * per
-        rules = [opts.constraints(self.vocab, rng) for _ in range(rows if opts.keywords else 1)] * \
-            (1 if opts.keywords else rows)
+        rules = opts.rules(self.vocab, rng, rows)
         tok, h, c = self._primed(opts.start, rows, opts.shape)
         texts = [opts.start] * rows
         done = np.zeros(rows, bool)

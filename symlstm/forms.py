@@ -60,6 +60,23 @@ def layout(form: str) -> list[tuple[int, str]]:
     return [(n, LINE_ENDS[i % 2]) for i in range(lines)]
 
 
+CHAR = "·"  # a character's place in a plan
+
+
+def plan(form: str) -> str:
+    """A form's places, one per text position: CHAR for a character, else the punctuation mark."""
+    return "".join(CHAR * n + mark for n, mark in layout(form))
+
+
+def line_starts(form: str) -> list[int]:
+    """The text position of each line's (or clause's) first character."""
+    starts, pos = [], 0
+    for n, _ in layout(form):
+        starts.append(pos)
+        pos += n + 1
+    return starts
+
+
 def line_length(form: str) -> int:
     """The longest line or clause of a form (what a keyword must fit in)."""
     return max(n for n, _ in layout(form))

@@ -12,7 +12,7 @@ import numpy as np
 
 from .decode import SampleOptions, Sampler
 from .errors import UserError
-from .forms import FORMS, LINE_ENDS, form_of, split_lines
+from .forms import CI, FORMS, LINE_ENDS, form_of, split_lines
 from .lexicon import Lexicon
 from .scoring import surprisal
 from .verse import check_verse
@@ -64,7 +64,7 @@ def tune_samples(sampler: Sampler, num: int = 100, temperature: float = 0.8, see
     lex, rows = Lexicon.load(), []
     for tune, t in load().items():
         start = time.perf_counter()
-        poems = [p["text"] for p in sampler.sample(SampleOptions(num=num, form=f"ci:{tune}", tones=tones,
+        poems = [p["text"] for p in sampler.sample(SampleOptions(num=num, form=f"{CI}{tune}", tones=tones,
                                                                   temperature=temperature, seed=seed))]
         want = [n for n, _ in parse_layout(t["layout"])]
         rows.append({"tune": tune, "samples": num, "seconds": time.perf_counter() - start,

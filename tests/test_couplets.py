@@ -1,24 +1,16 @@
 """Couplets (對聯): the 下聯 mirrors the 上聯's shape, opposes its tones, shares none of its characters
 except mirrored 疊字; judged by rules written out here from data/pingshui.json."""
-import json
-
 import numpy as np
 import pytest
 
 from conftest import ROOT
-from reference import forward
+from reference import forward, pingshui_table
 from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
 from symlstm.decode import DecodeError
 from symlstm.evaluate import evaluate_couplets
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:2000]
-TABLE = json.loads((ROOT / "data" / "pingshui.json").read_text(encoding="utf-8"))
-TONES = {}
-for key, tone in (("ping", "平"), ("ze", "仄")):
-    for part in TABLE[key].values():
-        for strings in part.values():
-            for ch in "".join(strings):
-                TONES.setdefault(ch, set()).add(tone)
+TONES, _ = pingshui_table(ROOT / "data" / "pingshui.json")
 
 
 @pytest.fixture(scope="module")

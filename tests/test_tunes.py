@@ -6,8 +6,8 @@ from conftest import ROOT
 from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
 from symlstm.decode import DecodeError
 from symlstm.lexicon import Lexicon
-from symlstm.tunes import clauses, load, parse_layout
-from symlstm.verse import check_any, tune_of
+from symlstm.tunes import clauses, load, parse_layout, tune_of
+from symlstm.verse import check_any
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:2000]
 YAN_SHU = "一曲新詞酒一杯，去年天氣舊亭臺。夕陽西下幾時回？無可奈何花落去，似曾相識燕歸來。小園香徑獨徘徊。"
