@@ -4,9 +4,21 @@ Poem mode: rows are whole `<bos> c1 … cn <eos>` sequences, bucketed by length 
 small; x is the sequence without its last token, y without its first. Stream mode: the corpus is
 one token stream cut into B rows that continue from one batch to the next (truncated BPTT).
 """
+from collections.abc import Sequence
+
 import numpy as np
 
 from .errors import InputError
+
+
+def lengths_of(seqs) -> np.ndarray:
+    """Sequence lengths: those a `corpus.Sequences` holds, else measured."""
+    return seqs.lengths if hasattr(seqs, "lengths") else np.array([len(s) for s in seqs], dtype=np.int64)
+
+
+def flat(seqs) -> np.ndarray:
+    """All tokens of the sequences back to back."""
+    return seqs.ids if hasattr(seqs, "ids") else np.concatenate(list(seqs))
 
 
 def _pad(seqs, batch_size, dtype, multiple=1):
@@ -23,27 +35,52 @@ def _pad(seqs, batch_size, dtype, multiple=1):
     return x, y, mask
 
 
-def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 50, fill: bool = True,
-                 multiple: int = 1):
-    """Yield (x, y, mask) batches covering every sequence exactly once.
+class PoemBatches(Sequence):
+    """(x, y, mask) batches covering every sequence exactly once, padded only when taken: an epoch
+    of the whole corpus (9,219 batches) is a list of row indices, not ≈ 90 MB of padded arrays.
 
     With rng: shuffled, then sorted by length within pools of `pool` batches (bucketing), and the
-    batches shuffled (pool=0: no bucketing). Without rng: in length order (evaluation). fill=True pads the last batch
-    with empty rows (mask 0) so every batch has batch_size rows, and `multiple` rounds T up, so that
-    a static-shape backend (JAX) compiles few distinct shapes.
+    batches shuffled (pool=0: no bucketing). Without rng: in length order (evaluation). fill=True
+    pads the last batch with empty rows (mask 0) so every batch has batch_size rows, and `multiple`
+    rounds T up, so that a static-shape backend (JAX) compiles few distinct shapes.
     """
-    order = np.arange(len(seqs))
-    if rng is not None:
-        order = rng.permutation(len(seqs))
-    lengths = np.array([len(seqs[i]) for i in order])
-    size = batch_size * pool
-    chunks = [order[k:k + size][np.argsort(lengths[k:k + size], kind="stable")]
-              for k in range(0, len(order), size)] if pool else [order]
-    batches = [c[k:k + batch_size] for c in chunks for k in range(0, len(c), batch_size)]
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    for idx in batches:
-        yield _pad([seqs[i] for i in idx], batch_size if fill else None, dtype, multiple)
+
+    def __init__(self, seqs, batch_size: int, rng=None, dtype="float32", pool: int = 50, fill: bool = True,
+                 multiple: int = 1):
+        self.seqs, self.dtype, self.multiple = seqs, dtype, multiple
+        self.rows = batch_size if fill else None
+        order = np.arange(len(seqs))
+        if rng is not None:
+            order = rng.permutation(len(seqs))
+        lengths = lengths_of(seqs)[order]
+        size = batch_size * pool
+        chunks = [order[k:k + size][np.argsort(lengths[k:k + size], kind="stable")]
+                  for k in range(0, len(order), size)] if pool else [order]
+        self.index = [c[k:k + batch_size] for c in chunks for k in range(0, len(c), batch_size)]
+        if rng is not None:
+            self.index = [self.index[i] for i in rng.permutation(len(self.index))]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        return _pad([self.seqs[i] for i in self.index[k]], self.rows, self.dtype, self.multiple)
+
+
+def batch_shapes(batches) -> set:
+    """The (T, B) shapes of a list of batches or a `PoemBatches`, the latter without padding any."""
+    if not isinstance(batches, PoemBatches):
+        return {x.shape for x, _, _ in batches}
+    lengths, m = lengths_of(batches.seqs), batches.multiple
+    return {(-(-(int(lengths[idx].max()) - 1) // m) * m, batches.rows or len(idx)) for idx in batches.index}
+
+
+def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 50, fill: bool = True,
+                 multiple: int = 1) -> PoemBatches:
+    """The batches of `PoemBatches` (same arguments); iterate over them or index them."""
+    return PoemBatches(seqs, batch_size, rng, dtype, pool, fill, multiple)
 
 
 def padding_fraction(batches) -> float:
@@ -57,7 +94,7 @@ def stream_batches(seqs, batch_size: int, seq_length: int, dtype="float32", offs
     batch_size contiguous rows; batch k holds columns [k T, (k+1) T) of every row, so row b of
     batch k+1 continues row b of batch k and the final states carry over. `offset` shifts the
     start (a different cut each epoch)."""
-    ids = np.concatenate(seqs)[offset:]
+    ids = flat(seqs)[offset:]
     per_row = (len(ids) - 1) // batch_size
     if per_row < 1:
         raise InputError(f"a stream of {len(ids)} tokens is too short for {batch_size} rows (data.batch_size)")

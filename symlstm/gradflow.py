@@ -13,6 +13,7 @@ import pytensor.tensor as pt
 
 from . import checkpoint as ckpt_io
 from . import model as M
+from .batching import flat
 from .cells import STEPS, gate_columns
 from .config import ModelConfig, from_dict
 from .corpus import CorpusError, load_corpus
@@ -135,7 +136,7 @@ def plot(results: list[dict], path, title="gradient flow across time"):
 
 def corpus_windows(seqs, length: int, batch: int, seed: int = 0):
     """x, y (length, batch): windows of the concatenated encoded poems at seeded random offsets."""
-    stream = np.concatenate(seqs)
+    stream = flat(seqs)
     if len(stream) <= length + 1:
         raise InputError(f"the corpus stream ({len(stream)} tokens) is shorter than --length {length}")
     starts = np.random.default_rng(seed).integers(0, len(stream) - length - 1, batch)

@@ -77,7 +77,11 @@ class Vocab:
         return list(dict.fromkeys(ch for ch in text if ch not in self.stoi))
 
 
-def unk_rate(encoded: list[np.ndarray]) -> float:
-    """Share of <unk> among the characters of encoded <bos> … <eos> sequences."""
-    chars = sum(max(0, len(e) - 2) for e in encoded)
-    return sum(int((e == UNK).sum()) for e in encoded) / max(chars, 1)
+def unk_rate(encoded) -> float:
+    """Share of <unk> among the characters of encoded <bos> … <eos> sequences (a list of arrays or
+    `corpus.Sequences`, whose flat array is counted at once)."""
+    if hasattr(encoded, "ids"):
+        chars, unks = int(np.maximum(encoded.lengths - 2, 0).sum()), int((encoded.ids == UNK).sum())
+    else:
+        chars, unks = sum(max(0, len(e) - 2) for e in encoded), sum(int((e == UNK).sum()) for e in encoded)
+    return unks / max(chars, 1)

@@ -70,11 +70,29 @@ def test_splits_are_stable_when_poems_are_added():
 
 def test_build_corpus_encodes_bos_and_eos_and_reports_unk():
     c = build_corpus(cfg(valid_fraction=0.3, test_fraction=0.3), FIX)
-    seqs = sum(c.splits.values(), [])
+    seqs = [s for split in c.splits.values() for s in split]
     assert all(s[0] == BOS and s[-1] == EOS for s in seqs)
     assert sum(map(len, sum(c.texts.values(), []))) + 2 * len(seqs) == sum(map(len, seqs))
     assert c.stats["train_unk_rate"] == 0.0  # the vocabulary comes from the training split
     assert 0 < c.stats["test_unk_rate"] + c.stats["valid_unk_rate"]
+
+
+def test_sequences_hold_a_split_in_one_array_and_act_as_a_list():
+    from symlstm.corpus import Sequences
+
+    arrays = [np.array(a, np.int32) for a in ([1, 5, 6, 2], [1, 7, 2], [3, 9, 9, 9, 2], [1, 2])]
+    seqs = Sequences.of(arrays)
+    assert len(seqs) == 4 and seqs.ids.tolist() == sum((a.tolist() for a in arrays), [])
+    assert [s.tolist() for s in seqs] == [a.tolist() for a in arrays]
+    assert seqs[-1].tolist() == [1, 2] and [s.tolist() for s in seqs[1:3]] == [[1, 7, 2], [3, 9, 9, 9, 2]]
+    assert seqs.firsts().tolist() == [1, 1, 3, 1]
+    assert [s.tolist() for s in seqs.subset([2, 0])] == [[3, 9, 9, 9, 2], [1, 5, 6, 2]]
+    assert [s.tolist() for s in seqs.subset(seqs.firsts() == 3)] == [[3, 9, 9, 9, 2]]
+    assert len(seqs.subset([])) == 0 and len(Sequences.of([])) == 0
+    with pytest.raises(IndexError):
+        seqs[4]
+    with pytest.raises(ValueError, match="add up"):
+        Sequences(np.zeros(5, np.int32), [2, 2])
 
 
 def test_cache_hit_invalidation_and_corruption(tmp_path):

@@ -109,6 +109,28 @@ def test_novelty_of_a_training_poem_and_of_a_shuffle():
     assert fresh["longest_shared"] <= 4 and fresh["verbatim_lines"] == 0.0 and fresh["novel_4grams"] > 0.8
 
 
+def test_novelty_index_answers_as_sets_of_lines_and_4grams_would():
+    import re
+
+    from symlstm.forms import PUNCT
+
+    train, test = POEMS[:3000], POEMS[3000:3200]
+    index = NoveltyIndex(train)
+    lines = {line for t in train for line in re.split(f"[{PUNCT}]", t) if line}
+    grams = {t[i:i + 4] for t in train for i in range(len(t) - 3)}
+    rng = random.Random(1)
+    queries = test + train[:200] + ["".join(rng.sample(t, len(t))) for t in test]
+    queries.append(train[0][-2:] + train[1][:2])  # spans two training poems: in neither
+    checked = 0
+    for t in queries:
+        for g in (t[i:i + 4] for i in range(len(t) - 3)):
+            assert index.has_gram(g) == (g in grams), g
+            checked += 1
+        for line in (line for line in re.split(f"[{PUNCT}]", t) if line):
+            assert index.has_line(line) == (line in lines), line
+    assert checked > 10000 and not index.has_gram("☃山中人")
+
+
 def test_strains_agreement_and_coverage_count_what_they_say(lex):
     from symlstm.lexicon import coverage, strains_agreement
 
