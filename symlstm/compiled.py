@@ -9,6 +9,7 @@ function per input shape, since JAX compiles for static shapes (a few seconds ea
 (`devices.Placement`): their arrays stay on the devices, and hT, cT come back as device arrays.
 """
 import functools
+import time
 
 import numpy as np
 import pytensor
@@ -103,6 +104,7 @@ class CompiledModel:
         self.params = M.to_shared(params)
         self.rng = np.random.default_rng(seed)  # dropout masks
         self._fns = {}
+        self._ran = set()  # (T, B) shapes the training step has run at: compiled
 
     @functools.cached_property
     def state(self) -> dict:
@@ -172,6 +174,7 @@ class CompiledModel:
         lr = self.tcfg.learning_rate if lr is None else lr
         fn = self._fn("train", x.shape, lambda s: build_train_fn(
             self.params, self.state, self.cfg, self.tcfg, self.mode, s))
+        self._ran.add(x.shape)
         keep = []
         p = self.cfg.dropout
         if p > 0:
@@ -216,6 +219,25 @@ class CompiledModel:
         fn = self._fn("generate", noise.shape[:2], lambda s: build_generate_fn(self.params, self.cfg, self.mode, s))
         tokens, h, c = fn(first, h, c, noise, np.asarray(1.0 / temperature, self.cfg.dtype), banned)
         return np.asarray(tokens), np.asarray(h), np.asarray(c)
+
+    def warm_up(self, shapes) -> float:
+        """Compile the training step for each (T, B) in `shapes` not run yet, so that no timed step
+        pays for compiling (JAX compiles per shape, seconds each; a run of the whole corpus meets
+        ten shapes). One step per shape on a one-token batch, whose effects on the parameters,
+        the optimizer state and the dropout generator are then undone. Returns the seconds taken."""
+        todo = sorted({tuple(s) for s in shapes} - self._ran) if self.static else []
+        if not todo:
+            return 0.0
+        start = time.perf_counter()
+        params, state, rng = self.get_params(), self.get_state(), self.rng.bit_generator.state
+        for T, B in todo:
+            x, mask = np.zeros((T, B), np.int32), np.zeros((T, B), self.cfg.dtype)
+            mask[0, 0] = 1
+            self.train_step(x, x, mask, *self.zero_state(B), 0.0)
+        self.set_params(params)
+        self.set_state(state)
+        self.rng.bit_generator.state = rng
+        return time.perf_counter() - start
 
     # -- parameters and state as NumPy ----------------------------------------------------------
     def get_params(self) -> dict[str, np.ndarray]:

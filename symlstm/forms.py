@@ -95,6 +95,13 @@ def form_tokens() -> list[str]:
     return [f"<{f}>" for f in FORMS] + ["<gushi>", "<ci>"] + [f"<{CI}{t}>" for t in load()]
 
 
+def form_group(token: str) -> str:
+    """The form a start token stands for in per-form reports: `<wujue>` -> wujue, every ci tune
+    (`<ci:浣溪沙>`, `<ci>`) -> ci, <bos> (a model without form tokens) -> all."""
+    name = token.strip("<>")
+    return "all" if name == "bos" else "ci" if name == "ci" or name.startswith(CI) else name
+
+
 def form_token(text: str = "", tune: str = "", form: str = "") -> str:
     """The token naming a poem's form: `form` when given (a sampling request), else a ci's tune
     (`tune`, from the corpus), else what the text is (a regulated form, a ci whose layout is one

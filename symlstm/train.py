@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
-from .batching import padding_fraction, poem_batches, stream_batches
+from .batching import batch_shapes, padding_fraction, poem_batches, stream_batches
 from .compiled import compile_model
 from .config import Config, load_config
 from .corpus import Corpus, load_corpus
@@ -25,12 +25,14 @@ from .decode import sample_poems
 from .devices import resolve
 from .errors import UserError
 from .evaluate import nll_sum, stream_eval_batches
+from .forms import form_group
 from .model import init_params
 from .novelty import NoveltyIndex
 from .optim import learning_rate
 
 METRICS = ["step", "epoch", "train_loss", "valid_loss", "valid_perplexity", "learning_rate",
            "grad_norm", "chars_per_sec", "elapsed_sec"]
+FORM_METRICS = ["step", "form", "poems", "valid_loss", "valid_perplexity"]  # valid_forms.csv (form tokens)
 
 
 class TrainingError(UserError, RuntimeError):
@@ -65,20 +67,27 @@ def epoch_batches(cfg: Config, corpus: Corpus, epoch: int):
     if d.mode == "stream":
         offset = int(rng.integers(0, d.seq_length))
         return list(stream_batches(corpus.splits["train"], d.batch_size, d.seq_length, cfg.model.dtype, offset))
-    return list(poem_batches(corpus.splits["train"], d.batch_size, rng, cfg.model.dtype, pool=d.bucket_pool,
-                             multiple=d.length_multiple))
+    return poem_batches(corpus.splits["train"], d.batch_size, rng, cfg.model.dtype, pool=d.bucket_pool,
+                        multiple=d.length_multiple)
 
 
-def validation_loss(compiled, cfg: Config, seqs) -> float:
-    """Mean NLL per token (nats) over a split; a stream shorter than one batch is scored with the
-    rows it has."""
+def validation_losses(compiled, cfg: Config, seqs, vocab) -> tuple[float, dict]:
+    """Mean NLL per token (nats) over a split, and per form when the poems start with form tokens
+    (form -> (loss, poems); `forms.form_group` names the groups, all ci in one); a stream shorter
+    than one batch is scored with the rows it has."""
     d = cfg.data
     if d.mode == "stream":
-        batches, carry = stream_eval_batches(seqs, d.batch_size, d.seq_length, cfg.model.dtype), True
-    else:
-        batches, carry = poem_batches(seqs, d.batch_size, dtype=cfg.model.dtype, multiple=d.length_multiple), False
-    total, count = nll_sum(compiled, batches, carry)
-    return total / count
+        total, count = nll_sum(compiled, stream_eval_batches(seqs, d.batch_size, d.seq_length, cfg.model.dtype), True)
+        return total / count, {}
+    groups = {}
+    if vocab.has_form_tokens:
+        names = np.array([form_group(vocab.itos[t]) for t in seqs.firsts()])
+        groups = {name: seqs.subset(names == name) for name in sorted(set(names))}
+    sums = {name: nll_sum(compiled, poem_batches(part, d.batch_size, dtype=cfg.model.dtype,
+                                                 multiple=d.length_multiple))
+            for name, part in (groups or {"all": seqs}).items()}
+    loss = sum(t for t, _ in sums.values()) / sum(n for _, n in sums.values())
+    return loss, {name: (sums[name][0] / sums[name][1], len(groups[name])) for name in groups}
 
 
 def preflight(cfg: Config, corpus: Corpus):
@@ -120,6 +129,13 @@ def plot_metrics(run_dir: Path) -> Path:
         ax.plot(*zip(*tr), label="train (moving average)")
     if va:
         ax.plot(*zip(*va), "o-", label="validation")
+    forms = Path(run_dir) / "valid_forms.csv"
+    if forms.is_file():  # a run with form tokens: one dashed validation curve per form
+        per_form = collections.defaultdict(list)
+        for r in csv.DictReader(forms.open(encoding="utf-8")):
+            per_form[r["form"]].append((int(r["step"]), float(r["valid_loss"])))
+        for name, points in per_form.items():
+            ax.plot(*zip(*points), "--", lw=1, label=f"validation, {name}")
     ax.set_xlabel("step")
     ax.set_ylabel("NLL per token (nats)")
     ax.set_title(Path(run_dir).name)
@@ -136,7 +152,7 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool):
     if (run_dir / "last.h5").exists() or (run_dir / "metrics.csv").exists():
         if not overwrite:
             raise TrainingError(f"{run_dir}: already holds a run; use --resume to continue it or --overwrite to replace it")
-        for name in ("last.h5", "best.h5", "metrics.csv", "loss.png"):
+        for name in ("last.h5", "best.h5", "metrics.csv", "valid_forms.csv", "loss.png"):
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -206,9 +222,21 @@ class Trainer:
                 writer.writeheader()
             writer.writerow(row)
 
+    def _write_form_metrics(self, step: int, per_form: dict):
+        """valid_forms.csv: one row per form and validation (step, form, poems, loss, perplexity)."""
+        path = self.run_dir / "valid_forms.csv"
+        new = not path.exists()
+        with path.open("a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(FORM_METRICS)
+            for name, (loss, n) in per_form.items():
+                writer.writerow([step, name, n, f"{loss:.5f}", f"{math.exp(loss):.3f}"])
+
     def validate_and_checkpoint(self, lr: float):
         s = self.state
-        s.valid_loss = validation_loss(self.compiled, self.cfg, self.corpus.splits["valid"])
+        s.valid_loss, per_form = validation_losses(self.compiled, self.cfg, self.corpus.splits["valid"],
+                                                   self.corpus.vocab)
         if s.valid_loss < s.best_valid_loss:
             s.best_valid_loss, s.bad_validations = s.valid_loss, 0
             improved = True
@@ -223,6 +251,10 @@ class Trainer:
         self._write_metrics(row)
         self.log(f"step {s.step:6d} | epoch {s.epoch:3d} | train {row['train_loss'] or '-':>8} | valid {s.valid_loss:.4f} "
                  f"(ppl {math.exp(s.valid_loss):8.2f}) | lr {lr:.2e} | {rate:7.0f} chars/s | {s.elapsed_sec:7.1f} s")
+        if per_form:
+            self._write_form_metrics(s.step, per_form)
+            self.log("  valid per form: " + ", ".join(f"{name} {math.exp(loss):.1f} ({n})"
+                                                      for name, (loss, n) in per_form.items()))
         self.chars = self.seconds = 0.0
         self.save("last.h5")
         if improved:
@@ -262,6 +294,10 @@ class Trainer:
         eval_every steps. Returns the stop reason, or None at the end of the epoch."""
         s, t, c = self.state, self.cfg.train, self.compiled
         batches = self.first_epoch if s.epoch == 0 else epoch_batches(self.cfg, self.corpus, s.epoch)
+        shapes = batch_shapes(batches)
+        took = c.warm_up(shapes)  # compiling is not training: outside the time budget
+        if took:
+            self.log(f"compiled the training step for {len(shapes)} batch shapes in {took:.0f} s (outside the budget)")
         h, cell = c.zero_state(self.cfg.data.batch_size)  # stream mode: carried from batch to batch
         while s.batch_in_epoch < len(batches):
             x, y, mask = batches[s.batch_in_epoch]

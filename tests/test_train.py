@@ -57,6 +57,26 @@ def test_resume_across_an_epoch_boundary_is_bit_exact(small_corpus, tmp_path):
         np.testing.assert_array_equal(b.optimizer[k], a.optimizer[k])
 
 
+def test_warm_up_compiles_without_changing_what_training_does(small_corpus):
+    from symlstm.compiled import compile_model
+    from symlstm.corpus import load_corpus
+    from symlstm.model import init_params
+    from symlstm.train import epoch_batches
+
+    cfg = load_config(raw=tiny_raw())
+    corpus = load_corpus(cfg.data, small_corpus, warn=quiet)
+    batches = epoch_batches(cfg, corpus, 0)
+    params = init_params(len(corpus.vocab), cfg.model, 0)
+    cold, warm = (compile_model(params, cfg.model, cfg.train, seed=3) for _ in range(2))
+    shapes = {x.shape for x, _, _ in batches}
+    assert warm.warm_up(shapes) > 0 and warm.warm_up(shapes) == 0.0  # each shape compiled once
+    for model in (cold, warm):
+        for x, y, mask in batches[:3]:
+            model.train_step(x, y, mask, *model.zero_state(x.shape[1]), 0.01)
+    for got, want in ((warm.get_params(), cold.get_params()), (warm.get_state(), cold.get_state())):
+        assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
+
+
 def test_one_validation_schedule_across_epoch_ends(small_corpus, tmp_path):
     """Epochs end at steps 21 and 42; validation comes every 15 steps and once at the end only."""
     train(load_config(raw=tiny_raw(max_steps=50, eval_every=15)), tmp_path / "s", small_corpus, log=quiet,
@@ -124,6 +144,8 @@ def test_an_unexpected_error_still_saves_what_was_trained(small_corpus, tmp_path
     real, calls = CompiledModel.train_step, []
 
     def failing(self, *args):
+        if args[-1] == 0.0:  # warm_up's compiling steps (learning rate 0, undone)
+            return real(self, *args)
         calls.append(1)
         if len(calls) == 5:
             raise RuntimeError("a bug in the fifth step")
