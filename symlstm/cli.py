@@ -283,6 +283,32 @@ def cmd_eval(args):
     return 0
 
 
+def cmd_compare(args):
+    from .checkpoint import load_model
+    from .config import load_config
+    from .corpus import load_corpus, read_poems
+    from .evaluate import compare
+
+    if args.text:
+        texts = read_poems(args.text)
+    else:
+        texts = load_corpus(load_config(args.config).data, _root(), warn=_warn).texts[args.split]
+    models = {}
+    for path in args.checkpoints:
+        compiled, vocab, _ = load_model(path, args.backend)
+        models[path] = (compiled, vocab)
+    result = compare(models, texts, args.batch_size)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0
+    print(f"{result['known']} of {result['poems']} poems have only characters every model knows; perplexity:")
+    print("| form | poems | " + " | ".join(models) + " |")
+    print("|---|---|" + "---|" * len(models))
+    for row in result["rows"]:
+        print(f"| {row['form']} | {row['poems']} | " + " | ".join(f"{row[m]:.1f}" for m in models) + " |")
+    return 0
+
+
 def cmd_gradcheck(args):
     import dataclasses
 
@@ -530,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=list(BACKENDS))
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    cm = sub.add_parser("compare", help="perplexity of several checkpoints per form, on the poems all of them know")
+    cm.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    src = cm.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="one poem per line")
+    src.add_argument("--split", choices=["train", "valid", "test"], help="a split of --config's corpus")
+    cm.add_argument("--config", default="configs/poems.yaml", help="the corpus of --split (default: %(default)s)")
+    cm.add_argument("--batch-size", type=int, default=32)
+    cm.add_argument("--backend", choices=list(BACKENDS))
+    cm.add_argument("--json", action="store_true")
+    cm.set_defaults(func=cmd_compare)
 
     g = sub.add_parser("gradcheck", help="symbolic against numeric gradients")
     g.add_argument("--config", help="check this config's model sizes instead of the standard tiny models")

@@ -4,6 +4,7 @@ Each poem is scored as `<bos> c1 … cn <eos>`; the predicted tokens are c1 … 
 result does not depend on the batch size (padding enters neither sum nor count). `nll_sum` is the
 one loop over batches: `evaluate` and the training loop's validation both use it.
 """
+import collections
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from .batching import poem_batches, stream_batches
 from .corpus import CorpusError, load_corpus
 from .errors import InputError
-from .forms import form_token
+from .forms import form_group, form_token
 from .vocab import Vocab, unk_rate
 
 
@@ -61,8 +62,9 @@ def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_siz
                           "use --text FILE to score other poems")
     result = evaluate(compiled, corpus.splits[split], batch_size)
     if vocab.has_form_tokens:  # one row per form: the first token of each sequence names it
-        for token in sorted({int(s[0]) for s in corpus.splits[split]}):
-            part = evaluate(compiled, [s for s in corpus.splits[split] if s[0] == token], batch_size)
+        firsts = corpus.splits[split].firsts()
+        for token in sorted(set(firsts.tolist())):
+            part = evaluate(compiled, corpus.splits[split].subset(firsts == token), batch_size)
             result[f"perplexity {vocab.itos[token]}"] = part["perplexity"]
             result[f"poems {vocab.itos[token]}"] = part["poems"]
     return result
@@ -84,3 +86,24 @@ def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:
     nats = float(picked.mean() * math.log(2))
     return {"couplets": len(lines), "tokens": int(picked.size), "nll_per_token": nats,
             "perplexity": math.exp(nats), "bits_per_char": float(picked.mean())}
+
+
+def compare(models: dict, texts: list[str], batch_size: int = 32) -> dict:
+    """Perplexity of each model per form, on the poems whose characters every model's vocabulary
+    knows (so that no model is scored on <unk>s another never sees). `models`: name -> (compiled,
+    vocab). Returns {"poems", "known", "rows": [{"form", "poems", name: perplexity, ...}]}, one row
+    per form (`forms.form_group` of each poem's form token) and a last row, "all"."""
+    vocabs = [vocab for _, vocab in models.values()]
+    known = [t for t in texts if all(all(ch in v.stoi for ch in t) for v in vocabs)]
+    if not known:
+        raise InputError(f"none of the {len(texts)} poems has only characters every model knows")
+    groups = collections.defaultdict(list)
+    for t in known:
+        groups[form_group(form_token(t))].append(t)
+    rows = []
+    for form, part in sorted(groups.items()) + [("all", known)]:
+        row = {"form": form, "poems": len(part)}
+        for name, (compiled, vocab) in models.items():
+            row[name] = evaluate_texts(compiled, vocab, part, batch_size)["perplexity"]
+        rows.append(row)
+    return {"poems": len(texts), "known": len(known), "rows": rows}

@@ -74,3 +74,44 @@ def test_a_form_token_model_trains_samples_each_form_and_reports_each_form(proje
     corpus = load_corpus(cfg.data, project, warn=lambda *_: None)
     assert result["tokens"] == sum(len(t) + 1 for t in corpus.texts["train"])  # form tokens are not targets
     assert all(np.isfinite(v) and v > 1 for v in rows.values())
+
+
+@pytest.mark.slow
+def test_validation_reports_each_form_and_compare_scores_the_poems_both_models_know(project, tmp_path):
+    import csv
+    import math
+
+    from symlstm.evaluate import compare, evaluate_texts
+    from symlstm.forms import form_group, form_token
+
+    train(config(max_steps=4, eval_every=2), tmp_path / "run", project, log=lambda *_: None, progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "valid_forms.csv").open(encoding="utf-8")))
+    total = {int(r["step"]): float(r["valid_loss"]) for r in
+             csv.DictReader((tmp_path / "run" / "metrics.csv").open(encoding="utf-8"))}
+    model, vocab, cfg = load_model(tmp_path / "run" / "last.h5")
+    valid = load_corpus(cfg.data, project, warn=lambda *_: None).texts["valid"]
+    def group(t):  # the groups, by the text: every ci tune in one
+        return "ci" if t.startswith(("一曲", "山前")) else "gushi" if t.startswith("床前") else \
+            {24: "wujue", 32: "qijue"}[len(t)]
+    forms = {}
+    for t in valid:
+        forms.setdefault(group(t), []).append(t)
+    last = [r for r in rows if int(r["step"]) == 4]
+    assert {r["form"]: int(r["poems"]) for r in last} == {k: len(v) for k, v in forms.items()}
+    tokens = {k: sum(len(t) + 1 for t in v) for k, v in forms.items()}  # characters and <eos>
+    pooled = sum(float(r["valid_loss"]) * tokens[r["form"]] for r in last) / sum(tokens.values())
+    assert pooled == pytest.approx(total[4], rel=1e-5)  # the per-form losses make up the whole
+    for r in last:
+        assert float(r["valid_loss"]) == pytest.approx(evaluate_texts(model, vocab, forms[r["form"]])["nll_per_token"],
+                                                       rel=1e-5)
+
+    texts = QUATRAINS[:40] + ["☃" + QUATRAINS[0][1:]]  # one poem with a character no model knows
+    result = compare({"a": (model, vocab), "b": (model, vocab)}, texts)
+    knows = [t for t in texts if all(ch in vocab.stoi for ch in t)]
+    assert len(knows) < len(texts) and result["known"] == len(knows) and result["rows"][-1]["poems"] == len(knows)
+    by_form = {r["form"]: r for r in result["rows"]}
+    for form in ("wujue", "qijue"):
+        part = [t for t in knows if form_token(t) == f"<{form}>"]
+        want = evaluate_texts(model, vocab, part)["perplexity"]
+        assert by_form[form]["poems"] == len(part) and by_form[form]["a"] == by_form[form]["b"] == pytest.approx(want)
+    assert math.isfinite(by_form["all"]["a"])
