@@ -35,7 +35,8 @@ def resolve_paths(pattern: str, root: Path) -> list[Path]:
     paths = [p for p in paths if p.is_file()]
     if not paths:
         what = "glob matches no file" if any(ch in pattern for ch in "*?[") else "file not found"
-        raise CorpusError(f"{full}: {what} (data.path)")
+        hint = "; `make data` writes it" if Path(pattern).parts[:2] == ("data", "full") else ""
+        raise CorpusError(f"{full}: {what} (data.path){hint}")
     return paths
 
 

@@ -119,6 +119,8 @@ def test_bad_input_messages(tmp_path):
         load_raw(DataConfig(path=str(tmp_path / "nope.txt")), tmp_path)
     with pytest.raises(CorpusError, match="glob matches no file"):
         load_raw(DataConfig(path=str(tmp_path / "*.json")), tmp_path)
+    with pytest.raises(CorpusError, match=r"all/\*.json: glob matches no file \(data.path\); `make data` writes it"):
+        load_raw(DataConfig(path="data/full/all/*.json"), tmp_path)  # configs/all.yaml before `make data`
     bad = tmp_path / "bad.txt"
     bad.write_bytes("白日".encode() + b"\xff\xfe")
     with pytest.raises(CorpusError, match=r"bad.txt: not UTF-8 at byte offset 6"):
