@@ -1,53 +1,16 @@
-"""The `symlstm` command: parses arguments, calls the library, prints. Nothing else.
-
-User mistakes (every `errors.UserError`: config, corpus, checkpoint, decoding options, bad
-arguments) become one line on stderr and exit code 2; a failed check exits 1. Anything else is a
-bug and shows its traceback.
-"""
-import argparse
+"""Commands about poems: sample, novelty, score (check-verse), measure, serve, couplet, lexicon."""
 import json
 import sys
-from importlib import metadata
 from pathlib import Path
 
-from .errors import UserError
-from .forms import CI, FORMS
-from .runtime import BACKENDS
-
-
-def _root() -> Path:
-    return Path.cwd()
-
-
-def _warn(message: str):
-    print(message, file=sys.stderr)
-
-
-def _print_dict(d: dict, as_json: bool, width: int):
-    if as_json:
-        print(json.dumps(d))
-        return
-    for k, v in d.items():
-        print(f"{k:>{width}}: {v:.6g}" if isinstance(v, float) else f"{k:>{width}}: {v}")
-
-
-def cmd_train(args):
-    from .config import load_config
-    from .train import train
-
-    progress = not args.no_progress
-    if args.resume:
-        train(None, args.resume, _root(), resume=True, overrides=args.set, progress=progress)
-        return 0
-    if not args.config:
-        raise UserError("train: give --config FILE (or --resume RUN_DIR)")
-    cfg = load_config(args.config, args.set)
-    train(cfg, args.out or f"runs/{cfg.name}", _root(), overwrite=args.overwrite, progress=progress)
-    return 0
+from ..errors import UserError
+from ..forms import CI, FORMS
+from ..runtime import BACKENDS
+from .common import print_result, project_root, warn
 
 
 def _sample_options(args):
-    from .decode import SampleOptions
+    from ..decode import SampleOptions
 
     return SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=args.prime,
                          argmax=args.argmax, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -66,11 +29,11 @@ def _keyword_hits(text: str, keywords: tuple) -> dict:
 
 def _novelty_index(cfg):
     """The training split's novelty index, or None (with a note) when the corpus is not at hand."""
-    from .corpus import CorpusError, load_corpus
-    from .novelty import NoveltyIndex
+    from ..corpus import CorpusError, load_corpus
+    from ..novelty import NoveltyIndex
 
     try:
-        corpus = load_corpus(cfg.data, _root(), warn=_warn)
+        corpus = load_corpus(cfg.data, project_root(), warn=warn)
     except CorpusError as err:
         print(f"note: no novelty figures ({err})", file=sys.stderr)
         return None
@@ -78,8 +41,8 @@ def _novelty_index(cfg):
 
 
 def cmd_sample(args):
-    from .decode import Sampler
-    from .checkpoint import load_model
+    from ..decode import Sampler
+    from ..checkpoint import load_model
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
@@ -103,8 +66,8 @@ def cmd_sample(args):
 
 
 def cmd_couplet(args):
-    from .checkpoint import load_model
-    from .decode import SampleOptions, Sampler
+    from ..checkpoint import load_model
+    from ..decode import SampleOptions, Sampler
 
     compiled, vocab, _ = load_model(args.checkpoint, args.backend)
     first = args.first.strip().rstrip("，。")
@@ -120,9 +83,9 @@ def cmd_couplet(args):
 
 
 def cmd_novelty(args):
-    from .decode import Sampler
-    from .novelty import summarize
-    from .checkpoint import load_model
+    from ..decode import Sampler
+    from ..novelty import summarize
+    from ..checkpoint import load_model
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     index = _novelty_index(cfg)
@@ -133,13 +96,13 @@ def cmd_novelty(args):
     if args.keywords:
         hits = [h for p in poems for h in _keyword_hits(p["text"], _keywords(args.keywords)).values()]
         summary["keyword_hit_rate"] = sum(hits) / len(hits)
-    _print_dict(summary, args.json, 26)
+    print_result(summary, args.json, 26)
     return 0
 
 
 def _marked(text: str, marks: str) -> str:
     """The marks (one per character) laid over the text, its punctuation kept."""
-    from .forms import PUNCT
+    from ..forms import PUNCT
 
     out, k = "", 0
     for ch in text:
@@ -149,15 +112,15 @@ def _marked(text: str, marks: str) -> str:
 
 
 def cmd_score(args):
-    from .config import load_config
-    from .corpus import load_corpus, read_poems
-    from .lexicon import Lexicon, known_tones
-    from .scoring import score
-    from .verse import check_any, summarize
+    from ..config import load_config
+    from ..corpus import load_corpus, read_poems
+    from ..lexicon import Lexicon, known_tones
+    from ..scoring import score
+    from ..verse import check_any, summarize
 
     if args.split:
         cfg = load_config(args.config) if args.config else load_config()
-        poems = load_corpus(cfg.data, _root(), warn=_warn).texts[args.split]
+        poems = load_corpus(cfg.data, project_root(), warn=warn).texts[args.split]
     elif args.file:
         poems = read_poems(args.file)
     elif args.text:
@@ -166,7 +129,7 @@ def cmd_score(args):
         raise UserError(f"{args.command}: give a poem, --file F or --split NAME")
     compiled = vocab = None
     if getattr(args, "checkpoint", None):
-        from .checkpoint import load_model
+        from ..checkpoint import load_model
 
         compiled, vocab, _ = load_model(args.checkpoint, args.backend)
     lex = Lexicon.load()
@@ -203,10 +166,10 @@ def cmd_score(args):
 
 
 def cmd_measure(args):
-    from .checkpoint import load_model
-    from .corpus import load_corpus
-    from .decode import Sampler
-    from .measure import (couplets, fill_in, format_report, independent_checker, keyword_hits, strict_samples,
+    from ..checkpoint import load_model
+    from ..corpus import load_corpus
+    from ..decode import Sampler
+    from ..measure import (couplets, fill_in, format_report, independent_checker, keyword_hits, strict_samples,
                           tune_samples)
 
     known = ["strict", "keywords", "fillin", "tunes", "couplets"]
@@ -223,7 +186,7 @@ def cmd_measure(args):
     if "tunes" in args.what:
         result["tunes"] = tune_samples(sampler, min(args.num, 100), args.temperature, args.seed)
     if {"keywords", "fillin", "couplets"} & set(args.what):
-        corpus = load_corpus(cfg.data, _root(), warn=_warn)
+        corpus = load_corpus(cfg.data, project_root(), warn=warn)
         if "couplets" in args.what:
             result["couplets"] = couplets(sampler, corpus.texts["test"], min(args.num, 100), seed=args.seed)
         if "keywords" in args.what:
@@ -244,8 +207,8 @@ def cmd_serve(args):
 
     import uvicorn
 
-    from .checkpoint import load_model
-    from .serve import Engine, create_app, load_test
+    from ..checkpoint import load_model
+    from ..serve import Engine, create_app, load_test
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     app = create_app(Engine(compiled, vocab, f"{cfg.name} ({Path(args.checkpoint).name})"))
@@ -263,171 +226,17 @@ def cmd_serve(args):
     result = load_test(f"http://127.0.0.1:{port}", args.load_test, args.num)
     server.should_exit = True
     thread.join()
-    _print_dict(result, args.json, 10)
+    print_result(result, args.json, 10)
     return 0 if result["succeeded"] == result["requests"] else 1
 
 
-def cmd_eval(args):
-    from .checkpoint import load_model
-    from .corpus import read_poems
-    from .evaluate import evaluate_couplets, evaluate_split, evaluate_texts
-
-    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
-    if args.couplets:
-        result = evaluate_couplets(compiled, vocab, read_poems(args.couplets))
-    elif args.text:
-        result = evaluate_texts(compiled, vocab, read_poems(args.text), args.batch_size)
-    else:
-        result = evaluate_split(compiled, vocab, cfg.data, args.split, _root(), args.batch_size, warn=_warn)
-    _print_dict(result, args.json, 14)
-    return 0
-
-
-def cmd_compare(args):
-    from .checkpoint import load_model
-    from .config import load_config
-    from .corpus import load_corpus, read_poems
-    from .evaluate import compare
-
-    if args.text:
-        texts = read_poems(args.text)
-    else:
-        texts = load_corpus(load_config(args.config).data, _root(), warn=_warn).texts[args.split]
-    models = {}
-    for path in args.checkpoints:
-        compiled, vocab, _ = load_model(path, args.backend)
-        models[path] = (compiled, vocab)
-    result = compare(models, texts, args.batch_size)
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=1))
-        return 0
-    print(f"{result['known']} of {result['poems']} poems have only characters every model knows; perplexity:")
-    print("| form | poems | " + " | ".join(models) + " |")
-    print("|---|---|" + "---|" * len(models))
-    for row in result["rows"]:
-        print(f"| {row['form']} | {row['poems']} | " + " | ".join(f"{row[m]:.1f}" for m in models) + " |")
-    return 0
-
-
-def cmd_gradcheck(args):
-    import dataclasses
-
-    from .config import load_config
-    from .gradcheck import TOLERANCE, gradient_check, standard_models
-
-    if args.config:
-        mcfg = load_config(args.config, args.set).model
-        models = [dataclasses.replace(mcfg, dtype="float64")]
-        vocab = args.vocab_size
-    else:
-        models = standard_models(args.backend)
-        vocab = 6
-    table, ok = [], True
-    for mcfg in models:
-        rows = gradient_check(mcfg, vocab_size=vocab, max_entries=args.max_entries)
-        for r in rows:
-            r["model"] = f"{mcfg.cell} L={mcfg.num_layers} H={mcfg.hidden}"
-            ok &= r["passed"]
-        table += rows
-    if args.json:
-        print(json.dumps({"tolerance": TOLERANCE, "passed": bool(ok), "rows": table}, indent=1))
-    else:
-        print(f"{'model':<16} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
-        for r in table:
-            flag = "" if r["passed"] else "  FAIL"
-            print(f"{r['model']:<16} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} {r['entries']:>7} "
-                  f"{r['max_abs_error']:>12.2e} {r['max_rel_error']:>12.2e}{flag}")
-        worst = max(r["max_rel_error"] for r in table)
-        print(f"{'PASSED' if ok else 'FAILED'}: largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e})")
-    return 0 if ok else 1
-
-
-def cmd_plot(args):
-    from .train import plot_metrics
-
-    print(plot_metrics(Path(args.run_dir)))
-    return 0
-
-
-def cmd_data(args):
-    from .fetch import make_data
-
-    counts, report = make_data(Path(args.out))
-    for name, n in counts.items():
-        print(f"{Path(args.out) / (name + '.txt')}: {n} poems")
-    top = ", ".join(f"{ch}→{'/'.join(f'{t} {n}' for t, n in forms.items())}" for ch, forms in list(report["chosen"].items())[:8])
-    print(f"{Path(args.out) / 'songci.json'}: the ci in traditional characters with their tune names ({report['converter']}); "
-          f"{report['one_to_many_positions']} positions held one of {report['one_to_many_characters']} one-to-many "
-          f"characters, decided by OpenCC's phrase table (most frequent: {top}); "
-          f"every choice in {Path(args.out) / 'songci_conversion.json'}")
-    return 0
-
-
-def cmd_bench(args):
-    from .bench import as_json, format_table, run_all
-
-    result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
-                     sampling=not args.no_sampling, starts=not args.no_starts,
-                     system_malloc=not args.no_system_malloc)
-    print(as_json(result) if args.json else format_table(result))
-    return 0
-
-
-def cmd_gradflow(args):
-    import numpy as np
-
-    from .config import load_config
-    from .gradflow import gradient_flow, plot, prepare, summary_row, write_csv
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(args.config, args.set) if args.config else load_config(
-        raw={"model": {"hidden": args.hidden, "embedding": args.embedding}}, overrides=args.set)
-    models, x, y = prepare(cfg, _root(), args.checkpoint, [c.strip() for c in args.cells.split(",")],
-                           args.random, args.length, args.batch, args.seed)
-    results = [{**gradient_flow(params, mcfg, x, y), "label": label} for label, mcfg, params in models]
-    write_csv(results, out / "gradflow.csv")
-    plot(results, out / "gradflow.png")
-    print(f"{'model':<18}{'|dL/dh| d=1':>13}{'d=10':>11}{'d=50':>11}{'d=100':>11}{'decay/step':>12}{'forget gate':>13}")
-    for r in results:
-        row = summary_row(r)
-        fg = f"{row['forget_gate_mean']:.3f}" if np.isfinite(row["forget_gate_mean"]) else "-"
-        print(f"{r['label']:<18}{row['d1']:>13.2e}{row['d10']:>11.2e}{row['d50']:>11.2e}{row['d100']:>11.2e}"
-              f"{row['decay_per_step']:>12.3f}{fg:>13}")
-    print(f"wrote {out / 'gradflow.csv'} and {out / 'gradflow.png'}")
-    return 0
-
-
-def cmd_graph(args):
-    from .config import load_config
-    from .graphinfo import draw_svg, step_graph, training_graph_report
-
-    cfg = load_config(args.config, args.set) if args.config else load_config(overrides=args.set)
-    print(f"one {cfg.model.cell} step (pytensor.printing.debugprint):")
-    print(step_graph(cfg.model))
-    r = training_graph_report(cfg.model)
-    print(f"training step ({cfg.model.backend} backend): {r['nodes_before']} nodes before rewrites, "
-          f"{r['nodes_after']} after")
-    if r["float64_outputs"] is not None:
-        print(f"float64 results in the float32 graph: {r['float64_outputs']}")
-    for scan in r["scans"]:
-        ops = ", ".join(f"{k}×{v}" for k, v in scan["ops"].items())
-        print(f"scan {scan['name']}: {scan['nodes']} nodes: {ops}")
-    if args.svg:
-        try:
-            print(f"wrote {draw_svg(r['function'], args.svg)}")
-        except RuntimeError as err:
-            raise UserError(str(err)) from None
-    return 0
-
-
 def cmd_lexicon(args):
-    from .config import load_config
-    from .corpus import load_corpus
-    from .lexicon import Lexicon, coverage, load_strains, strains_agreement
+    from ..config import load_config
+    from ..corpus import load_corpus
+    from ..lexicon import Lexicon, coverage, load_strains, strains_agreement
 
     cfg = load_config(args.config) if args.config else load_config()
-    poems = sum(load_corpus(cfg.data, _root(), warn=_warn).texts.values(), [])
+    poems = sum(load_corpus(cfg.data, project_root(), warn=warn).texts.values(), [])
     lex = Lexicon.load()
     result = {"coverage": coverage(poems, lex)}
     strains = load_strains(args.full)
@@ -442,20 +251,7 @@ def cmd_lexicon(args):
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
-    p.add_argument("--version", action="version", version=f"symlstm {metadata.version('symlstm')}")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("--config", help="YAML config (e.g. configs/poems.yaml)")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
-    t.add_argument("--out", help="run directory (default runs/<config name>)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.h5")
-    t.add_argument("--overwrite", action="store_true", help="replace a run already in the run directory")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(func=cmd_train)
-
+def add_commands(sub):
     def sampling_args(s):
         s.add_argument("--checkpoint", required=True)
         s.add_argument("--num", type=int, default=5)
@@ -546,95 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(func=cmd_couplet)
 
-    e = sub.add_parser("eval", help="perplexity of a checkpoint on a file or a split")
-    e.add_argument("--checkpoint", required=True)
-    src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--text", help="one poem per line")
-    src.add_argument("--split", choices=["train", "valid", "test"])
-    src.add_argument("--couplets", help="one couplet per line (上聯，下聯。): the perplexity of each 下聯 given its 上聯")
-    e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--backend", choices=list(BACKENDS))
-    e.add_argument("--json", action="store_true")
-    e.set_defaults(func=cmd_eval)
-
-    cm = sub.add_parser("compare", help="perplexity of several checkpoints per form, on the poems all of them know")
-    cm.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
-    src = cm.add_mutually_exclusive_group(required=True)
-    src.add_argument("--text", help="one poem per line")
-    src.add_argument("--split", choices=["train", "valid", "test"], help="a split of --config's corpus")
-    cm.add_argument("--config", default="configs/poems.yaml", help="the corpus of --split (default: %(default)s)")
-    cm.add_argument("--batch-size", type=int, default=32)
-    cm.add_argument("--backend", choices=list(BACKENDS))
-    cm.add_argument("--json", action="store_true")
-    cm.set_defaults(func=cmd_compare)
-
-    g = sub.add_parser("gradcheck", help="symbolic against numeric gradients")
-    g.add_argument("--config", help="check this config's model sizes instead of the standard tiny models")
-    g.add_argument("--set", action="append", default=[])
-    g.add_argument("--vocab-size", type=int, default=50)
-    g.add_argument("--max-entries", type=int, default=40, help="entries checked per tensor (sampled beyond)")
-    g.add_argument("--backend", default="jax", choices=list(BACKENDS))
-    g.add_argument("--json", action="store_true")
-    g.set_defaults(func=cmd_gradcheck)
-
-    pl = sub.add_parser("plot", help="write RUN_DIR/loss.png from metrics.csv")
-    pl.add_argument("run_dir")
-    pl.set_defaults(func=cmd_plot)
-
-    b = sub.add_parser("bench", help="training and sampling chars/s against PyTorch")
-    b.add_argument("--backend", default="jax", choices=list(BACKENDS))
-    b.add_argument("--steps", type=int, default=20, help="timed steps per shape (after 3 warm-up steps)")
-    b.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
-    b.add_argument("--no-sampling", action="store_true")
-    b.add_argument("--no-starts", action="store_true", help="skip the cold/warm start measurement")
-    b.add_argument("--no-system-malloc", action="store_true",
-                   help="skip the second training run with glibc's malloc left as it is")
-    b.add_argument("--json", action="store_true")
-    b.set_defaults(func=cmd_bench)
-
-    gf = sub.add_parser("gradflow", help="gradient norms across time for RNN, GRU and LSTM")
-    gf.add_argument("--checkpoint", help="a trained model (else fresh models of each of --cells)")
-    gf.add_argument("--cells", default="rnn,gru,lstm")
-    gf.add_argument("--config", help="sizes and corpus of the fresh models")
-    gf.add_argument("--set", action="append", default=[])
-    gf.add_argument("--hidden", type=int, default=256)
-    gf.add_argument("--embedding", type=int, default=128)
-    gf.add_argument("--length", type=int, default=101, help="T: distances 0 … T-1 (101 reaches distance 100)")
-    gf.add_argument("--batch", type=int, default=16)
-    gf.add_argument("--random", action="store_true", help="random token sequences instead of the corpus")
-    gf.add_argument("--seed", type=int, default=0)
-    gf.add_argument("--out", default="runs/gradflow")
-    gf.set_defaults(func=cmd_gradflow)
-
-    gr = sub.add_parser("graph", help="print the recurrent step's graph and the compiled training graph's size")
-    gr.add_argument("--config")
-    gr.add_argument("--set", action="append", default=[])
-    gr.add_argument("--svg", help="draw the compiled training graph (needs pydot and graphviz)")
-    gr.set_defaults(func=cmd_graph)
-
     lx = sub.add_parser("lexicon", help="the tone lexicon's coverage of the corpus and agreement with strains")
     lx.add_argument("--config", help="the corpus (default: the shipped quatrains)")
     lx.add_argument("--full", default="data/full", help="where `make data` wrote strains/ and tang_ids.json")
     lx.add_argument("--json", action="store_true")
     lx.set_defaults(func=cmd_lexicon)
-
-    d = sub.add_parser("data", help="fetch the chinese-poetry corpus into data/full")
-    d.add_argument("--out", default="data/full")
-    d.set_defaults(func=cmd_data)
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as err:
-        print(f"symlstm {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"symlstm {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
