@@ -82,7 +82,7 @@ def test_validation_reports_each_form_and_compare_scores_the_poems_both_models_k
     import math
 
     from symlstm.evaluate import compare, evaluate_texts
-    from symlstm.forms import form_group, form_token
+    from symlstm.forms import form_token
 
     train(config(max_steps=4, eval_every=2), tmp_path / "run", project, log=lambda *_: None, progress=False)
     rows = list(csv.DictReader((tmp_path / "run" / "valid_forms.csv").open(encoding="utf-8")))
