@@ -88,15 +88,21 @@ def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:
             "perplexity": math.exp(nats), "bits_per_char": float(picked.mean())}
 
 
-def compare(models: dict, texts: list[str], batch_size: int = 32) -> dict:
+def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool = False) -> dict:
     """Perplexity of each model per form, on the poems whose characters every model's vocabulary
     knows (so that no model is scored on <unk>s another never sees). `models`: name -> (compiled,
     vocab). Returns {"poems", "known", "rows": [{"form", "poems", name: perplexity, ...}]}, one row
-    per form (`forms.form_group` of each poem's form token) and a last row, "all"."""
+    per form (`forms.form_group` of each poem's form token) and a last row, "all". couplets=True:
+    the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯."""
     vocabs = [vocab for _, vocab in models.values()]
     known = [t for t in texts if all(all(ch in v.stoi for ch in t) for v in vocabs)]
     if not known:
         raise InputError(f"none of the {len(texts)} poems has only characters every model knows")
+    if couplets:
+        row = {"form": "下聯 given 上聯", "poems": len(known)}
+        row.update({name: evaluate_couplets(compiled, vocab, known)["perplexity"]
+                    for name, (compiled, vocab) in models.items()})
+        return {"poems": len(texts), "known": len(known), "rows": [row]}
     groups = collections.defaultdict(list)
     for t in known:
         groups[form_group(form_token(t))].append(t)

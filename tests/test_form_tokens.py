@@ -115,3 +115,11 @@ def test_validation_reports_each_form_and_compare_scores_the_poems_both_models_k
         want = evaluate_texts(model, vocab, part)["perplexity"]
         assert by_form[form]["poems"] == len(part) and by_form[form]["a"] == by_form[form]["b"] == pytest.approx(want)
     assert math.isfinite(by_form["all"]["a"])
+    from symlstm.evaluate import evaluate_couplets
+
+    pairs = [t[:12] for t in QUATRAINS[:30] if len(t) == 24] + ["☃" + QUATRAINS[0][1:12]]
+    pairs = [p for p in pairs if p[5] == "，" and p[11] == "。"]
+    result = compare({"a": (model, vocab)}, pairs, couplets=True)
+    knows = [p for p in pairs if all(ch in vocab.stoi for ch in p)]
+    assert result["known"] == len(knows) < len(pairs) and len(result["rows"]) == 1
+    assert result["rows"][0]["a"] == pytest.approx(evaluate_couplets(model, vocab, knows)["perplexity"])

@@ -48,11 +48,12 @@ def cmd_compare(args):
         texts = read_poems(args.text)
     else:
         texts = load_corpus(load_config(args.config).data, project_root(), warn=warn).texts[args.split]
+    texts = texts[:args.limit] if args.limit else texts
     models = {}
     for path in args.checkpoints:
         compiled, vocab, _ = load_model(path, args.backend)
         models[path] = (compiled, vocab)
-    result = compare(models, texts, args.batch_size)
+    result = compare(models, texts, args.batch_size, couplets=args.couplets)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
         return 0
@@ -203,6 +204,9 @@ def add_commands(sub):
     src.add_argument("--text", help="one poem per line")
     src.add_argument("--split", choices=["train", "valid", "test"], help="a split of --config's corpus")
     cm.add_argument("--config", default="configs/poems.yaml", help="the corpus of --split (default: %(default)s)")
+    cm.add_argument("--couplets", action="store_true",
+                    help="the poems are couplets (上聯，下聯。): each 下聯's perplexity given its 上聯")
+    cm.add_argument("--limit", type=int, default=0, help="only the first N poems (0, the default: all)")
     cm.add_argument("--batch-size", type=int, default=32)
     cm.add_argument("--backend", choices=list(BACKENDS))
     cm.add_argument("--json", action="store_true")
