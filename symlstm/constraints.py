@@ -10,11 +10,12 @@ locks by planning their slots before generation (`plan_keywords`). Errors are `D
 before generation.
 """
 import copy
+import re
 
 import numpy as np
 
 from .errors import UserError
-from .forms import CHAR, CI, FORMS, PUNCT, form_of, layout, line_starts, plan
+from .forms import CHAR, CI, CJK, FORMS, PUNCT, form_of, layout, line_starts, plan
 from .lexicon import PING, ZE, Lexicon
 from .verse import QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, sanping_column
 from .vocab import EOS, Vocab
@@ -40,6 +41,9 @@ class Shape:
         self.chars[EOS] = False
         self.chars[list(self.punct_ids.values())] = False
         self.chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
+        han = np.array([bool(re.fullmatch(CJK, s)) for s in vocab.itos])
+        if han.any():  # a line holds Han characters: not the corpus' stray 《》, kana or Latin
+            self.chars &= han
         self.plan = plan(form) if form else ""
         for mark, stand_in in MARK_STAND_INS.items():  # a model that never saw 、 writes ，there
             if mark in self.plan and mark not in self.punct_ids and stand_in in self.punct_ids:

@@ -48,9 +48,12 @@ def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:
             "nll_per_token": nll, "perplexity": math.exp(nll), "bits_per_char": nll / math.log(2)}
 
 
-def evaluate_texts(compiled, vocab: Vocab, texts: list[str], batch_size: int = 32) -> dict:
-    """evaluate() on raw poems (one string each), encoded with the model's vocabulary."""
-    return evaluate(compiled, [vocab.encode(t, start=vocab.start(form_token(t))) for t in texts], batch_size)
+def evaluate_texts(compiled, vocab: Vocab, texts: list[str], batch_size: int = 32, forms: list[str] | None = None) -> dict:
+    """evaluate() on raw poems (one string each), encoded with the model's vocabulary; each starts
+    with its form token from `forms` (token names, e.g. a corpus' `<ci:浣溪沙>`), else the one
+    its text shows (`forms.form_token`)."""
+    forms = forms or [form_token(t) for t in texts]
+    return evaluate(compiled, [vocab.encode(t, start=vocab.start(f)) for t, f in zip(texts, forms)], batch_size)
 
 
 def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_size: int = 32, warn=print) -> dict:
@@ -88,13 +91,16 @@ def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:
             "perplexity": math.exp(nats), "bits_per_char": float(picked.mean())}
 
 
-def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool = False) -> dict:
+def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool = False,
+            forms: list[str] | None = None) -> dict:
     """Perplexity of each model per form, on the poems whose characters every model's vocabulary
     knows (so that no model is scored on <unk>s another never sees). `models`: name -> (compiled,
     vocab). Returns {"poems", "known", "rows": [{"form", "poems", name: perplexity, ...}]}, one row
     per form (`forms.form_group` of each poem's form token) and a last row, "all". couplets=True:
-    the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯."""
+    the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯.
+    `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout)."""
     vocabs = [vocab for _, vocab in models.values()]
+    forms = dict(zip(texts, forms or [form_token(t) for t in texts]))
     known = [t for t in texts if all(all(ch in v.stoi for ch in t) for v in vocabs)]
     if not known:
         raise InputError(f"none of the {len(texts)} poems has only characters every model knows")
@@ -105,11 +111,11 @@ def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool
         return {"poems": len(texts), "known": len(known), "rows": [row]}
     groups = collections.defaultdict(list)
     for t in known:
-        groups[form_group(form_token(t))].append(t)
+        groups[form_group(forms[t])].append(t)
     rows = []
     for form, part in sorted(groups.items()) + [("all", known)]:
         row = {"form": form, "poems": len(part)}
         for name, (compiled, vocab) in models.items():
-            row[name] = evaluate_texts(compiled, vocab, part, batch_size)["perplexity"]
+            row[name] = evaluate_texts(compiled, vocab, part, batch_size, [forms[t] for t in part])["perplexity"]
         rows.append(row)
     return {"poems": len(texts), "known": len(known), "rows": rows}

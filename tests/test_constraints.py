@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 from reference import nll_sum, pingshui_table
 from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
+from symlstm.constraints import Shape
 from symlstm.decode import DecodeError
 from symlstm.forms import form_of, split_lines
 from symlstm.lexicon import Lexicon
@@ -179,3 +180,13 @@ def test_locked_characters_count_in_the_likelihood_that_chooses_the_poem():
         assert b["score"] == pytest.approx(scores[b["text"]], rel=1e-12)
     for p in sampler.sample(SampleOptions(num=3, template=template, candidates=4, seed=1)):
         assert p["score"] == pytest.approx(scores[p["text"]], rel=1e-12)
+
+
+def test_a_line_holds_han_characters_only():
+    """The whole corpus' vocabulary holds stray marks (《》 in the ci), kana and Latin letters: a
+    form's character positions never take them, punctuation positions take the form's mark."""
+    vocab = Vocab(list(SPECIALS) + list("山月風》aア〈") + ["，", "。"])
+    shape = Shape(vocab, "wujue")
+    allowed = {vocab.itos[i] for i in np.flatnonzero(shape.allowed("山月"))}
+    assert allowed == {"山", "月", "風"}
+    assert {vocab.itos[i] for i in np.flatnonzero(shape.allowed("山月風山月"))} == {"，"}

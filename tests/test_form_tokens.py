@@ -115,7 +115,12 @@ def test_validation_reports_each_form_and_compare_scores_the_poems_both_models_k
         want = evaluate_texts(model, vocab, part)["perplexity"]
         assert by_form[form]["poems"] == len(part) and by_form[form]["a"] == by_form[form]["b"] == pytest.approx(want)
     assert math.isfinite(by_form["all"]["a"])
-    from symlstm.evaluate import evaluate_couplets
+    from symlstm.evaluate import evaluate, evaluate_couplets
+
+    ci = "一曲新詞酒一杯，去年天氣舊亭臺。夕陽西下幾時回？"  # a corpus knows its tune; its text alone does not say
+    result = compare({"a": (model, vocab)}, [ci], forms=["<ci:浣溪沙>"])
+    want = evaluate(model, [vocab.encode(ci, start=vocab.stoi["<ci:浣溪沙>"])])["perplexity"]
+    assert result["known"] == 1 and result["rows"][0]["form"] == "ci" and result["rows"][0]["a"] == pytest.approx(want)
 
     pairs = [t[:12] for t in QUATRAINS[:30] if len(t) == 24] + ["☃" + QUATRAINS[0][1:12]]
     pairs = [p for p in pairs if p[5] == "，" and p[11] == "。"]

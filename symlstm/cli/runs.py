@@ -44,16 +44,21 @@ def cmd_compare(args):
     from ..corpus import load_corpus, read_poems
     from ..evaluate import compare
 
+    forms = None
     if args.text:
         texts = read_poems(args.text)
     else:
-        texts = load_corpus(load_config(args.config).data, project_root(), warn=warn).texts[args.split]
-    texts = texts[:args.limit] if args.limit else texts
+        corpus = load_corpus(load_config(args.config).data, project_root(), warn=warn)
+        texts = corpus.texts[args.split]
+        if corpus.vocab.has_form_tokens:  # the corpus knows each poem's form token (a ci's tune)
+            forms = [corpus.vocab.itos[t] for t in corpus.splits[args.split].firsts()]
+    if args.limit:
+        texts, forms = texts[:args.limit], forms and forms[:args.limit]
     models = {}
     for path in args.checkpoints:
         compiled, vocab, _ = load_model(path, args.backend)
         models[path] = (compiled, vocab)
-    result = compare(models, texts, args.batch_size, couplets=args.couplets)
+    result = compare(models, texts, args.batch_size, couplets=args.couplets, forms=forms)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
         return 0
