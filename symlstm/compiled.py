@@ -223,7 +223,7 @@ class CompiledModel:
     def warm_up(self, shapes) -> float:
         """Compile the training step for each (T, B) in `shapes` not run yet, so that no timed step
         pays for compiling (JAX compiles per shape, seconds each; a run of the whole corpus meets
-        ten shapes). One step per shape on a one-token batch, whose effects on the parameters,
+        eleven shapes). One step per shape on a one-token batch, whose effects on the parameters,
         the optimizer state and the dropout generator are then undone. Returns the seconds taken."""
         todo = sorted({tuple(s) for s in shapes} - self._ran) if self.static else []
         if not todo:

@@ -100,7 +100,7 @@ def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool
     the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯.
     `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout)."""
     vocabs = [vocab for _, vocab in models.values()]
-    forms = dict(zip(texts, forms or [form_token(t) for t in texts]))
+    token_of = dict(zip(texts, forms or [form_token(t) for t in texts]))
     known = [t for t in texts if all(all(ch in v.stoi for ch in t) for v in vocabs)]
     if not known:
         raise InputError(f"none of the {len(texts)} poems has only characters every model knows")
@@ -111,11 +111,11 @@ def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool
         return {"poems": len(texts), "known": len(known), "rows": [row]}
     groups = collections.defaultdict(list)
     for t in known:
-        groups[form_group(forms[t])].append(t)
+        groups[form_group(token_of[t])].append(t)
     rows = []
     for form, part in sorted(groups.items()) + [("all", known)]:
         row = {"form": form, "poems": len(part)}
         for name, (compiled, vocab) in models.items():
-            row[name] = evaluate_texts(compiled, vocab, part, batch_size, [forms[t] for t in part])["perplexity"]
+            row[name] = evaluate_texts(compiled, vocab, part, batch_size, [token_of[t] for t in part])["perplexity"]
         rows.append(row)
     return {"poems": len(texts), "known": len(known), "rows": rows}
