@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import UserError
 from .forms import CHAR, CI, CJK, FORMS, PUNCT, form_of, layout, line_starts, plan
-from .lexicon import PING, ZE, Lexicon
+from .lexicon import CI_TONES, PING, ZE, Lexicon
 from .verse import QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, sanping_column
 from .vocab import EOS, Vocab
 
@@ -37,13 +37,7 @@ class Shape:
         self.base = np.ones(len(vocab), bool)
         self.base[vocab.never_emitted] = False
         self.punct_ids = {ch: vocab.stoi[ch] for ch in PUNCT if ch in vocab.stoi}
-        self.chars = self.base.copy()
-        self.chars[EOS] = False
-        self.chars[list(self.punct_ids.values())] = False
-        self.chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
-        han = np.array([bool(re.fullmatch(CJK, s)) for s in vocab.itos])
-        if han.any():  # a line holds Han characters: not the corpus' stray 《》, kana or Latin
-            self.chars &= han
+        self.chars = vocab.memo("line characters", lambda: self._line_characters(vocab))
         self.plan = plan(form) if form else ""
         for mark, stand_in in MARK_STAND_INS.items():  # a model that never saw 、 writes ，there
             if mark in self.plan and mark not in self.punct_ids and stand_in in self.punct_ids:
@@ -51,6 +45,16 @@ class Shape:
         missing = sorted(set(self.plan) - {CHAR} - set(self.punct_ids))
         if missing:
             raise DecodeError(f"the vocabulary lacks {' '.join(missing)}: the form {form} cannot be enforced with this model")
+
+    def _line_characters(self, vocab: Vocab) -> np.ndarray:
+        """What a character position may hold: not <eos>, punctuation or whitespace, and Han
+        characters only where the vocabulary has any (not the corpus' stray 《》, kana or Latin)."""
+        chars = self.base.copy()
+        chars[EOS] = False
+        chars[list(self.punct_ids.values())] = False
+        chars[[i for i, s in enumerate(vocab.itos) if not s.strip()]] = False
+        han = np.array([bool(re.fullmatch(CJK, s)) for s in vocab.itos])
+        return chars & han if han.any() else chars
 
     def only(self, token: int) -> np.ndarray:
         m = np.zeros_like(self.base)
@@ -74,6 +78,22 @@ class Shape:
         return self.base
 
 
+def single_tones(vocab: Vocab, lex: Lexicon) -> dict:
+    """{PING: mask, ZE: mask}: the tokens whose every reading has that tone, once per vocabulary
+    and lexicon (the lexicon is kept with the table, so its id stays its own)."""
+    return vocab.memo(("single tones", id(lex)), lambda: (
+        lex, {t: np.array([lex.tone(s) == {t} for s in vocab.itos]) for t in (PING, ZE)}))[1]
+
+
+def _rhyme_groups(vocab: Vocab, lex: Lexicon) -> tuple[dict, np.ndarray]:
+    """The 平 rhyme groups the vocabulary holds (group -> number) and each token's group number
+    (-1 unless it is 平 with exactly one group)."""
+    groups = sorted({g for s in vocab.itos if lex.tone(s) == {PING} for g in lex.groups.get(s, ())})
+    index = {g: k for k, g in enumerate(groups)}
+    return index, np.array([index[next(iter(lex.groups[s]))] if lex.tone(s) == {PING}
+                            and len(lex.groups.get(s, ())) == 1 else -1 for s in vocab.itos])
+
+
 class Tones:
     """A form's tone patterns and rhyme, as masks.
 
@@ -91,13 +111,11 @@ class Tones:
         self.vocab, self.lex, self.form, self.mode = vocab, lex, form, mode
         self.n, self.lines = FORMS[form]
         self.locks = dict(locks or {})
-        self.only = {t: np.array([lex.tone(s) == {t} for s in vocab.itos]) for t in (PING, ZE)}
-        groups = sorted({g for s in vocab.itos if lex.tone(s) == {PING} for g in lex.groups.get(s, ())})
-        self.group_index = {g: k for k, g in enumerate(groups)}
-        self.group_of = np.array([self.group_index[next(iter(lex.groups[s]))] if lex.tone(s) == {PING}
-                                  and len(lex.groups.get(s, ())) == 1 else -1 for s in vocab.itos])
+        self.only = single_tones(vocab, lex)
+        _, self.group_index, self.group_of = vocab.memo(("rhyme groups", id(lex)),
+                                                        lambda: (lex, *_rhyme_groups(vocab, lex)))
         rhymes_needed = self.lines // 2 + 1
-        sizes = np.bincount(self.group_of[self.group_of >= 0], minlength=len(groups))
+        sizes = np.bincount(self.group_of[self.group_of >= 0], minlength=len(self.group_index))
         self.roomy = np.isin(self.group_of, np.flatnonzero(sizes >= rhymes_needed))  # groups that can fill a poem
         self.fixed = {self.group_index[g] for g in lex.groups.get(rhyme_char, ()) if g in self.group_index} \
             if rhyme_char else None
@@ -204,7 +222,7 @@ class Couplet:
         missing = sorted(set(first + "，。") & set(PUNCT) - set(self.punct_ids))
         if missing:
             raise DecodeError(f"the vocabulary lacks {' '.join(missing)}: this model cannot write the couplet")
-        self.only_tone = {t: np.array([lex.tone(s) == {t} for s in vocab.itos]) for t in (PING, ZE)}
+        self.only_tone = single_tones(vocab, lex)
         self.tone_at, col = {}, 0
         for k, ch in enumerate(first):
             if ch in PUNCT:
@@ -278,6 +296,15 @@ def slots(keyword: str, form: str) -> list[list[int]]:
     return out
 
 
+def _ci_rhymes(vocab: Vocab, lex: Lexicon) -> tuple[dict, dict]:
+    """Per tone class of 詞林正韻 (平, 上去, 入): the tokens that rhyme only in that class, and per
+    (部, class) the tokens that can rhyme there."""
+    rhymes = [lex.ci_rhymes(s) for s in vocab.itos]
+    pure = {c: np.array([bool(r) and {x for _, x in r} == {c} for r in rhymes]) for c in CI_TONES}
+    bu = {(b, c): np.array([(b, c) in r for r in rhymes]) for c in CI_TONES for b in range(1, 20)}
+    return pure, bu
+
+
 class TuneTones:
     """A ci tune's template as masks: under 'strict' every position whose tone the template decides,
     under 'loose' those at the 2nd, 4th, 6th character of a clause; in every mode the rhymes. A rhyme
@@ -295,10 +322,8 @@ class TuneTones:
         self.col = {pos: pos - max(s for s in starts if s <= pos) for pos in self.bare}  # column within the clause
         self.tones, self.classes = t["tones"], t["segments"]
         self.segment = {k: s for k, s in t["rhymes"]}
-        self.only = {x: np.array([lex.tone(s) == {x} for s in vocab.itos]) for x in (PING, ZE)}
-        rhymes = [lex.ci_rhymes(s) for s in vocab.itos]
-        self.pure = {c: np.array([bool(r) and {x for _, x in r} == {c} for r in rhymes]) for c in set(self.classes)}
-        self.bu = {(b, c): np.array([(b, c) in r for r in rhymes]) for c in set(self.classes) for b in range(1, 20)}
+        self.only = single_tones(vocab, lex)
+        _, self.pure, self.bu = vocab.memo(("ci rhymes", id(lex)), lambda: (lex, *_ci_rhymes(vocab, lex)))
         self.names = ["tune"] if self._consistent(self.locks) else []
 
     def relocked(self, locks: dict) -> "TuneTones":

@@ -190,3 +190,11 @@ def test_a_line_holds_han_characters_only():
     allowed = {vocab.itos[i] for i in np.flatnonzero(shape.allowed("山月"))}
     assert allowed == {"山", "月", "風"}
     assert {vocab.itos[i] for i in np.flatnonzero(shape.allowed("山月風山月"))} == {"，"}
+
+
+def test_vocabulary_tables_are_built_once_per_vocabulary_and_read_only():
+    vocab = Vocab(list(SPECIALS) + list("山月風》") + ["，", "。"])
+    first, second = Shape(vocab, "wujue"), Shape(vocab, "qijue")
+    assert first.chars is second.chars and not first.chars.flags.writeable
+    with pytest.raises(ValueError):
+        first.chars[4] = False  # a constraint that changed it would change every poem's
