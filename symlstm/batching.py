@@ -21,10 +21,16 @@ def flat(seqs) -> np.ndarray:
     return seqs.ids if hasattr(seqs, "ids") else np.concatenate(list(seqs))
 
 
+def _steps(longest: int, multiple: int) -> int:
+    """T of a batch whose longest sequence has `longest` tokens: longest - 1 inputs, rounded up
+    to a multiple."""
+    return -(-(longest - 1) // multiple) * multiple
+
+
 def _pad(seqs, batch_size, dtype, multiple=1):
     """Pad rows to the longest (rounded up to a multiple) and, if batch_size is given, add empty
     rows up to it."""
-    T = -(-(max(len(s) for s in seqs) - 1) // multiple) * multiple
+    T = _steps(max(len(s) for s in seqs), multiple)
     B = batch_size or len(seqs)
     x = np.zeros((T, B), np.int32)
     y = np.zeros((T, B), np.int32)
@@ -74,7 +80,7 @@ def batch_shapes(batches) -> set:
     if not isinstance(batches, PoemBatches):
         return {x.shape for x, _, _ in batches}
     lengths, m = lengths_of(batches.seqs), batches.multiple
-    return {(-(-(int(lengths[idx].max()) - 1) // m) * m, batches.rows or len(idx)) for idx in batches.index}
+    return {(_steps(int(lengths[idx].max()), m), batches.rows or len(idx)) for idx in batches.index}
 
 
 def poem_batches(seqs, batch_size: int, rng=None, dtype="float32", pool: int = 50, fill: bool = True,

@@ -101,7 +101,7 @@ def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool
     `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout)."""
     vocabs = [vocab for _, vocab in models.values()]
     token_of = dict(zip(texts, forms or [form_token(t) for t in texts]))
-    known = [t for t in texts if all(all(ch in v.stoi for ch in t) for v in vocabs)]
+    known = [t for t in texts if not any(v.unknown(t) for v in vocabs)]
     if not known:
         raise InputError(f"none of the {len(texts)} poems has only characters every model knows")
     if couplets:

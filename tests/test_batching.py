@@ -1,7 +1,7 @@
 """Bucketed poem batches and stream windows."""
 import numpy as np
 
-from symlstm.batching import padding_fraction, poem_batches, stream_batches
+from symlstm.batching import batch_shapes, padding_fraction, poem_batches, stream_batches
 
 
 def _seqs(rng, n=300):
@@ -55,3 +55,5 @@ def test_length_multiple_rounds_the_time_axis_up():
     seqs = _seqs(np.random.default_rng(7))
     for x, y, mask in poem_batches(seqs, 16, np.random.default_rng(8), multiple=8):
         assert x.shape[0] % 8 == 0 and mask[-8:].any()  # the last block of 8 steps holds some real step
+    batches = poem_batches(seqs, 16, np.random.default_rng(8), multiple=8)
+    assert batch_shapes(batches) == {x.shape for x, _, _ in batches}  # known without padding any
