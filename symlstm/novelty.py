@@ -26,8 +26,8 @@ class NoveltyIndex:
         self.blob = "\n" + "\n".join(train_texts) + "\n"
         self.line_blob = re.sub(f"[{PUNCT}]", "\n", self.blob)
         codes = np.frombuffer("\0".join(train_texts).encode("utf-32-le"), np.uint32)  # (N,) code points
-        self.chars = _sorted_unique(codes)  # "\0" (between poems) among them, unless there is one poem
-        if len(self.chars) >= 2 ** 16:
+        self.chars = _sorted_unique(codes)  # "\0" (between poems) among them
+        if not len(self.chars) or len(self.chars) >= 2 ** 16:
             self.grams = {t[i:i + 4] for t in train_texts for i in range(len(t) - 3)}
             return
         number = np.zeros(int(self.chars[-1]) + 1, np.uint64)
@@ -36,10 +36,7 @@ class NoveltyIndex:
         keys = dense[:-3] << 48  # (N - 3,) one key per 4-gram, built in place
         keys |= dense[1:-2] << 32
         keys |= dense[2:-1] << 16
-        keys |= dense[3:]
-        if self.chars[0] == 0:  # drop the 4-grams that span two poems
-            apart = np.flatnonzero(codes == 0)
-            keys = np.delete(keys, np.clip((apart[:, None] - np.arange(4)).ravel(), 0, len(keys) - 1))
+        keys |= dense[3:]  # a 4-gram spanning two poems holds "\0", which no asked 4-gram does
         self.grams = _sorted_unique(keys)
 
     def has_line(self, line: str) -> bool:
@@ -50,6 +47,8 @@ class NoveltyIndex:
         """Whether the 4 characters `gram` occur in some training poem."""
         if isinstance(self.grams, set):
             return gram in self.grams
+        if "\0" in gram:  # the separator between poems, never part of one
+            return False
         codes = np.array([ord(ch) for ch in gram], np.uint32)
         at = np.searchsorted(self.chars, codes)
         if (at >= len(self.chars)).any() or (self.chars[np.minimum(at, len(self.chars) - 1)] != codes).any():
