@@ -31,6 +31,7 @@ class ModelConfig:
     init_scale: float = 0.08  # half-width of the uniform init
     forget_bias: float = 1.0  # initial bias of the LSTM forget gate
     dtype: str = "float32"  # float32 for training, float64 for gradient checks
+    precision: str = "float32"  # matrix products: float32 | bf16 (bf16 factors, float32 sums; precision.py)
     backend: str = "jax"  # compiled backend: jax (fastest measured) | c | numba
 
 
@@ -98,6 +99,7 @@ CHOICES = {
     ("model", "cell"): ("lstm", "gru", "rnn"),
     ("model", "init"): ("uniform", "xavier", "orthogonal"),
     ("model", "dtype"): ("float32", "float64"),
+    ("model", "precision"): ("float32", "bf16"),
     ("model", "backend"): tuple(BACKENDS),
     ("data", "format"): ("lines", "json", "text"),
     ("data", "form"): ("any", *FORM_GROUPS, *FORMS),
@@ -176,6 +178,9 @@ def from_dict(raw: dict, source: str = "config") -> Config:
     cfg = Config(**kwargs)
     if cfg.data.valid_fraction + cfg.data.test_fraction >= 1:
         raise ConfigError(f"{source}: data.valid_fraction + data.test_fraction must be below 1")
+    if cfg.model.precision == "bf16" and cfg.model.dtype != "float32":
+        raise ConfigError(f"{source}: model.precision bf16 needs model.dtype float32 (the master parameters), "
+                          f"got {cfg.model.dtype}")
     return cfg
 
 

@@ -10,7 +10,7 @@ import platform
 
 import pytensor
 
-from . import xent
+from . import precision, xent
 from .errors import UserError
 
 # The one table of backends: the name a config or a command line uses -> PyTensor's mode.
@@ -45,6 +45,7 @@ def _patch_jax():
         return lambda x: fn(x).astype(dtype)
 
     xent.register_jax()
+    precision.register_jax()
     elemwise._symlstm_patched = True
 
 
