@@ -8,6 +8,7 @@ function per input shape, since JAX compiles for static shapes (a few seconds ea
 `devices` > 1 the training and evaluation steps run data-parallel over that many devices
 (`devices.Placement`): their arrays stay on the devices, and hT, cT come back as device arrays.
 """
+import dataclasses
 import functools
 import time
 
@@ -59,7 +60,10 @@ def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, sta
 
 
 def build_eval_fn(params, cfg: ModelConfig, mode, static=None):
-    """(x, y, mask, h0, c0) -> (summed NLL, token count, hT, cT); no updates, no dropout."""
+    """(x, y, mask, h0, c0) -> (summed NLL, token count, hT, cT); no updates, no dropout.
+    Always float32 products: `precision: bf16` speeds training up, while the model that is
+    validated, tested and sampled is its float32 parameters, computed in float32."""
+    cfg = dataclasses.replace(cfg, precision="float32")
     x, y, mask, h0, c0 = batch_inputs(cfg, static)
     _, total, count, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0)
     return pytensor.function([x, y, mask, h0, c0], [total, count, hT, cT], mode=mode, name="evaluate")
@@ -85,6 +89,25 @@ def build_generate_fn(params, cfg: ModelConfig, mode, static=None):
     tokens, h1, c1 = M.generate_scan(params, cfg, first, h, c, noise, inv_t, banned,
                                      EOS, PAD)
     return pytensor.function([first, h, c, noise, inv_t, banned], [tokens, h1, c1], mode=mode, name="generate")
+
+
+def build_form_fn(params, cfg: ModelConfig, mode, static=None):
+    """(first (B,), h, c, uniform (N, B), inverse temperature, greedy, layout (N, V), tone_ok
+    (P, N, V), rhyme_at (P, N), first_rhyme (V,), group_of (V,)) -> tokens, log-probabilities
+    (N, B), allowed masks (N, B, V); see model.generate_in_form. Static shapes: (N, B, P)."""
+    N, B, P = static if static else (None, None, None)
+    _, _, _, h, c = batch_inputs(cfg, (None, B))
+    first = pt.tensor("first", dtype="int32", shape=(B,))
+    uniform = pt.tensor("uniform", dtype=cfg.dtype, shape=(N, B))
+    inv_t = pt.scalar("inv_temperature", dtype=cfg.dtype)
+    greedy = pt.scalar("greedy", dtype="bool")
+    layout = pt.tensor("layout", dtype="bool", shape=(N, None))
+    tone_ok = pt.tensor("tone_ok", dtype="bool", shape=(P, N, None))
+    rhyme_at = pt.tensor("rhyme_at", dtype="bool", shape=(P, N))
+    first_rhyme = pt.vector("first_rhyme", dtype="bool")
+    group_of = pt.vector("group_of", dtype="int32")
+    inputs = [first, h, c, uniform, inv_t, greedy, layout, tone_ok, rhyme_at, first_rhyme, group_of]
+    return pytensor.function(inputs, list(M.generate_in_form(params, cfg, *inputs)), mode=mode, name="generate_in_form")
 
 
 class CompiledModel:
@@ -219,6 +242,19 @@ class CompiledModel:
         fn = self._fn("generate", noise.shape[:2], lambda s: build_generate_fn(self.params, self.cfg, self.mode, s))
         tokens, h, c = fn(first, h, c, noise, np.asarray(1.0 / temperature, self.cfg.dtype), banned)
         return np.asarray(tokens), np.asarray(h), np.asarray(c)
+
+    def generate_in_form(self, first, h, c, uniform, tables, temperature=1.0, greedy=False):
+        """Generate a poem of a form per row in one compiled scan under `tables`
+        (`Constraints.tables()`); see model.generate_in_form. Returns (tokens (N, B), their
+        log-probabilities (N, B), the allowed masks (N, B, V))."""
+        first = self._check("first", first, "int", (None,))
+        uniform = self._check("uniform", uniform, "float", (None, first.shape[0]))
+        layout, tone_ok, rhyme_at, first_rhyme, group_of = tables
+        key = (uniform.shape[0], first.shape[0], tone_ok.shape[0])
+        fn = self._fn("form", key, lambda s: build_form_fn(self.params, self.cfg, self.mode, s))
+        out = fn(first, h, c, uniform, np.asarray(1.0 / temperature, self.cfg.dtype), np.asarray(greedy),
+                 layout, tone_ok, rhyme_at, first_rhyme, group_of)
+        return tuple(np.asarray(a) for a in out)
 
     def warm_up(self, shapes) -> float:
         """Compile the training step for each (T, B) in `shapes` not run yet, so that no timed step

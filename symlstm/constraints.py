@@ -61,14 +61,17 @@ class Shape:
         m[token] = True
         return m
 
+    def at(self, pos: int) -> np.ndarray:
+        """What a form's text position may hold: it depends on the position alone."""
+        if pos >= len(self.plan):
+            return self.only(EOS)
+        if self.plan[pos] != CHAR:
+            return self.only(self.punct_ids[self.plan[pos]])
+        return self.only(self.vocab.stoi[self.locks[pos]]) if pos in self.locks else self.chars
+
     def allowed(self, text: str) -> np.ndarray:
-        pos = len(text)
         if self.form:
-            if pos >= len(self.plan):
-                return self.only(EOS)
-            if self.plan[pos] != CHAR:
-                return self.only(self.punct_ids[self.plan[pos]])
-            return self.only(self.vocab.stoi[self.locks[pos]]) if pos in self.locks else self.chars
+            return self.at(len(text))
         if self.acrostic:
             line = sum(ch in PUNCT for ch in text)
             if (not text or text[-1] in PUNCT) and line < len(self.acrostic):
@@ -201,6 +204,44 @@ class Tones:
         return out
 
 
+    def tables(self):
+        """The rule as tables over the form's text positions, for generation inside a compiled
+        scan (`model.generate_in_form`), or None where a mode's tones depend on other characters
+        of the line (loose) or a locked character stands at a rhyme position. P patterns (the
+        consistent ones), N = len(plan) + 1 positions (the last: <eos>), V tokens:
+
+            tone_ok (P, N, V)  the tokens pattern q lets stand at position p by tone
+            rhyme_at (P, N)    whether p ends a rhyming line of pattern q
+            first_rhyme (V,)   what may stand at the first rhyme written: 平 of one roomy group
+                               (or of --rhyme's group)
+            group_of (V,)      each token's rhyme group, -1 for none
+
+        A rhyme position of pattern q then takes tone_ok tokens of q's group once one is written,
+        each rhyme character once; a pattern stays alive while every token written fits it. This
+        is `allowed` for the strict and rhyme modes: the tests hold the two against each other.
+        """
+        if self.mode == "loose":
+            return None
+        positions = len(plan(self.form)) + 1
+        V = len(self.vocab)
+        tone_ok = np.ones((len(self.names), positions, V), bool)
+        rhyme_at = np.zeros((len(self.names), positions), bool)
+        for q, name in enumerate(self.names):
+            for pos in range(positions - 1):
+                line, col = divmod(pos, self.n + 1)
+                if col == self.n:
+                    continue  # punctuation: Shape decides
+                tone = self._tone(name, line, col, {})
+                if tone is not None:
+                    tone_ok[q, pos] = self.only[tone]
+                if col == self.n - 1 and self._rhymes(name, line):
+                    if pos in self.locks:
+                        return None
+                    rhyme_at[q, pos] = True
+        first = np.isin(self.group_of, list(self.fixed)) if self.fixed is not None else self.roomy
+        return tone_ok, rhyme_at, first, self.group_of.astype(np.int32)
+
+
 def opposed_columns(clause_length: int) -> list[int]:
     """The columns of a couplet clause whose tones the other clause must oppose: the 2nd, 4th, 6th
     characters and the last (0-based)."""
@@ -275,6 +316,22 @@ class Constraints:
 
     def only(self, token: int) -> np.ndarray:
         return self.parts[0].only(token)
+
+    def tables(self):
+        """The arrays of `model.generate_in_form` for a form with strict, rhyme-only or no tones
+        (see `Tones.tables`), or None where only the step path can decode these constraints."""
+        shape, rest = self.parts[0], self.parts[1:]
+        if not isinstance(shape, Shape) or not shape.form or shape.form not in FORMS or \
+                any(not isinstance(part, Tones) for part in rest):
+            return None
+        positions = len(shape.plan) + 1
+        layout_mask = np.stack([shape.at(pos) for pos in range(positions)])  # (N, V)
+        if not rest:
+            V = len(shape.vocab)
+            return (layout_mask, np.ones((1, positions, V), bool), np.zeros((1, positions), bool),
+                    np.ones(V, bool), np.full(V, -1, np.int32))
+        tones = rest[0].tables()
+        return None if tones is None else (layout_mask, *tones)
 
 
 def parse_template(template: str) -> tuple[str, dict]:

@@ -249,8 +249,27 @@ class Sampler:
         if opts.beam:
             return self.beam(opts)
         if opts.constrained:
-            return self._stepwise(opts)
+            return self._in_form(opts) or self._stepwise(opts)
         return self._compiled(opts)
+
+    def _in_form(self, opts: SampleOptions) -> list[dict] | None:
+        """A regulated form under strict, rhyme-only or no tones (an acrostic allowed), sampled or
+        greedy, every poem in one compiled scan (`CompiledModel.generate_in_form`): the rules
+        become tables once per call instead of masks per character. None where the options need
+        the step path: top-k/top-p, loose tones, a ci tune, a couplet, a prime, locked characters;
+        and when a poem meets a position where nothing is allowed, so that the step path names it."""
+        if opts.top_k or opts.top_p < 1 or opts.locked or opts.start or opts.shape not in FORMS:
+            return None
+        rng = np.random.default_rng(opts.seed)
+        tables = opts.rules(self.vocab, rng, 1)[0].tables()
+        if tables is None:
+            return None
+        first, h, c = self._primed("", opts.num, opts.shape)
+        uniform = rng.random((tables[0].shape[0], opts.num)).astype(self.m.cfg.dtype)
+        tokens, logp, allowed = self.m.generate_in_form(first, h, c, uniform, tables, opts.temperature, opts.argmax)
+        if not allowed.any(axis=2).all():
+            return None
+        return [{"text": self.vocab.decode(tokens[:, b]), "score": float(logp[:, b].mean())} for b in range(opts.num)]
 
     def _compiled(self, opts: SampleOptions) -> list[dict]:
         first, h, c = self._primed(opts.prime, opts.num, opts.shape)

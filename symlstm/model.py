@@ -187,3 +187,61 @@ def generate_scan(params, cfg: ModelConfig, first, h0, c0, noise, inv_temperatur
         return_updates=False,
     )  # tokens (N, B)
     return tokens, hs[-1], cs[-1]
+
+
+def _indices(n):
+    """0 … n-1 as int32. Not pt.arange: on the JAX backend it hands jnp.arange a start of dtype
+    int8, and NumPy 2 refuses a stop above 127 in arithmetic with it (OverflowError)."""
+    return (pt.cumsum(pt.ones((n,), dtype="int32")) - 1).astype("int32")
+
+
+def generate_in_form(params, cfg: ModelConfig, first, h0, c0, uniform, inv_temperature, greedy,
+                     layout, tone_ok, rhyme_at, first_rhyme, group_of):
+    """Generate a poem of a fixed form per row inside one scan, under its layout, tones and rhyme
+    (the tables of `constraints.Constraints.tables`: N positions, P patterns, V tokens).
+
+    first (B,) int32 the token to feed first; h0, c0 (L, B, H); uniform (N, B) in [0, 1), one draw
+    per character (inverse-CDF sampling: the first token whose cumulative probability passes it);
+    inv_temperature scalar; greedy bool scalar (argmax instead). The state carried besides h, c:
+    which patterns are still alive (B, P), each pattern's rhyme group (B, P; -1 before its first
+    rhyme) and the rhyme characters it has used (B, P, V). Returns tokens (N, B), their
+    log-probabilities (N, B) under the unmasked model at temperature 1, and the allowed masks
+    (N, B, V), which the tests hold against the Python rules.
+    """
+    names = sorted(params)
+    B, P, V = first.shape[0], tone_ok.shape[0], group_of.shape[0]
+
+    def form_step(u_t, layout_t, tone_t, rhyme_t, tok_tm1, h_tm1, c_tm1, alive, group, used,
+                  inv_temperature, greedy, first_rhyme, group_of, *values):
+        p = dict(zip(names, values))
+        rows, patterns, vocab = (_indices(n) for n in (tok_tm1.shape[0], alive.shape[1], group_of.shape[0]))
+        logits, h, c = single_step(p, cfg, tok_tm1, h_tm1, c_tm1)  # (B, V)
+        in_group = pt.switch(pt.ge(group, 0)[:, :, None], pt.eq(group_of[None, None, :], group[:, :, None]),
+                             first_rhyme[None, None, :])  # (B, P, V)
+        fits = tone_t[None] & (~rhyme_t[None, :, None] | (in_group & ~used))  # (B, P, V): per pattern
+        allowed = layout_t[None] & pt.any(alive[:, :, None] & fits, axis=1)  # (B, V)
+        scores = pt.switch(allowed, logits * inv_temperature, -np.inf)  # (B, V)
+        cdf = pt.cumsum(pt.exp(scores - scores.max(axis=1, keepdims=True)), axis=1)  # (B, V)
+        drawn = pt.sum(pt.lt(cdf, u_t[:, None] * cdf[:, -1:]), axis=1)  # (B,)
+        tok = pt.switch(greedy, pt.argmax(scores, axis=1), pt.minimum(drawn, V - 1)).astype("int32")
+        logp = pt.special.log_softmax(logits, axis=1)[rows, tok]  # (B,)
+        alive = alive & fits[rows[:, None], patterns[None, :], tok[:, None]]  # (B, P)
+        wrote_rhyme = rhyme_t[None, :] & alive  # (B, P)
+        group = pt.switch(wrote_rhyme, group_of[tok][:, None], group).astype("int32")
+        used = used | (wrote_rhyme[:, :, None] & pt.eq(vocab[None, None, :], tok[:, None, None]))
+        return tok, h, c, alive, group, used, logp, allowed
+
+    alive0 = pt.ones((B, P), dtype="bool")
+    group0 = pt.full((B, P), -1, dtype="int32")
+    used0 = pt.zeros((B, P, V), dtype="bool")
+    outs = pytensor.scan(
+        form_step,
+        sequences=[uniform, layout, tone_ok.dimshuffle(1, 0, 2), rhyme_at.T],
+        outputs_info=[first, h0, c0, alive0, group0, used0, None, None],
+        non_sequences=[inv_temperature, greedy, first_rhyme, group_of] + [params[n] for n in names],
+        strict=True,
+        name="generate_in_form",
+        return_updates=False,
+    )
+    tokens, logp, allowed = outs[0], outs[6], outs[7]
+    return tokens, logp, allowed

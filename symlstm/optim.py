@@ -82,8 +82,10 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
     return out
 
 
-def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> float:
-    """The scheduled rate at a 0-based step within 0-based `epoch`."""
+def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int, elapsed: float = 0.0) -> float:
+    """The scheduled rate at a 0-based step within 0-based `epoch`, `elapsed` seconds of training
+    in. The cosine runs to zero over total_steps or, with a time budget, over the budget, whichever
+    comes first: a run stopped by its budget ends on a small rate, not in the middle of its decay."""
     lr = cfg.learning_rate
     if cfg.schedule == "step":  # char-rnn: decay every epoch after decay_after
         return lr * cfg.decay_rate ** max(0, epoch + 1 - cfg.decay_after)
@@ -92,5 +94,7 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int) -> 
             return lr * (step + 1) / cfg.warmup_steps
         span = max(1, total_steps - cfg.warmup_steps)
         progress = min(1.0, (step - cfg.warmup_steps) / span)
+        if cfg.time_budget:
+            progress = max(progress, min(1.0, elapsed / cfg.time_budget))
         return lr * 0.5 * (1 + math.cos(math.pi * progress))
     return lr

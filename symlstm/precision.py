@@ -84,9 +84,42 @@ class Bf16Dot(Op):
 bf16_dot = Bf16Dot()
 
 
+class RoundBf16(Op):
+    """x -> x rounded to bfloat16 (kept in x's dtype), with the identity as its gradient.
+
+    Not used in training: it builds the float64 reference of a bf16 model (`precision:
+    bf16-reference`), whose `pytensor.grad` is the exact straight-through gradient that Bf16Dot's
+    pullback approximates in bf16. The gradient check of the bf16 path compares the two."""
+
+    __props__ = ()
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        x = inputs[0]
+        outputs[0][0] = round_bf16(x.astype(np.float32)).astype(x.dtype)
+
+    def infer_shape(self, fgraph, node, shapes):
+        return shapes
+
+    def pullback(self, inputs, outputs, output_grads):
+        return [output_grads[0]]
+
+
+round_to_bf16 = RoundBf16()
+
+
+def reference_dot(a, b):
+    """The float64 reference of Bf16Dot: exact products of the bf16-rounded factors."""
+    return pt.dot(round_to_bf16(a), round_to_bf16(b))
+
+
 def matmul(precision: str):
-    """The matrix product the model's graphs use: pt.dot for float32 (and float64), Bf16Dot for bf16."""
-    return bf16_dot if precision == "bf16" else pt.dot
+    """The matrix product the model's graphs use: pt.dot for float32 (and float64), Bf16Dot for
+    bf16, and for `bf16-reference` (float64 checks only) the exact product of rounded factors."""
+    return {"bf16": bf16_dot, "bf16-reference": reference_dot}.get(precision, pt.dot)
 
 
 def register_jax():
@@ -111,3 +144,7 @@ def register_jax():
             contract = (((a.ndim - 1,), (1 if op.transpose_b else 0,)), ((), ()))
             return lax.dot_general(a, b, contract, preferred_element_type=jnp.float32)
         return f
+
+    @jax_funcify.register(RoundBf16)
+    def _round(op, **kwargs):
+        return lambda x: x.astype(jnp.float32).astype(jnp.bfloat16).astype(x.dtype)

@@ -303,7 +303,7 @@ class Trainer:
             x, y, mask = batches[s.batch_in_epoch]
             if self.cfg.data.mode == "poem":
                 h, cell = c.zero_state(x.shape[1])
-            lr = learning_rate(t, s.step, s.epoch, self.step_limit)
+            lr = learning_rate(t, s.step, s.epoch, self.step_limit, s.elapsed_sec)
             start = time.perf_counter()
             loss, norm, h, cell = c.train_step(x, y, mask, h, cell, lr)
             took = time.perf_counter() - start
@@ -344,7 +344,7 @@ class Trainer:
             bar.close()
             signal.signal(signal.SIGINT, old_handler)
         if s.valid_loss is None or s.step % self.cfg.train.eval_every != 0:
-            self.validate_and_checkpoint(learning_rate(self.cfg.train, s.step, s.epoch, self.step_limit))
+            self.validate_and_checkpoint(learning_rate(self.cfg.train, s.step, s.epoch, self.step_limit, s.elapsed_sec))
         return reason
 
 

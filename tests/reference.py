@@ -7,23 +7,24 @@ def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def cell_step(cell, x, h, c, W, U, b):
+def cell_step(cell, x, h, c, W, U, b, mm=np.matmul):
+    """mm: the matrix product (a bf16 reference passes one that rounds its factors first)."""
     H = h.shape[-1]
     if cell == "lstm":
-        z = x @ W + h @ U + b
+        z = mm(x, W) + mm(h, U) + b
         i, f, g, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
         c = f * c + i * g
         return o * np.tanh(c), c
     if cell == "gru":
-        xw, hu = x @ W + b, h @ U
+        xw, hu = mm(x, W) + b, mm(h, U)
         r = sigmoid(xw[:, :H] + hu[:, :H])
         u = sigmoid(xw[:, H:2 * H] + hu[:, H:2 * H])
         n = np.tanh(xw[:, 2 * H:] + r * hu[:, 2 * H:])
         return (1 - u) * n + u * h, c
-    return np.tanh(x @ W + h @ U + b), c
+    return np.tanh(mm(x, W) + mm(h, U) + b), c
 
 
-def forward(params, cell, num_layers, x, mask, h0, c0):
+def forward(params, cell, num_layers, x, mask, h0, c0, mm=np.matmul):
     """x (T, B) ids, mask (T, B) -> log-probs (T, B, V), hT, cT (L, B, H); padded steps keep state."""
     T, B = x.shape
     h, c = [h0[l].copy() for l in range(num_layers)], [c0[l].copy() for l in range(num_layers)]
@@ -33,18 +34,18 @@ def forward(params, cell, num_layers, x, mask, h0, c0):
         m = mask[t][:, None]
         for l in range(num_layers):
             W, U, b = (params[f"layer{l}/{k}"] for k in "WUb")
-            hn, cn = cell_step(cell, inp, h[l], c[l], W, U, b)
+            hn, cn = cell_step(cell, inp, h[l], c[l], W, U, b, mm)
             h[l] = m * hn + (1 - m) * h[l]
             c[l] = m * cn + (1 - m) * c[l]
             inp = h[l]
-        logits = inp @ params["output/W"] + params["output/b"]
+        logits = mm(inp, params["output/W"]) + params["output/b"]
         logits = logits - logits.max(-1, keepdims=True)
         out.append(logits - np.log(np.exp(logits).sum(-1, keepdims=True)))
     return np.stack(out), np.stack(h), np.stack(c)
 
 
-def nll_sum(params, cell, num_layers, x, y, mask, h0, c0):
-    logp, hT, cT = forward(params, cell, num_layers, x, mask, h0, c0)
+def nll_sum(params, cell, num_layers, x, y, mask, h0, c0, mm=np.matmul):
+    logp, hT, cT = forward(params, cell, num_layers, x, mask, h0, c0, mm)
     T, B = y.shape
     picked = logp[np.arange(T)[:, None], np.arange(B)[None, :], y]
     return -(picked * mask).sum(), mask.sum(), hT, cT

@@ -16,9 +16,12 @@ def test_flops_per_char_matches_the_speed_issue():
 
 
 def _row(shape, ours, theirs=None):
-    row = {"shape": shape, "symlstm_chars_per_sec": ours, "symlstm_gflops": ours * 1e-5}
+    row = {"shape": shape, "symlstm_f32_chars_per_sec": ours, "symlstm_f32_gflops": ours * 1e-5,
+           "symlstm_bf16_chars_per_sec": 3 * ours, "symlstm_bf16_gflops": 3e-5 * ours, "bf16_speedup": 3.0}
     if theirs:
-        row.update(torch_chars_per_sec=theirs, torch_gflops=theirs * 1e-5, ratio=ours / theirs)
+        row.update(torch_f32_chars_per_sec=theirs, torch_f32_gflops=theirs * 1e-5, ratio=ours / theirs,
+                   torch_bf16_chars_per_sec=4 * theirs, torch_bf16_gflops=4e-5 * theirs, torch_bf16_speedup=4.0,
+                   bf16_ratio=0.75 * ours / theirs)
     return row
 
 
@@ -27,7 +30,8 @@ def test_table_shows_ratios_and_both_allocators():
          "allocator": "tuned", "train": [_row("A", 100.0, 200.0)], "train_system_malloc": [_row("A", 50.0, 100.0)]}
     table = format_table(r)
     assert "A     tuned" in table and "A     glibc" in table
-    assert table.count("0.50") == 2
+    assert table.count(" 0.50 ") == 2 and table.count(" 0.38") == 2  # f32 and bf16 ratios, both rows
+    assert table.count("3.00") == 2 and table.count("4.00") == 2  # each library's bf16 speed-up
 
 
 def test_table_says_when_torch_is_missing():

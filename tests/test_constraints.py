@@ -16,7 +16,7 @@ from symlstm.decode import DecodeError
 from symlstm.forms import form_of, split_lines
 from symlstm.lexicon import Lexicon
 from symlstm.verse import check_verse, pattern_lines
-from symlstm.vocab import SPECIALS
+from symlstm.vocab import EOS, SPECIALS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -198,3 +198,70 @@ def test_vocabulary_tables_are_built_once_per_vocabulary_and_read_only():
     assert first.chars is second.chars and not first.chars.flags.writeable
     with pytest.raises(ValueError):
         first.chars[4] = False  # a constraint that changed it would change every poem's
+
+
+FORM_SCAN_CASES = [dict(form="wujue", tones="strict"), dict(form="qilv", tones="strict"),
+                   dict(form="qijue", tones="strict", pattern="zeqi-rhyme"), dict(form="wulv", rhyme="東"),
+                   dict(form="qijue"), dict(form="wujue", tones="strict", acrostic="月山花落"), dict(form="qijue", acrostic="春夏秋冬"),
+                   dict(form="wujue", tones="strict", rhyme="江", pattern="pingqi")]
+
+
+@pytest.mark.parametrize("case", FORM_SCAN_CASES, ids=lambda c: "-".join(map(str, c.values())))
+def test_the_compiled_form_scan_allows_exactly_what_the_python_rules_allow(sampler, case):
+    """At every position of every poem the scan writes, its allowed set is the one
+    `Constraints.allowed` (the Python rules, the step path's) computes from the text so far."""
+    opts = SampleOptions(num=12, temperature=1.5, seed=3, **case)
+    rules = opts.rules(sampler.vocab, np.random.default_rng(0), 1)[0]
+    tables = rules.tables()
+    assert tables is not None
+    first, h, c = sampler._primed("", opts.num, opts.form)
+    uniform = np.random.default_rng(1).random((tables[0].shape[0], opts.num)).astype(np.float32)
+    tokens, logp, allowed = sampler.m.generate_in_form(first, h, c, uniform, tables, 1.5)
+    texts = set()
+    for b in range(opts.num):
+        text = ""
+        for p, tok in enumerate(tokens[:, b]):
+            assert np.array_equal(allowed[p, b], rules.allowed(text)), (case, text)
+            assert allowed[p, b, tok], (text, tok)
+            text += "" if tok == EOS else sampler.vocab.itos[tok]
+        assert tokens[-1, b] == EOS and form_of(text) == case["form"]
+        texts.add(text)
+    assert len(texts) > opts.num // 2  # sampled, not one poem over and over
+
+
+def test_greedy_form_scan_writes_the_step_paths_greedy_poem(sampler):
+    for case in FORM_SCAN_CASES:
+        opts = SampleOptions(num=1, argmax=True, **case)
+        compiled = sampler._in_form(opts)
+        stepwise = sampler._stepwise(opts)
+        assert compiled is not None and compiled[0]["text"] == stepwise[0]["text"], case
+        assert compiled[0]["score"] == pytest.approx(stepwise[0]["score"], abs=1e-5)
+
+
+def test_form_scan_draws_each_character_with_its_masked_probability(sampler):
+    """The inverse-CDF draw against the distribution the step path samples from (NumPy softmax
+    of the masked log-probabilities), on the first character of 4,000 strict 五絕."""
+    opts = SampleOptions(num=4000, form="wujue", tones="strict", temperature=0.5)
+    rules = opts.rules(sampler.vocab, np.random.default_rng(0), 1)[0]
+    tables = rules.tables()
+    tables = (tables[0][:2], tables[1][:, :2], tables[2][:, :2], *tables[3:])  # the first two positions
+    first, h, c = sampler._primed("", opts.num, opts.form)
+    uniform = np.random.default_rng(2).random((2, opts.num)).astype(np.float32)
+    tokens = sampler.m.generate_in_form(first, h, c, uniform, tables, 0.5)[0][0]
+    logp, _, _ = sampler.m.step(first[:1], h[:, :1], c[:, :1])
+    scores = np.where(rules.allowed(""), logp[0] / 0.5, -np.inf)
+    probs = np.exp(scores - scores.max())
+    probs /= probs.sum()
+    counts = np.bincount(tokens, minlength=len(probs))
+    assert counts[probs == 0].sum() == 0
+    top = np.argsort(-probs)[:10]
+    sigma = np.sqrt(opts.num * probs[top] * (1 - probs[top]))
+    assert np.all(np.abs(counts[top] - opts.num * probs[top]) < 4.5 * sigma), (counts[top], opts.num * probs[top])
+
+
+def test_the_step_path_takes_what_the_form_scan_cannot(sampler):
+    for case in (dict(tones="loose"), dict(top_k=5), dict(template="白日依山盡，＿＿＿＿＿。＿＿＿＿＿，＿＿＿＿＿。"),
+                 dict(prime="白日"), dict(keywords=("明月",), tones="strict")):
+        opts = SampleOptions(num=1, form="wujue", seed=2, **case)
+        assert sampler._in_form(opts) is None, case
+        assert form_of(sampler.sample(opts)[0]["text"]) == "wujue"

@@ -127,6 +127,17 @@ def cmd_data(args):
 def cmd_bench(args):
     from ..bench import as_json, format_table, run_all
 
+    if args.torch_train:
+        from ..config import load_config
+        from ..torch_reference import train_reference
+
+        cfg = load_config(args.torch_train, args.overrides)
+        result = train_reference(cfg, ".", bf16=args.bf16)
+        print(as_json(result) if args.json else
+              f"PyTorch {result['torch']}{' autocast bf16' if args.bf16 else ''}, {args.torch_train}: "
+              f"{result['steps']} steps, {result['epochs']} epochs, {result['elapsed_sec']:.0f} s of steps; "
+              f"best validation perplexity {result['valid_perplexity']:.2f}, test {result['test_perplexity']:.2f}")
+        return 0
     result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
                      sampling=not args.no_sampling, starts=not args.no_starts,
                      system_malloc=not args.no_system_malloc)
@@ -239,6 +250,11 @@ def add_commands(sub):
     b.add_argument("--no-system-malloc", action="store_true",
                    help="skip the second training run with glibc's malloc left as it is")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--torch-train", metavar="CONFIG",
+                   help="instead: train CONFIG's recipe in PyTorch (same split, batches, budget) and print its perplexity")
+    b.add_argument("--bf16", action="store_true", help="with --torch-train: under torch.autocast(bfloat16)")
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="with --torch-train: override a config key")
     b.set_defaults(func=cmd_bench)
 
     gf = sub.add_parser("gradflow", help="gradient norms across time for RNN, GRU and LSTM")
