@@ -91,23 +91,23 @@ def build_generate_fn(params, cfg: ModelConfig, mode, static=None):
     return pytensor.function([first, h, c, noise, inv_t, banned], [tokens, h1, c1], mode=mode, name="generate")
 
 
-def build_form_fn(params, cfg: ModelConfig, mode, static=None):
-    """(first (B,), h, c, uniform (N, B), inverse temperature, greedy, layout (N, V), tone_ok
-    (P, N, V), rhyme_at (P, N), first_rhyme (V,), group_of (V,)) -> tokens, log-probabilities
-    (N, B), allowed masks (N, B, V); see model.generate_in_form. Static shapes: (N, B, P)."""
+def build_form_fn(params, cfg: ModelConfig, mode, static=None, masks=False, greedy=False):
+    """(first (B,), h, c, uniform (N, B), inverse temperature, layout (N, V), tone_ok (P, N, V),
+    rhyme_at (P, N), first_rhyme (V,), group_of (V,)) -> tokens, log-probabilities (N, B)[,
+    allowed masks (N, B, V) with masks=True]; see model.generate_in_form. Static shapes: (N, B, P)."""
     N, B, P = static if static else (None, None, None)
     _, _, _, h, c = batch_inputs(cfg, (None, B))
     first = pt.tensor("first", dtype="int32", shape=(B,))
     uniform = pt.tensor("uniform", dtype=cfg.dtype, shape=(N, B))
     inv_t = pt.scalar("inv_temperature", dtype=cfg.dtype)
-    greedy = pt.scalar("greedy", dtype="bool")
     layout = pt.tensor("layout", dtype="bool", shape=(N, None))
-    tone_ok = pt.tensor("tone_ok", dtype="bool", shape=(P, N, None))
-    rhyme_at = pt.tensor("rhyme_at", dtype="bool", shape=(P, N))
+    tone_ok = pt.tensor("tone_ok", dtype="bool", shape=(N, P, None))
+    rhyme_at = pt.tensor("rhyme_at", dtype="bool", shape=(N, P))
     first_rhyme = pt.vector("first_rhyme", dtype="bool")
     group_of = pt.vector("group_of", dtype="int32")
-    inputs = [first, h, c, uniform, inv_t, greedy, layout, tone_ok, rhyme_at, first_rhyme, group_of]
-    return pytensor.function(inputs, list(M.generate_in_form(params, cfg, *inputs)), mode=mode, name="generate_in_form")
+    inputs = [first, h, c, uniform, inv_t, layout, tone_ok, rhyme_at, first_rhyme, group_of]
+    tokens, logp, allowed = M.generate_in_form(params, cfg, *inputs, greedy=greedy)
+    return pytensor.function(inputs, [tokens, logp] + ([allowed] if masks else []), mode=mode, name="generate_in_form")
 
 
 class CompiledModel:
@@ -128,6 +128,7 @@ class CompiledModel:
         self.rng = np.random.default_rng(seed)  # dropout masks
         self._fns = {}
         self._ran = set()  # (T, B) shapes the training step has run at: compiled
+        self._tables = None  # the last constraint tables and their device copies
 
     @functools.cached_property
     def state(self) -> dict:
@@ -243,18 +244,31 @@ class CompiledModel:
         tokens, h, c = fn(first, h, c, noise, np.asarray(1.0 / temperature, self.cfg.dtype), banned)
         return np.asarray(tokens), np.asarray(h), np.asarray(c)
 
-    def generate_in_form(self, first, h, c, uniform, tables, temperature=1.0, greedy=False):
+    def generate_in_form(self, first, h, c, uniform, tables, temperature=1.0, greedy=False, masks=False):
         """Generate a poem of a form per row in one compiled scan under `tables`
         (`Constraints.tables()`); see model.generate_in_form. Returns (tokens (N, B), their
-        log-probabilities (N, B), the allowed masks (N, B, V))."""
+        log-probabilities (N, B)) and with masks=True the allowed masks (N, B, V) too."""
         first = self._check("first", first, "int", (None,))
         uniform = self._check("uniform", uniform, "float", (None, first.shape[0]))
-        layout, tone_ok, rhyme_at, first_rhyme, group_of = tables
-        key = (uniform.shape[0], first.shape[0], tone_ok.shape[0])
-        fn = self._fn("form", key, lambda s: build_form_fn(self.params, self.cfg, self.mode, s))
-        out = fn(first, h, c, uniform, np.asarray(1.0 / temperature, self.cfg.dtype), np.asarray(greedy),
-                 layout, tone_ok, rhyme_at, first_rhyme, group_of)
+        L, B, H = self.cfg.num_layers, first.shape[0], self.cfg.hidden
+        h, c = self._check("h", h, "float", (L, B, H)), self._check("c", c, "float", (L, B, H))
+        key = (uniform.shape[0], B, tables[1].shape[1])
+        fn = self._fn(("form", masks, greedy), key,
+                      lambda s: build_form_fn(self.params, self.cfg, self.mode, s, masks, greedy))
+        fn.trust_input = self.static  # checked above; the tables go in as device arrays, not via NumPy
+        out = fn(first, h, c, uniform, np.asarray(1.0 / temperature, self.cfg.dtype), *self._on_device(tables))
         return tuple(np.asarray(a) for a in out)
+
+    def _on_device(self, tables):
+        """The constraint tables (≈ 0.8 MB for a 五絕 at V 6,000) as the backend's arrays, copied
+        there once per tables object: copying them at every call took 2 ms of a 5 ms poem."""
+        if not self.static:
+            return tables
+        import jax
+
+        if self._tables is None or self._tables[0] is not tables:
+            self._tables = (tables, [jax.device_put(np.asarray(t)) for t in tables])
+        return self._tables[1]
 
     def warm_up(self, shapes) -> float:
         """Compile the training step for each (T, B) in `shapes` not run yet, so that no timed step

@@ -208,10 +208,11 @@ class Tones:
         """The rule as tables over the form's text positions, for generation inside a compiled
         scan (`model.generate_in_form`), or None where a mode's tones depend on other characters
         of the line (loose) or a locked character stands at a rhyme position. P patterns (the
-        consistent ones), N = len(plan) + 1 positions (the last: <eos>), V tokens:
+        consistent ones), N = len(plan) + 1 positions (the last: <eos>), V tokens, position first
+        (the scan's sequence axis):
 
-            tone_ok (P, N, V)  the tokens pattern q lets stand at position p by tone
-            rhyme_at (P, N)    whether p ends a rhyming line of pattern q
+            tone_ok (N, P, V)  the tokens pattern q lets stand at position p by tone
+            rhyme_at (N, P)    whether p ends a rhyming line of pattern q
             first_rhyme (V,)   what may stand at the first rhyme written: 平 of one roomy group
                                (or of --rhyme's group)
             group_of (V,)      each token's rhyme group, -1 for none
@@ -224,8 +225,8 @@ class Tones:
             return None
         positions = len(plan(self.form)) + 1
         V = len(self.vocab)
-        tone_ok = np.ones((len(self.names), positions, V), bool)
-        rhyme_at = np.zeros((len(self.names), positions), bool)
+        tone_ok = np.ones((positions, len(self.names), V), bool)
+        rhyme_at = np.zeros((positions, len(self.names)), bool)
         for q, name in enumerate(self.names):
             for pos in range(positions - 1):
                 line, col = divmod(pos, self.n + 1)
@@ -233,11 +234,11 @@ class Tones:
                     continue  # punctuation: Shape decides
                 tone = self._tone(name, line, col, {})
                 if tone is not None:
-                    tone_ok[q, pos] = self.only[tone]
+                    tone_ok[pos, q] = self.only[tone]
                 if col == self.n - 1 and self._rhymes(name, line):
                     if pos in self.locks:
                         return None
-                    rhyme_at[q, pos] = True
+                    rhyme_at[pos, q] = True
         first = np.isin(self.group_of, list(self.fixed)) if self.fixed is not None else self.roomy
         return tone_ok, rhyme_at, first, self.group_of.astype(np.int32)
 
@@ -328,7 +329,7 @@ class Constraints:
         layout_mask = np.stack([shape.at(pos) for pos in range(positions)])  # (N, V)
         if not rest:
             V = len(shape.vocab)
-            return (layout_mask, np.ones((1, positions, V), bool), np.zeros((1, positions), bool),
+            return (layout_mask, np.ones((positions, 1, V), bool), np.zeros((positions, 1), bool),
                     np.ones(V, bool), np.full(V, -1, np.int32))
         tones = rest[0].tables()
         return None if tones is None else (layout_mask, *tones)

@@ -14,7 +14,7 @@ from .constraints import Constraints, Couplet, DecodeError, Shape, Tones, TuneTo
 from .forms import CI, FORMS, PUNCT, form_token, is_form, layout, line_length, line_starts, poem_length
 from .lexicon import Lexicon
 from .verse import QUATRAIN
-from .vocab import EOS, Vocab
+from .vocab import EOS, PAD, Vocab
 
 __all__ = ["DecodeError", "SampleOptions", "Sampler", "sample_poems"]
 
@@ -261,13 +261,14 @@ class Sampler:
         if opts.top_k or opts.top_p < 1 or opts.locked or opts.start or opts.shape not in FORMS:
             return None
         rng = np.random.default_rng(opts.seed)
-        tables = opts.rules(self.vocab, rng, 1)[0].tables()
+        key = ("form tables", opts.shape, opts.tones, opts.pattern, opts.rhyme, opts.acrostic)
+        tables = self.vocab.memo(key, lambda: opts.rules(self.vocab, rng, 1)[0].tables())
         if tables is None:
             return None
         first, h, c = self._primed("", opts.num, opts.shape)
         uniform = rng.random((tables[0].shape[0], opts.num)).astype(self.m.cfg.dtype)
-        tokens, logp, allowed = self.m.generate_in_form(first, h, c, uniform, tables, opts.temperature, opts.argmax)
-        if not allowed.any(axis=2).all():
+        tokens, logp = self.m.generate_in_form(first, h, c, uniform, tables, opts.temperature, opts.argmax)
+        if (tokens == PAD).any():  # never allowed: written only where a position allowed nothing
             return None
         return [{"text": self.vocab.decode(tokens[:, b]), "score": float(logp[:, b].mean())} for b in range(opts.num)]
 

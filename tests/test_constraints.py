@@ -216,7 +216,7 @@ def test_the_compiled_form_scan_allows_exactly_what_the_python_rules_allow(sampl
     assert tables is not None
     first, h, c = sampler._primed("", opts.num, opts.form)
     uniform = np.random.default_rng(1).random((tables[0].shape[0], opts.num)).astype(np.float32)
-    tokens, logp, allowed = sampler.m.generate_in_form(first, h, c, uniform, tables, 1.5)
+    tokens, logp, allowed = sampler.m.generate_in_form(first, h, c, uniform, tables, 1.5, masks=True)
     texts = set()
     for b in range(opts.num):
         text = ""
@@ -244,7 +244,7 @@ def test_form_scan_draws_each_character_with_its_masked_probability(sampler):
     opts = SampleOptions(num=4000, form="wujue", tones="strict", temperature=0.5)
     rules = opts.rules(sampler.vocab, np.random.default_rng(0), 1)[0]
     tables = rules.tables()
-    tables = (tables[0][:2], tables[1][:, :2], tables[2][:, :2], *tables[3:])  # the first two positions
+    tables = (tables[0][:2], tables[1][:2], tables[2][:2], *tables[3:])  # the first two positions
     first, h, c = sampler._primed("", opts.num, opts.form)
     uniform = np.random.default_rng(2).random((2, opts.num)).astype(np.float32)
     tokens = sampler.m.generate_in_form(first, h, c, uniform, tables, 0.5)[0][0]
@@ -265,3 +265,18 @@ def test_the_step_path_takes_what_the_form_scan_cannot(sampler):
         opts = SampleOptions(num=1, form="wujue", seed=2, **case)
         assert sampler._in_form(opts) is None, case
         assert form_of(sampler.sample(opts)[0]["text"]) == "wujue"
+
+
+def test_a_poem_that_meets_an_empty_position_goes_to_the_step_path_which_names_it(sampler):
+    """Tables whose third position allows nothing: the scan writes <pad> there, which
+    `Sampler._in_form` refuses, handing the poem to the step path (whose errors name the position:
+    test_requests_that_cannot_be_met_are_refused_before_generation)."""
+    opts = SampleOptions(num=2, form="wujue", tones="strict", seed=4)
+    tables = opts.rules(sampler.vocab, np.random.default_rng(0), 1)[0].tables()
+    layout = tables[0].copy()
+    layout[2] = False
+    first, h, c = sampler._primed("", 2, "wujue")
+    uniform = np.random.default_rng(1).random((layout.shape[0], 2)).astype(np.float32)
+    tokens, _ = sampler.m.generate_in_form(first, h, c, uniform, (layout, *tables[1:]))
+    assert (tokens[2] == 0).all()  # <pad>: what Sampler._in_form refuses
+    assert sampler.vocab.itos[0] == "<pad>"
