@@ -199,6 +199,28 @@ def first_max(scores):
     return pt.min(pt.switch(at_max, _indices(V)[None, :], V), axis=-1).astype("int32")
 
 
+def draw(weights, u, block=64):
+    """Inverse-CDF sampling: per row of weights (B, V) ≥ 0, the first index whose cumulative
+    weight exceeds u (B,) in [0, 1) times the row's total. Two levels of prefix sums, over blocks of
+    `block` columns and then inside the block drawn, because XLA's CPU cumsum over a whole row of
+    6,000 took 15 µs here, a seventh of a batch-1 sampling step. Never an index of weight 0."""
+    B, V = weights.shape
+    G = (V + block - 1) // block
+    rows, cols, blocks = _indices(B), _indices(block), _indices(G)
+    w = pt.concatenate([weights, pt.zeros((B, G * block - V), dtype=weights.dtype)], axis=1)
+    w = w.reshape((B, G, block))  # (B, G, block)
+    sums = w.sum(axis=2)  # (B, G)
+    upto = pt.cumsum(sums, axis=1)  # (B, G): weight up to the end of each block
+    target = u * upto[:, -1]  # (B,)
+    last_block = pt.max(pt.switch(pt.gt(sums, 0), blocks[None, :], 0), axis=1)  # rounding must not pass it
+    g = pt.minimum(pt.sum(pt.le(upto, target[:, None]), axis=1), last_block)  # (B,): the block
+    inside = w[rows, g]  # (B, block)
+    before = (upto[rows, g] - sums[rows, g])[:, None]  # (B, 1)
+    k = pt.sum(pt.le(before + pt.cumsum(inside, axis=1), target[:, None]), axis=1)  # (B,)
+    last = pt.max(pt.switch(pt.gt(inside, 0), cols[None, :], 0), axis=1)  # nor here
+    return (g * block + pt.minimum(k, last)).astype("int32")
+
+
 def _indices(n):
     """0 … n-1 as int32. Not pt.arange: on the JAX backend it hands jnp.arange a start of dtype
     int8, and NumPy 2 refuses a stop above 127 in arithmetic with it (OverflowError)."""
@@ -236,9 +258,9 @@ def generate_in_form(params, cfg: ModelConfig, first, h0, c0, uniform, inv_tempe
         if greedy:
             tok = first_max(scores)
         else:
-            cdf = pt.cumsum(pt.exp(scores - scores.max(axis=1, keepdims=True)), axis=1)  # (B, V)
-            tok = pt.minimum(pt.sum(pt.lt(cdf, u_t[:, None] * cdf[:, -1:]), axis=1), V - 1).astype("int32")
-        logp = pt.special.log_softmax(logits, axis=1)[rows, tok]  # (B,)
+            tok = draw(pt.exp(scores - scores.max(axis=1, keepdims=True)), u_t)
+        lse = pt.log(pt.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1)) + logits.max(axis=1)
+        logp = logits[rows, tok] - lse  # (B,)
         alive = alive & fits[rows[:, None], patterns[None, :], tok[:, None]]  # (B, P)
         wrote_rhyme = rhyme_t[None, :] & alive  # (B, P)
         group = pt.switch(wrote_rhyme, group_of[tok][:, None], group).astype("int32")
