@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from .compiled import compile_model
-from .runtime import ALLOCATOR_TUNED
+from .runtime import ALLOCATOR_TUNED, cpu_flags, machine
 from .config import ModelConfig, TrainConfig
 from .model import init_params
 
@@ -307,28 +307,6 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
         if os.path.exists(DATA):  # the shipped poems: a source checkout
             result["form_sample"] = form_sample_speed("A", backend=backend)
     return result
-
-
-def cpu_flags() -> set:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def format_table(r: dict) -> str:

@@ -21,6 +21,7 @@ from . import optim
 from .config import ModelConfig, TrainConfig
 from .devices import Placement, resolve
 from .errors import InputError
+from .precision import resolve as resolve_precision
 from .runtime import get_mode
 from .vocab import EOS, PAD
 
@@ -118,8 +119,9 @@ class CompiledModel:
 
     def __init__(self, params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0,
                  devices: int = 1):
-        self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
         self.mode = get_mode(cfg.backend)
+        cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, cfg.backend))
+        self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
         n = resolve(devices, cfg.backend)
         self.placement = Placement(n) if n > 1 else None
         self.static = cfg.backend == "jax"

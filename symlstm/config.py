@@ -27,11 +27,11 @@ class ModelConfig:
     hidden: int = 256  # H, size of each recurrent layer (char-rnn's rnn_size)
     num_layers: int = 1  # L, stacked recurrent layers
     dropout: float = 0.0  # drop probability between layers and before the output layer (training only)
-    init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U)
+    init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U) | pytorch
     init_scale: float = 0.08  # half-width of the uniform init
     forget_bias: float = 1.0  # initial bias of the LSTM forget gate
     dtype: str = "float32"  # float32 for training, float64 for gradient checks
-    precision: str = "float32"  # matrix products: float32 | bf16 (bf16 factors, float32 sums; precision.py)
+    precision: str = "float32"  # matrix products: float32 | bf16 (bf16 factors, float32 sums) | auto (bf16 where faster)
     backend: str = "jax"  # compiled backend: jax (fastest measured) | c | numba
 
 
@@ -97,9 +97,9 @@ class Config:
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 CHOICES = {
     ("model", "cell"): ("lstm", "gru", "rnn"),
-    ("model", "init"): ("uniform", "xavier", "orthogonal"),
+    ("model", "init"): ("uniform", "xavier", "orthogonal", "pytorch"),
     ("model", "dtype"): ("float32", "float64"),
-    ("model", "precision"): ("float32", "bf16"),
+    ("model", "precision"): ("float32", "bf16", "auto"),
     ("model", "backend"): tuple(BACKENDS),
     ("data", "format"): ("lines", "json", "text"),
     ("data", "form"): ("any", *FORM_GROUPS, *FORMS),
@@ -178,9 +178,9 @@ def from_dict(raw: dict, source: str = "config") -> Config:
     cfg = Config(**kwargs)
     if cfg.data.valid_fraction + cfg.data.test_fraction >= 1:
         raise ConfigError(f"{source}: data.valid_fraction + data.test_fraction must be below 1")
-    if cfg.model.precision == "bf16" and cfg.model.dtype != "float32":
-        raise ConfigError(f"{source}: model.precision bf16 needs model.dtype float32 (the master parameters), "
-                          f"got {cfg.model.dtype}")
+    if cfg.model.precision != "float32" and cfg.model.dtype != "float32":
+        raise ConfigError(f"{source}: model.precision {cfg.model.precision} needs model.dtype float32 (the master "
+                          f"parameters), got {cfg.model.dtype}")
     return cfg
 
 

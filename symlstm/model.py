@@ -41,13 +41,17 @@ def _orthogonal(rng, n_rows, n_cols):
 
 
 def init_params(vocab_size: int, cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded initial parameters in cfg.dtype. Biases are zero except the LSTM forget gate."""
+    """Seeded initial parameters in cfg.dtype. Biases are zero except the LSTM forget gate, which
+    starts at forget_bias (added to its draw under `init: pytorch`, whose biases are drawn)."""
     if vocab_size < 1:
         raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in param_shapes(vocab_size, cfg).items():
-        if name.endswith("/b"):
+        if cfg.init == "pytorch":  # nn.Embedding N(0, 1); nn.LSTM and nn.Linear U(±1/√fan), biases too
+            bound = 1 / np.sqrt(cfg.hidden)
+            value = rng.normal(size=shape) if name == "embedding" else rng.uniform(-bound, bound, size=shape)
+        elif name.endswith("/b"):
             value = np.zeros(shape)
         elif cfg.init == "uniform" or name == "embedding":
             value = rng.uniform(-cfg.init_scale, cfg.init_scale, size=shape)
@@ -60,7 +64,7 @@ def init_params(vocab_size: int, cfg: ModelConfig, seed: int = 0) -> dict[str, n
     if cfg.cell == "lstm":
         forget = gate_columns("lstm", "f", cfg.hidden)
         for layer in range(cfg.num_layers):
-            params[f"layer{layer}/b"][forget] = cfg.forget_bias
+            params[f"layer{layer}/b"][forget] += cfg.forget_bias
     return {k: v.astype(cfg.dtype) for k, v in params.items()}
 
 

@@ -122,6 +122,60 @@ def matmul(precision: str):
     return {"bf16": bf16_dot, "bf16-reference": reference_dot}.get(precision, pt.dot)
 
 
+def resolve(precision: str, backend: str) -> str:
+    """The precision a model runs at: `auto` becomes bf16 where this machine's backend runs bf16
+    products faster than float32 (`bf16_is_faster`), else float32; the others stay as they are."""
+    if precision != "auto":
+        return precision
+    return "bf16" if backend == "jax" and bf16_is_faster() else "float32"
+
+
+def bf16_is_faster() -> bool:
+    """Whether XLA's bf16 product beats its float32 one here, by a 0.1 s measurement made once per
+    machine and JAX version and kept in ~/.cache/symlstm (SYMLSTM_JAX_CACHE's parent).
+
+    Why measure: it depends on the CPU and XLA, not on a flag one can read. On this project's AMD
+    EPYC (AVX512-BF16) XLA's bf16 ran 1.4-2x its float32; on the Intel Xeon of the speed issue
+    (AMX, which XLA does not use) 0.7-0.8x.
+    """
+    import json
+    import os
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from .runtime import machine
+
+    cache_dir = os.environ.get("SYMLSTM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symlstm", "jax")
+    path = os.path.join(os.path.dirname(cache_dir.rstrip("/")), "precision.json")
+    key = f"{machine()} | jax {jax.__version__}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
+        speed = {}
+        for dtype in (jnp.float32, jnp.bfloat16):
+            x = jnp.asarray(a, dtype)
+            f = jax.jit(lambda u: jnp.matmul(u, u, preferred_element_type=jnp.float32))
+            f(x).block_until_ready()
+            start = time.perf_counter()
+            for _ in range(20):
+                f(x).block_until_ready()
+            speed[jnp.dtype(dtype).name] = time.perf_counter() - start
+        known[key] = speed["bfloat16"] < speed["float32"]
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(known, f, indent=1)
+        except OSError:
+            pass
+    return bool(known[key])
+
+
 def register_jax():
     """XLA's own bf16 dot with float32 accumulation (called once, when the JAX backend is chosen)."""
     import jax.numpy as jnp

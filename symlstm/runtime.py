@@ -84,3 +84,27 @@ def get_mode(backend: str) -> str:
     if backend == "jax":
         _patch_jax()
     return BACKENDS[backend]
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (avx512_bf16, amx_bf16 …) from /proc/cpuinfo; empty elsewhere."""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine() -> str:
+    """'CPU model, N cores', as `make bench` and the precision cache name this machine."""
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"

@@ -297,7 +297,8 @@ class Trainer:
         shapes = batch_shapes(batches)
         took = c.warm_up(shapes)  # compiling is not training: outside the time budget
         if took:
-            self.log(f"compiled the training step for {len(shapes)} batch shapes in {took:.0f} s (outside the budget)")
+            self.log(f"compiled the training step for {len(shapes)} batch shapes in {took:.0f} s (outside the budget); "
+                     f"matrix products in {c.cfg.precision}")
         h, cell = c.zero_state(self.cfg.data.batch_size)  # stream mode: carried from batch to batch
         while s.batch_in_epoch < len(batches):
             x, y, mask = batches[s.batch_in_epoch]

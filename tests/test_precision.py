@@ -97,7 +97,7 @@ def test_bf16_gradient_check_detects_a_wrong_gradient(monkeypatch):
 def test_bf16_needs_float32_master_parameters():
     with pytest.raises(ConfigError, match="model.precision bf16 needs model.dtype float32"):
         load_config(raw={"model": {"precision": "bf16", "dtype": "float64"}})
-    with pytest.raises(ConfigError, match="'fp8' is not one of float32, bf16"):
+    with pytest.raises(ConfigError, match="'fp8' is not one of float32, bf16, auto"):
         load_config(raw={"model": {"precision": "fp8"}})
     assert load_config(raw={"model": {"precision": "bf16"}}).model == ModelConfig(precision="bf16")
 
@@ -130,3 +130,18 @@ def test_bf16_training_loss_equals_the_numpy_reference_with_rounded_factors():
         plain, _, _, _ = nll_sum(p64, cell, layers, x, y, mask, h0, c0)
         assert loss == pytest.approx(total / count, rel=2e-6), cell
         assert abs(loss - plain / count) > 5 * abs(loss - total / count), cell  # bf16, not float32
+
+
+def test_auto_precision_is_measured_once_per_machine_and_kept(tmp_path, monkeypatch):
+    import json
+
+    from symlstm import precision
+
+    monkeypatch.setenv("SYMLSTM_JAX_CACHE", str(tmp_path / "jax"))
+    assert precision.resolve("auto", "c") == "float32" and precision.resolve("bf16", "c") == "bf16"
+    chosen = precision.resolve("auto", "jax")
+    kept = json.loads((tmp_path / "precision.json").read_text())
+    assert chosen == ("bf16" if list(kept.values()) == [True] else "float32") and len(kept) == 1
+    key = next(iter(kept))
+    (tmp_path / "precision.json").write_text(json.dumps({key: not kept[key]}))  # the file decides now
+    assert precision.resolve("auto", "jax") == ("float32" if chosen == "bf16" else "bf16")
