@@ -12,7 +12,8 @@ Parameters, optimizer state, the elementwise LSTM math and the loss stay float32
 
 The gradient is itself two Bf16Dots (the rounding is treated as the identity, the straight-through
 rule every mixed-precision trainer uses), so the backward GEMMs run in bf16 too. `model.py` picks
-the product with `matmul(cfg)`: plain `pt.dot` for `precision: float32`, this Op for `bf16`.
+the product with `matmul(cfg.precision)`: plain `pt.dot` for `precision: float32`, this Op for
+`bf16`; `resolve` turns `auto` into one of them when a model is compiled.
 
 Measured on this project's AMD EPYC (AVX512-BF16, no AMX), 2 cores, GFLOP/s, one process:
 XLA bf16 252-359 against XLA f32 131-180 on the model's shapes, while MKL's

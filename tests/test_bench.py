@@ -68,3 +68,14 @@ def test_tuned_allocator_reuses_freed_pages():
     assert (tuned, system) == ("True", "False")
     assert faults_system > 20_000  # 100 MB of fresh 4 KiB pages
     assert faults_tuned < 2_000    # the same pages again
+
+
+def test_table_compares_form_sampling_with_pytorchs_batch_one_loop():
+    r = {"machine": "m", "backend": "jax", "pytensor": "3", "blas": "x", "gemm_peak_gflops": 1.0,
+         "allocator": "glibc", "train": [_row("A", 100.0, 200.0)],
+         "sample": [{"batch": 1, "scan_chars_per_sec": 500.0, "step_chars_per_sec": 200.0,
+                     "torch_chars_per_sec": 100.0, "scan_ratio": 5.0}],
+         "form_sample": {"form": "wujue", "tones": "strict", "poems": 20, "form_scan_chars_per_sec": 310.0,
+                         "form_step_chars_per_sec": 120.0}}
+    table = format_table(r)
+    assert "compiled form scan 310 (3.10× PyTorch's batch-1 loop); step path 120 (1.20×" in table

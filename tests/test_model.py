@@ -178,3 +178,18 @@ def test_bad_model_settings(kw, message):
     key, value = next(iter(kw.items()))
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[f"model.{key}={value}"])
+
+
+def test_pytorch_init_draws_as_pytorch_does():
+    """nn.Embedding's N(0, 1), nn.LSTM's and nn.Linear's U(±1/√H) for weights and biases; the
+    forget-gate bias adds forget_bias to its draw."""
+    cfg = ModelConfig(embedding=64, hidden=100, num_layers=2, init="pytorch", forget_bias=1.0)
+    p = init_params(3000, cfg, 0)
+    assert abs(p["embedding"].std() - 1) < 0.01 and abs(p["embedding"].mean()) < 0.01
+    bound = 1 / np.sqrt(100)
+    for name in ("layer0/W", "layer1/U", "output/W", "output/b"):
+        v = p[name]
+        assert np.abs(v).max() <= bound and abs(v.std() - bound / np.sqrt(3)) < 0.05 * bound, name
+    b = p["layer1/b"]
+    assert abs(b[100:200].mean() - 1.0) < 0.3 * bound and np.abs(b[100:200] - 1.0).max() <= bound
+    assert np.abs(b[:100]).max() <= bound and b[:100].std() > 0
