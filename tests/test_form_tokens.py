@@ -59,15 +59,16 @@ def test_a_form_token_model_trains_samples_each_form_and_reports_each_form(proje
         assert f.attrs["version"] == 2 and f.attrs["form_tokens"]
     model, vocab, cfg = load_model(tmp_path / "run" / "best.h5")
     sampler = Sampler(model, vocab)
-    fed = []
-    step = model.step
+    fed = []  # the first token each path feeds: the form scan (a 七絕) and the step path (a ci)
+    step, in_form = model.step, model.generate_in_form
     model.step = lambda tokens, h, c: (fed.append(int(tokens[0])), step(tokens, h, c))[1]
+    model.generate_in_form = lambda first, *rest, **kw: (fed.append(int(first[0])), in_form(first, *rest, **kw))[1]
     text = sampler.sample(SampleOptions(num=1, form="qijue", temperature=0.9))[0]["text"]
     assert vocab.itos[fed[0]] == "<qijue>" and [len(line) for line in split_lines(text)] == [7] * 4
     fed.clear()
     sampler.sample(SampleOptions(num=1, form="ci:浣溪沙", temperature=0.9))
     assert vocab.itos[fed[0]] == "<ci:浣溪沙>"
-    model.step = step
+    model.step, model.generate_in_form = step, in_form
     result = evaluate_split(model, vocab, cfg.data, "train", project)
     rows = {k: v for k, v in result.items() if k.startswith("perplexity <")}
     assert "perplexity <wujue>" in rows and "perplexity <ci:浣溪沙>" in rows
