@@ -88,7 +88,7 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
     s = SHAPES[shape]
     x, y, mask = _data(s)
     runners, first_call = {}, {}
-    for precision in PATHS:
+    for precision in PATHS if backend == "jax" else ("float32",):  # elsewhere bf16 is NumPy's perform
         m = _symlstm(s, backend, precision)
         state = m.zero_state(s["B"])
         t0 = time.perf_counter()
@@ -116,10 +116,11 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
         key = k.replace(" ", "_").replace("float32", "f32")
         out[f"{key}_chars_per_sec"] = chars / float(np.median(ts))
         out[f"{key}_gflops"] = out[f"{key}_chars_per_sec"] * out["flops_per_char"] / 1e9
-    out["bf16_speedup"] = out["symlstm_bf16_chars_per_sec"] / out["symlstm_f32_chars_per_sec"]
+    bf16 = out.get("symlstm_bf16_chars_per_sec", float("nan"))
+    out["bf16_speedup"] = bf16 / out["symlstm_f32_chars_per_sec"]
     if with_torch:
         out["ratio"] = out["symlstm_f32_chars_per_sec"] / out["torch_f32_chars_per_sec"]
-        out["bf16_ratio"] = out["symlstm_bf16_chars_per_sec"] / out["torch_bf16_chars_per_sec"]
+        out["bf16_ratio"] = bf16 / out["torch_bf16_chars_per_sec"]
         out["torch_bf16_speedup"] = out["torch_bf16_chars_per_sec"] / out["torch_f32_chars_per_sec"]
     return out
 
@@ -296,7 +297,7 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
             with_torch = False
     result = {"machine": machine(), **backend_info(backend), "torch": with_torch}
     if starts:
-        result["starts"] = {p: start_times(backend, precision=p) for p in PATHS}
+        result["starts"] = {p: start_times(backend, precision=p) for p in PATHS if backend == "jax" or p == "float32"}
     result["gemm_peak_gflops"] = gemm_peak()
     result["train"] = [train_speed(k, steps, backend, with_torch) for k in SHAPES]
     result["allocator"] = "tuned" if ALLOCATOR_TUNED else "glibc"
@@ -332,9 +333,9 @@ def format_table(r: dict) -> str:
                       f"{t['torch_bf16_speedup']:>9.2f}{t['ratio']:>10.2f}{t['bf16_ratio']:>11.2f}"
                       if "ratio" in t else f"{'(torch not installed)':>28}")
         lines.append(f"{t['shape']:<6}{malloc:<7}{t['symlstm_f32_chars_per_sec']:>12.0f}"
-                     f"{t['symlstm_bf16_chars_per_sec']:>7.0f}{t['bf16_speedup']:>9.2f}" + torch_part)
+                     f"{t.get('symlstm_bf16_chars_per_sec', float('nan')):>7.0f}{t['bf16_speedup']:>9.2f}" + torch_part)
     lines.append("GFLOP/s (3 × forward FLOPs): " + "; ".join(
-        f"{t['shape']} symlstm {t['symlstm_f32_gflops']:.0f} / {t['symlstm_bf16_gflops']:.0f}"
+        f"{t['shape']} symlstm {t['symlstm_f32_gflops']:.0f} / {t.get('symlstm_bf16_gflops', float('nan')):.0f}"
         + (f", PyTorch {t['torch_f32_gflops']:.0f} / {t['torch_bf16_gflops']:.0f}" if "ratio" in t else "")
         for t, malloc in rows if malloc == r.get("allocator", "glibc")))
     if r.get("sample"):

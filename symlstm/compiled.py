@@ -93,9 +93,10 @@ def build_generate_fn(params, cfg: ModelConfig, mode, static=None):
 
 
 def build_form_fn(params, cfg: ModelConfig, mode, static=None, masks=False, greedy=False):
-    """(first (B,), h, c, uniform (N, B), inverse temperature, layout (N, V), tone_ok (P, N, V),
-    rhyme_at (P, N), first_rhyme (V,), group_of (V,)) -> tokens, log-probabilities (N, B)[,
-    allowed masks (N, B, V) with masks=True]; see model.generate_in_form. Static shapes: (N, B, P)."""
+    """(first (B,), h, c, uniform (N, B), inverse temperature, layout (N, V), tone_ok (N, P, V),
+    rhyme_at (N, P), first_rhyme (V,), group_of (V,)) -> tokens, log-probabilities (N, B)[,
+    allowed masks (N, B, V) with masks=True]; see model.generate_in_form. Static shapes: (N, B, P);
+    greedy (argmax instead of a draw) builds a graph of its own."""
     N, B, P = static if static else (None, None, None)
     _, _, _, h, c = batch_inputs(cfg, (None, B))
     first = pt.tensor("first", dtype="int32", shape=(B,))

@@ -203,7 +203,6 @@ class Tones:
             out |= m
         return out
 
-
     def tables(self):
         """The rule as tables over the form's text positions, for generation inside a compiled
         scan (`model.generate_in_form`), or None where a mode's tones depend on other characters

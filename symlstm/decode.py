@@ -255,7 +255,8 @@ class Sampler:
     def _in_form(self, opts: SampleOptions) -> list[dict] | None:
         """A regulated form under strict, rhyme-only or no tones (an acrostic allowed), sampled or
         greedy, every poem in one compiled scan (`CompiledModel.generate_in_form`): the rules
-        become tables once per call instead of masks per character. None where the options need
+        become tables once per set of options (kept by the vocabulary), not masks per character,
+        and the poems are drawn as the step path draws them. None where the options need
         the step path: top-k/top-p, loose tones, a ci tune, a couplet, a prime, locked characters;
         and when a poem meets a position where nothing is allowed, so that the step path names it."""
         if opts.top_k or opts.top_p < 1 or opts.locked or opts.start or opts.shape not in FORMS:

@@ -238,13 +238,12 @@ def generate_in_form(params, cfg: ModelConfig, first, h0, c0, uniform, inv_tempe
     (N, P), first_rhyme (V,), group_of (V,); N positions, P patterns, V tokens).
 
     first (B,) int32 the token to feed first; h0, c0 (L, B, H); uniform (N, B) in [0, 1), one draw
-    per character (inverse-CDF sampling: the first token whose cumulative probability passes it);
+    per character (`draw`: the first allowed token whose cumulative probability exceeds it);
     inv_temperature scalar; greedy (a Python bool: a graph of its own): the likeliest allowed token
-    instead of a draw. The state carried besides h, c:
-    which patterns are still alive (B, P), each pattern's rhyme group (B, P; -1 before its first
-    rhyme) and the rhyme characters it has used (B, P, V). Returns tokens (N, B), their
-    log-probabilities (N, B) under the unmasked model at temperature 1, and the allowed masks
-    (N, B, V), which the tests hold against the Python rules.
+    instead of a draw. The state carried besides h, c: which patterns are still alive (B, P), each
+    pattern's rhyme group (B, P; -1 before its first rhyme) and the rhyme characters it has used
+    (B, P, V). Returns tokens (N, B), their log-probabilities (N, B) under the unmasked model at
+    temperature 1, and the allowed masks (N, B, V), which the tests hold against the Python rules.
     """
     names = sorted(params)
     B, P, V = first.shape[0], tone_ok.shape[1], group_of.shape[0]

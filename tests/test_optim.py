@@ -77,6 +77,11 @@ def test_schedules():
     assert optim.learning_rate(cos, 10, 0, 110) == pytest.approx(1.0)
     assert optim.learning_rate(cos, 60, 0, 110) == pytest.approx(0.5)
     assert optim.learning_rate(cos, 110, 0, 110) == pytest.approx(0.0)
+    # with a time budget the cosine spans it (or the steps, whichever ends first)
+    timed = TrainConfig(learning_rate=1.0, schedule="cosine", time_budget=100.0)
+    assert optim.learning_rate(timed, 10, 0, 10_000, elapsed=50.0) == pytest.approx(0.5)
+    assert optim.learning_rate(timed, 10, 0, 10_000, elapsed=100.0) == pytest.approx(0.0)
+    assert optim.learning_rate(timed, 5_000, 0, 10_000, elapsed=1.0) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("name, lr", [("sgd", 0.5), ("momentum", 0.1), ("adam", 0.01), ("rmsprop", 0.01), ("adadelta", 1.0)])
