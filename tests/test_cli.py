@@ -118,6 +118,8 @@ def test_gradcheck_json_version_and_help():
     result = json.loads(proc.stdout)
     assert result["passed"] is True and len(result["rows"]) == 3 * (6 + 9)  # 3 cells, 1 and 2 layers
     assert all(r["passed"] is True and r["max_rel_error"] <= result["tolerance"] for r in result["rows"])
+    assert len(result["bf16_rows"]) == 3 * (6 + 9) and result["bf16_tolerance"] == 2e-2
+    assert all(r["passed"] is True and r["max_rel_error"] <= 2e-2 for r in result["bf16_rows"])
     proc = run("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == "symlstm 0.1.0"
     proc = run("sample", "--help")
