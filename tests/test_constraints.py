@@ -202,8 +202,8 @@ def test_vocabulary_tables_are_built_once_per_vocabulary_and_read_only():
 
 FORM_SCAN_CASES = [dict(form="wujue", tones="strict"), dict(form="qilv", tones="strict"),
                    dict(form="qijue", tones="strict", pattern="zeqi-rhyme"), dict(form="wulv", rhyme="東"),
-                   dict(form="qijue"), dict(form="wujue", tones="strict", acrostic="月山花落"), dict(form="qijue", acrostic="春夏秋冬"),
-                   dict(form="wujue", tones="strict", rhyme="江", pattern="pingqi")]
+                   dict(form="qijue"), dict(form="wujue", tones="strict", acrostic="月山花落"),
+                   dict(form="qijue", acrostic="春夏秋冬"), dict(form="wujue", tones="strict", rhyme="江", pattern="pingqi")]
 
 
 @pytest.mark.parametrize("case", FORM_SCAN_CASES, ids=lambda c: "-".join(map(str, c.values())))
