@@ -104,7 +104,7 @@ def cmd_gradcheck(args):
         worst = max(r["max_rel_error"] for r in table)
         print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e})")
         if bf16:
-            print(f"\nbf16 path (precision: bf16) against the float64 gradient of the same rounded products")
+            print("\nbf16 path (precision: bf16) against the float64 gradient of the same rounded products")
             for r in bf16:
                 flag = "" if r["passed"] else "  FAIL"
                 print(f"{r['model']:<16} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} "
