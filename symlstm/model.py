@@ -262,8 +262,7 @@ def generate_in_form(params, cfg: ModelConfig, first, h0, c0, uniform, inv_tempe
             tok = first_max(scores)
         else:
             tok = draw(pt.exp(scores - scores.max(axis=1, keepdims=True)), u_t)
-        lse = pt.log(pt.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1)) + logits.max(axis=1)
-        logp = logits[rows, tok] - lse  # (B,)
+        logp = logits[rows, tok] - pt.logsumexp(logits, axis=1)  # (B,)
         alive = alive & fits[rows[:, None], patterns[None, :], tok[:, None]]  # (B, P)
         wrote_rhyme = rhyme_t[None, :] & alive  # (B, P)
         group = pt.switch(wrote_rhyme, group_of[tok][:, None], group).astype("int32")

@@ -146,10 +146,9 @@ def bf16_is_faster() -> bool:
     import jax
     import jax.numpy as jnp
 
-    from .runtime import machine
+    from .runtime import jax_cache_dir, machine
 
-    cache_dir = os.environ.get("SYMLSTM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symlstm", "jax")
-    path = os.path.join(os.path.dirname(cache_dir.rstrip("/")), "precision.json")
+    path = os.path.join(os.path.dirname(jax_cache_dir().rstrip("/")), "precision.json")
     key = f"{machine()} | jax {jax.__version__}"
     try:
         with open(path, encoding="utf-8") as f:

@@ -33,8 +33,7 @@ def _patch_jax():
     import jax
 
     # XLA's persistent cache: a second process with the same shapes skips XLA compilation.
-    cache = os.environ.get("SYMLSTM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symlstm", "jax")
-    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_compilation_cache_dir", jax_cache_dir())
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     original = elemwise.jax_funcify_CAReduce
 
@@ -84,6 +83,12 @@ def get_mode(backend: str) -> str:
     if backend == "jax":
         _patch_jax()
     return BACKENDS[backend]
+
+
+def jax_cache_dir() -> str:
+    """XLA's persistent compilation cache: SYMLSTM_JAX_CACHE, else ~/.cache/symlstm/jax. Its parent
+    also keeps what symlstm measured of this machine (`precision.bf16_is_faster`)."""
+    return os.environ.get("SYMLSTM_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "symlstm", "jax")
 
 
 def cpu_flags() -> set:
