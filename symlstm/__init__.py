@@ -4,17 +4,17 @@ The public API: build parameters (`init_params`), compile them (`compile_model`)
 (`train`), sample (`Sampler`, `SampleOptions`), evaluate (`evaluate`), score a poem (`score`) and
 check gradients (`gradient_check`).
 """
-from .checkpoint import load_model
-from .compiled import compile_model
-from .config import Config, ModelConfig, TrainConfig, DataConfig, load_config
-from .corpus import load_corpus
-from .decode import SampleOptions, Sampler
-from .evaluate import evaluate, evaluate_texts
-from .gradcheck import gradient_check
-from .model import init_params
-from .scoring import score
-from .train import train
-from .vocab import Vocab
+from symlstm.config import Config, DataConfig, ModelConfig, TrainConfig, load_config
+from symlstm.core.compiled import compile_model
+from symlstm.core.model import init_params
+from symlstm.corpus.loading import load_corpus
+from symlstm.run.checkpoint import load_model
+from symlstm.run.evaluate import evaluate, evaluate_texts
+from symlstm.run.train import train
+from symlstm.tools.gradcheck import gradient_check
+from symlstm.vocab import Vocab
+from symlstm.workbench.decode import SampleOptions, Sampler
+from symlstm.workbench.scoring import score
 
 __all__ = ["compile_model", "Config", "ModelConfig", "TrainConfig", "DataConfig", "load_config",
            "Vocab", "load_corpus", "SampleOptions", "Sampler", "evaluate", "evaluate_texts",

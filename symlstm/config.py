@@ -11,9 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UserError
-from .forms import FORM_GROUPS, FORMS, LOST_MARKS
-from .runtime import BACKENDS
+from symlstm.backend.runtime import BACKENDS
+from symlstm.errors import UserError
+from symlstm.poetics.forms import FORM_GROUPS, FORMS
+from symlstm.poetics.script import LOST_MARKS
 
 
 class ConfigError(UserError, ValueError):
@@ -95,8 +96,10 @@ class Config:
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+# The valid values of keys that take a name. The cells and the optimizers are not listed here: the
+# modules that implement them declare their names (`choices`, called by core/cells.py and
+# core/optim.py when they are imported, as `import symlstm` does), so the schema never repeats them.
 CHOICES = {
-    ("model", "cell"): ("lstm", "gru", "rnn"),
     ("model", "init"): ("uniform", "xavier", "orthogonal", "pytorch"),
     ("model", "dtype"): ("float32", "float64"),
     ("model", "precision"): ("float32", "bf16", "auto"),
@@ -104,12 +107,16 @@ CHOICES = {
     ("data", "format"): ("lines", "json", "text"),
     ("data", "form"): ("any", *FORM_GROUPS, *FORMS),
     ("data", "mode"): ("poem", "stream"),
-    ("train", "optimizer"): ("sgd", "momentum", "adam", "rmsprop", "adadelta"),
     ("train", "schedule"): ("constant", "step", "cosine"),
 }
 POSITIVE = {("model", "embedding"), ("model", "hidden"), ("model", "num_layers"),
             ("data", "batch_size"), ("data", "seq_length"), ("data", "min_count"), ("data", "length_multiple"),
             ("data", "bucket_pool")}
+
+
+def choices(section: str, key: str, names) -> None:
+    """Declare the valid values of `section.key`: the names of what the calling module implements."""
+    CHOICES[(section, key)] = tuple(names)
 
 
 def _suggest(key: str, valid) -> str:

@@ -7,7 +7,7 @@ emitted as text, never counted as characters.
 """
 import numpy as np
 
-from .errors import UserError
+from symlstm.errors import UserError
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD, UNK, BOS, EOS = range(len(SPECIALS))
@@ -55,6 +55,12 @@ class Vocab:
     def has_form_tokens(self) -> bool:
         """Whether the model was trained with a form token in place of <bos> (`data.form_tokens`)."""
         return "<gushi>" in self.stoi
+
+    def never_emitted_mask(self, dtype: str = "float32") -> np.ndarray:
+        """(V,) 1 at the tokens a sampler must never emit (`never_emitted`), 0 elsewhere."""
+        mask = np.zeros(len(self.itos), dtype)
+        mask[self.never_emitted] = 1
+        return mask
 
     def start(self, token: str) -> int:
         """The first input of a sequence: the form token when the vocabulary has form tokens, else <bos>."""

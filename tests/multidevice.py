@@ -37,9 +37,10 @@ def resume_across_device_counts(root):
     """4 steps on 2 devices, resumed for 2 more on 1; against 6 steps on 1 device."""
     from pathlib import Path
 
-    from conftest import tiny_raw
     from symlstm import load_config, train
-    from symlstm.checkpoint import load
+    from symlstm.run.checkpoint import load
+
+    from conftest import tiny_raw
 
     quiet = dict(log=lambda *_: None, progress=False)
     raw = tiny_raw(max_steps=6, eval_every=2)

@@ -7,9 +7,11 @@ JAX backend never calls: the counter below proves that it ran.
 import numpy as np
 import pytest
 
+from symlstm import ModelConfig, compile_model, init_params
+from symlstm.core import xent
+from symlstm.tools.gradcheck import TOLERANCE, gradient_check
+
 from reference import nll_sum
-from symlstm import ModelConfig, compile_model, init_params, xent
-from symlstm.gradcheck import TOLERANCE, gradient_check
 
 E, H, V, B, T = 4, 5, 6, 2, 3
 

@@ -1,7 +1,7 @@
 """Bucketed poem batches and stream windows."""
 import numpy as np
 
-from symlstm.batching import batch_shapes, padding_fraction, poem_batches, stream_batches
+from symlstm.corpus.batching import batch_shapes, padding_fraction, poem_batches, stream_batches
 
 
 def _seqs(rng, n=300):

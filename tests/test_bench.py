@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from symlstm.bench import SHAPES, flops_per_char, format_table
+from symlstm.tools.bench import SHAPES, flops_per_char, format_table
 
 
 def test_flops_per_char_matches_the_speed_issue():
@@ -44,7 +44,7 @@ def test_table_says_when_torch_is_missing():
 
 _FAULTS = """
 import ctypes, resource
-import symlstm.runtime as c
+import symlstm.backend.runtime as c
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from symlstm import checkpoint as ckpt_io
+from symlstm.run import checkpoint as ckpt_io
 
 
 def _ckpt():
@@ -36,7 +36,7 @@ def test_crash_mid_write_leaves_the_previous_checkpoint(tmp_path):
     path = tmp_path / "last.h5"
     ckpt_io.save(path, _ckpt())
     code = ("import os, numpy as np, h5py\n"
-            "from symlstm import checkpoint as c\n"
+            "from symlstm.run import checkpoint as c\n"
             "orig = h5py.File.__exit__\n"
             "def crash(self, *a):\n"
             "    orig(self, *a)\n"

@@ -131,7 +131,7 @@ def test_gradcheck_json_version_and_help():
 def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch, capsys):
     """Only symlstm's own UserErrors become one line and exit 2; a ValueError from deep inside
     (a bug) keeps its traceback."""
-    from symlstm import cli
+    from symlstm.app import cli
     from symlstm.errors import UserError
 
     def broken(args):

@@ -1,9 +1,10 @@
 """Config files and overrides: strict keys with suggestions, types, values, the shipped configs."""
 import pytest
 
-from conftest import ROOT
+from symlstm.backend.runtime import BACKENDS
 from symlstm.config import ConfigError, load_config
-from symlstm.runtime import BACKENDS
+
+from conftest import ROOT
 
 
 # -- config ---------------------------------------------------------------------------------------

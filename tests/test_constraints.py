@@ -1,6 +1,6 @@
 """Decoding under constraints: tones and rhyme without loopholes, keywords, templates, and the
 whole-poem likelihood that picks among candidates. Samples are judged by checkers written apart from
-symlstm's: pingshui-rhyme (PyPI), and the rules below read straight from data/pingshui.json."""
+symlstm's: pingshui-rhyme (PyPI), and the rules below read straight from symlstm/poetics/tables/pingshui.json."""
 import itertools
 import random
 import warnings
@@ -8,15 +8,17 @@ import warnings
 import numpy as np
 import pytest
 
+from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
+from symlstm.poetics.forms import form_of
+from symlstm.poetics.lexicon import Lexicon
+from symlstm.poetics.script import split_lines
+from symlstm.poetics.verse import check_verse, pattern_lines
+from symlstm.vocab import EOS, SPECIALS
+from symlstm.workbench.constraints import Shape
+from symlstm.workbench.decode import DecodeError
+
 from conftest import ROOT
 from reference import nll_sum, pingshui_table
-from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
-from symlstm.constraints import Shape
-from symlstm.decode import DecodeError
-from symlstm.forms import form_of, split_lines
-from symlstm.lexicon import Lexicon
-from symlstm.verse import check_verse, pattern_lines
-from symlstm.vocab import EOS, SPECIALS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -25,7 +27,7 @@ with warnings.catch_warnings():
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()
 
 
-TONES, GROUPS = pingshui_table(ROOT / "data" / "pingshui.json")
+TONES, GROUPS = pingshui_table(ROOT / "symlstm" / "poetics" / "tables" / "pingshui.json")
 CHECKER = PoemStructureChecker()
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from symlstm.config import DataConfig
-from symlstm.corpus import CorpusError, build_corpus, load_corpus, load_raw, normalize, split_of
-from symlstm.forms import form_of
+from symlstm.corpus.loading import CorpusError, build_corpus, load_corpus, load_raw, normalize, split_of
+from symlstm.poetics.forms import form_of
 from symlstm.vocab import BOS, EOS, UNK, Vocab
 
 FIX = Path(__file__).parent / "fixtures"
@@ -78,7 +78,7 @@ def test_build_corpus_encodes_bos_and_eos_and_reports_unk():
 
 
 def test_sequences_hold_a_split_in_one_array_and_act_as_a_list():
-    from symlstm.corpus import Sequences
+    from symlstm.corpus.loading import Sequences
 
     arrays = [np.array(a, np.int32) for a in ([1, 5, 6, 2], [1, 7, 2], [3, 9, 9, 9, 2], [1, 2])]
     seqs = Sequences.of(arrays)
@@ -143,7 +143,7 @@ def test_bad_input_messages(tmp_path):
 
 
 def test_make_data_checks_npm_and_the_pinned_integrity(monkeypatch, tmp_path):
-    from symlstm import fetch
+    from symlstm.corpus import fetch
 
     monkeypatch.setattr(fetch.shutil, "which", lambda name: None)
     with pytest.raises(fetch.FetchError, match="npm: not found"):
@@ -165,7 +165,7 @@ def test_make_data_writes_the_ci_in_traditional_characters_with_their_tunes(tmp_
     import json
     import tarfile
 
-    from symlstm.fetch import extract
+    from symlstm.corpus.fetch import extract
 
     ci = [{"author": "苏轼", "rhythmic": "念奴娇", "paragraphs": ["大江东去，浪淘尽，千古风流人物。"]},
           {"author": "李清照", "rhythmic": "声声慢", "paragraphs": ["寻寻觅觅，冷冷清清。"]},
@@ -193,7 +193,7 @@ def test_make_data_writes_the_ci_in_traditional_characters_with_their_tunes(tmp_
 
 
 def test_the_parallel_couplets_of_a_lvshi():
-    from symlstm.fetch import parallel_couplets
+    from symlstm.corpus.fetch import parallel_couplets
 
     chun_wang = "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。"
     assert parallel_couplets(chun_wang) == ["感時花濺淚，恨別鳥驚心。", "烽火連三月，家書抵萬金。"]

@@ -1,16 +1,17 @@
 """Couplets (對聯): the 下聯 mirrors the 上聯's shape, opposes its tones, shares none of its characters
-except mirrored 疊字; judged by rules written out here from data/pingshui.json."""
+except mirrored 疊字; judged by rules written out here from symlstm/poetics/tables/pingshui.json."""
 import numpy as np
 import pytest
 
+from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
+from symlstm.run.evaluate import evaluate_couplets
+from symlstm.workbench.decode import DecodeError
+
 from conftest import ROOT
 from reference import forward, pingshui_table
-from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
-from symlstm.decode import DecodeError
-from symlstm.evaluate import evaluate_couplets
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:2000]
-TONES, _ = pingshui_table(ROOT / "data" / "pingshui.json")
+TONES, _ = pingshui_table(ROOT / "symlstm" / "poetics" / "tables" / "pingshui.json")
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,13 @@ import math
 import numpy as np
 import pytest
 
+from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, evaluate, init_params
+from symlstm.poetics.forms import form_of
+from symlstm.vocab import SPECIALS
+from symlstm.workbench.decode import DecodeError
+
 from conftest import ROOT
 from reference import nll_sum
-from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, evaluate, init_params
-from symlstm.forms import form_of
-from symlstm.vocab import SPECIALS
-from symlstm.decode import DecodeError
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:300]
 
@@ -136,8 +137,8 @@ def test_draw_is_the_inverse_cdf_and_never_picks_a_zero_weight():
     import pytensor
     import pytensor.tensor as pt
 
-    from symlstm.model import draw
-    from symlstm.runtime import get_mode
+    from symlstm.backend.runtime import get_mode
+    from symlstm.core.sampling import draw
 
     rng = np.random.default_rng(0)
     B, V = 64, 1000

@@ -6,10 +6,12 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_raw
 from symlstm import SampleOptions, Sampler, load_config, load_corpus, load_model, train
-from symlstm.forms import form_tokens, split_lines
+from symlstm.poetics.forms import form_tokens
+from symlstm.poetics.script import split_lines
 from symlstm.vocab import BOS, SPECIALS
+
+from conftest import ROOT, tiny_raw
 
 QUATRAINS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:300]
 CI = [{"rhythmic": "浣溪沙", "paragraphs": ["一曲新詞酒一杯，去年天氣舊亭臺。", "夕陽西下幾時回？"]},
@@ -52,7 +54,7 @@ def test_each_poem_starts_with_its_form_token(project):
 
 @pytest.mark.slow
 def test_a_form_token_model_trains_samples_each_form_and_reports_each_form(project, tmp_path):
-    from symlstm.evaluate import evaluate_split
+    from symlstm.run.evaluate import evaluate_split
 
     train(config(max_steps=3, eval_every=3), tmp_path / "run", project, log=lambda *_: None, progress=False)
     with h5py.File(tmp_path / "run" / "best.h5", "r") as f:
@@ -82,8 +84,8 @@ def test_validation_reports_each_form_and_compare_scores_the_poems_both_models_k
     import csv
     import math
 
-    from symlstm.evaluate import compare, evaluate_texts
-    from symlstm.forms import form_token
+    from symlstm.poetics.forms import form_token
+    from symlstm.run.evaluate import compare, evaluate_texts
 
     train(config(max_steps=4, eval_every=2), tmp_path / "run", project, log=lambda *_: None, progress=False)
     rows = list(csv.DictReader((tmp_path / "run" / "valid_forms.csv").open(encoding="utf-8")))
@@ -116,7 +118,7 @@ def test_validation_reports_each_form_and_compare_scores_the_poems_both_models_k
         want = evaluate_texts(model, vocab, part)["perplexity"]
         assert by_form[form]["poems"] == len(part) and by_form[form]["a"] == by_form[form]["b"] == pytest.approx(want)
     assert math.isfinite(by_form["all"]["a"])
-    from symlstm.evaluate import evaluate, evaluate_couplets
+    from symlstm.run.evaluate import evaluate, evaluate_couplets
 
     ci = "一曲新詞酒一杯，去年天氣舊亭臺。夕陽西下幾時回？"  # a corpus knows its tune; its text alone does not say
     result = compare({"a": (model, vocab)}, [ci], forms=["<ci:浣溪沙>"])

@@ -1,7 +1,7 @@
 """pytensor.grad against central differences (an independent numeric computation)."""
 import pytest
 
-from symlstm.gradcheck import TOLERANCE, gradient_check, standard_models
+from symlstm.tools.gradcheck import TOLERANCE, gradient_check, standard_models
 
 
 @pytest.mark.parametrize("cfg", standard_models(), ids=lambda c: f"{c.cell}-L{c.num_layers}")
@@ -17,7 +17,8 @@ def test_symbolic_gradients_match_central_differences(cfg):
 def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
     """The check must fail when the symbolic gradient is wrong: scale it and look."""
     import pytensor
-    from symlstm import gradcheck
+
+    from symlstm.tools import gradcheck
 
     real_grad = pytensor.grad
     monkeypatch.setattr(gradcheck.pytensor, "grad", lambda cost, wrt: [g * 1.001 for g in real_grad(cost, wrt)])

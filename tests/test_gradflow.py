@@ -4,9 +4,10 @@ import csv
 import numpy as np
 import pytest
 
-from reference import cell_step
 from symlstm import ModelConfig, init_params
-from symlstm.gradflow import gradient_flow, write_csv
+from symlstm.tools.gradflow import gradient_flow, write_csv
+
+from reference import cell_step
 
 
 def numpy_last_loss(params, cell, x, y, k, bump_h=None, bump_c=None):
@@ -61,7 +62,7 @@ def test_rnn_with_small_weights_decays_faster_than_lstm_with_open_forget_gates(t
 
 
 def test_graph_report_counts_and_scan_ops():
-    from symlstm.graphinfo import step_graph, training_graph_report
+    from symlstm.tools.graphinfo import step_graph, training_graph_report
 
     cfg = ModelConfig(embedding=4, hidden=6)
     assert "h_tm1" in step_graph(cfg) and "Sigmoid" in step_graph(cfg)

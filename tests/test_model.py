@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from reference import forward, nll_sum
 from symlstm import ModelConfig, TrainConfig, compile_model, init_params
-from symlstm.model import param_shapes
+from symlstm.core.model import param_shapes
+
+from reference import forward, nll_sum
 
 B, T, E, H, V = 2, 3, 4, 5, 6
 

@@ -5,7 +5,7 @@ import pytensor.tensor as pt
 import pytest
 
 from symlstm import ModelConfig, TrainConfig, compile_model, init_params
-from symlstm import optim
+from symlstm.core import optim
 
 A = np.array([[1.0, -2.0], [0.5, 3.0]])  # loss = Σ a p² / 2, so grad = a p
 

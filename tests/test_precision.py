@@ -7,10 +7,10 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
+from symlstm.backend.runtime import get_mode
 from symlstm.config import ConfigError, ModelConfig, load_config
-from symlstm.gradcheck import BF16_TOLERANCE, bf16_gradient_check, standard_models
-from symlstm.precision import Bf16Dot, round_bf16
-from symlstm.runtime import get_mode
+from symlstm.core.precision import Bf16Dot, round_bf16
+from symlstm.tools.gradcheck import BF16_TOLERANCE, bf16_gradient_check, standard_models
 
 
 def _bf16_by_bits(x):
@@ -86,7 +86,7 @@ def test_bf16_model_gradients_match_the_float64_straight_through_reference(cfg):
 
 
 def test_bf16_gradient_check_detects_a_wrong_gradient(monkeypatch):
-    from symlstm import gradcheck
+    from symlstm.tools import gradcheck
     real = pytensor.grad
     monkeypatch.setattr(gradcheck.pytensor, "grad",
                         lambda cost, wrt: [g * (1.05 if cost.dtype == "float32" else 1.0) for g in real(cost, wrt)])
@@ -105,10 +105,10 @@ def test_bf16_needs_float32_master_parameters():
 def test_bf16_training_loss_equals_the_numpy_reference_with_rounded_factors():
     """The bf16 training graph's loss (lr 0: nothing moves) against tests/reference.py in float64
     whose every product rounds its factors to bf16 first; and it is not the float32 loss."""
-    from reference import nll_sum
-
     from symlstm import compile_model, init_params
     from symlstm.config import TrainConfig
+
+    from reference import nll_sum
 
     def mm(a, b):  # the bf16 product, in float64 sums
         return round_bf16(a.astype(np.float32)).astype(np.float64) @ round_bf16(b.astype(np.float32)).astype(np.float64)
@@ -135,7 +135,7 @@ def test_bf16_training_loss_equals_the_numpy_reference_with_rounded_factors():
 def test_auto_precision_is_measured_once_per_machine_and_kept(tmp_path, monkeypatch):
     import json
 
-    from symlstm import precision
+    from symlstm.core import precision
 
     monkeypatch.setenv("SYMLSTM_JAX_CACHE", str(tmp_path / "jax"))
     assert precision.resolve("auto", "c") == "float32" and precision.resolve("bf16", "c") == "bf16"

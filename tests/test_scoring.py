@@ -4,10 +4,12 @@ import math
 import numpy as np
 import pytest
 
+from symlstm import ModelConfig, Vocab, compile_model, init_params
+from symlstm.run.evaluate import surprisal
+from symlstm.workbench.scoring import score
+
 from conftest import ROOT
 from reference import forward
-from symlstm import ModelConfig, Vocab, compile_model, init_params
-from symlstm.scoring import score, surprisal
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:300]
 

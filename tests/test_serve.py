@@ -9,10 +9,11 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
 from symlstm import ModelConfig, Vocab, compile_model, init_params, load_model
-from symlstm.forms import form_of
-from symlstm.serve import LIMITS, Engine, create_app
+from symlstm.app.serve import LIMITS, Engine, create_app
+from symlstm.poetics.forms import form_of
+
+from conftest import ROOT
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:400]
 BROKEN = "白日依山盡，白河入海流。欲窮千里目，更上一層樓。"  # 孤平 in line 2
@@ -135,7 +136,7 @@ def test_concurrent_requests_share_the_model_safely(server):
 
 
 def test_the_server_listens_on_localhost_unless_told():
-    from symlstm.cli import build_parser
+    from symlstm.app.cli import build_parser
 
     assert build_parser().parse_args(["serve", "--checkpoint", "x.h5"]).host == "127.0.0.1"
 

@@ -9,10 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_raw
-from symlstm import checkpoint as ckpt_io
 from symlstm.config import load_config
-from symlstm.train import TrainingError, train
+from symlstm.run import checkpoint as ckpt_io
+from symlstm.run.train import TrainingError, train
+
+from conftest import ROOT, tiny_raw
 
 
 def quiet(*_):
@@ -58,10 +59,10 @@ def test_resume_across_an_epoch_boundary_is_bit_exact(small_corpus, tmp_path):
 
 
 def test_warm_up_compiles_without_changing_what_training_does(small_corpus):
-    from symlstm.compiled import compile_model
-    from symlstm.corpus import load_corpus
-    from symlstm.model import init_params
-    from symlstm.train import epoch_batches
+    from symlstm.core.compiled import compile_model
+    from symlstm.core.model import init_params
+    from symlstm.corpus.loading import load_corpus
+    from symlstm.run.train import epoch_batches
 
     cfg = load_config(raw=tiny_raw())
     corpus = load_corpus(cfg.data, small_corpus, warn=quiet)
@@ -88,7 +89,7 @@ def test_one_validation_schedule_across_epoch_ends(small_corpus, tmp_path):
 
 def test_progress_bar_follows_the_time_budget():
     from symlstm.config import Config, TrainConfig
-    from symlstm.train import RunState, Trainer
+    from symlstm.run.train import RunState, Trainer
 
     t = Trainer.__new__(Trainer)  # only the bar's arithmetic: no model needed
     t.cfg, t.step_limit = Config(train=TrainConfig(time_budget=60.0)), 10_000
@@ -139,7 +140,7 @@ def test_a_split_too_short_to_train_is_refused_before_the_first_step(tmp_path):
 
 
 def test_an_unexpected_error_still_saves_what_was_trained(small_corpus, tmp_path, monkeypatch):
-    from symlstm.compiled import CompiledModel
+    from symlstm.core.compiled import CompiledModel
 
     real, calls = CompiledModel.train_step, []
 

@@ -2,12 +2,14 @@
 layout, and the scorer on a famous ci and on one altered to break a rule."""
 import pytest
 
-from conftest import ROOT
 from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
-from symlstm.decode import DecodeError
-from symlstm.lexicon import Lexicon
-from symlstm.tunes import clauses, load, parse_layout, tune_of
-from symlstm.verse import check_any
+from symlstm.poetics.lexicon import Lexicon
+from symlstm.poetics.script import clauses
+from symlstm.poetics.tunes import load, parse_layout, tune_of
+from symlstm.poetics.verse import check_any
+from symlstm.workbench.decode import DecodeError
+
+from conftest import ROOT
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:2000]
 YAN_SHU = "一曲新詞酒一杯，去年天氣舊亭臺。夕陽西下幾時回？無可奈何花落去，似曾相識燕歸來。小園香徑獨徘徊。"
@@ -60,7 +62,7 @@ def test_keywords_and_acrostic_in_a_ci(sampler):
         assert "明月" in p["text"] and p["text"][0] == "春" and p["text"][8] == "夏", p["text"]
     with pytest.raises(DecodeError, match="--pattern and --rhyme are for the regulated forms"):
         sampler.sample(SampleOptions(form="ci:浣溪沙", rhyme="東"))
-    with pytest.raises(DecodeError, match="ci:TUNE with a tune of data/ci_tunes.json"):
+    with pytest.raises(DecodeError, match="ci:TUNE with a tune of symlstm/poetics/tables/ci_tunes.json"):
         sampler.sample(SampleOptions(form="ci:不存在"))
 
 

@@ -3,11 +3,12 @@ import random
 
 import pytest
 
+from symlstm.corpus.loading import split_of
+from symlstm.corpus.novelty import NoveltyIndex
+from symlstm.poetics.lexicon import Lexicon
+from symlstm.poetics.verse import check_verse, pattern_lines
+
 from conftest import ROOT
-from symlstm.corpus import split_of
-from symlstm.novelty import NoveltyIndex
-from symlstm.lexicon import Lexicon
-from symlstm.verse import check_verse, pattern_lines
 
 POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()
 
@@ -112,7 +113,7 @@ def test_novelty_of_a_training_poem_and_of_a_shuffle():
 def test_novelty_index_answers_as_sets_of_lines_and_4grams_would():
     import re
 
-    from symlstm.forms import PUNCT
+    from symlstm.poetics.script import PUNCT
 
     train, test = POEMS[:3000], POEMS[3000:3200]
     index = NoveltyIndex(train)
@@ -132,7 +133,7 @@ def test_novelty_index_answers_as_sets_of_lines_and_4grams_would():
 
 
 def test_strains_agreement_and_coverage_count_what_they_say(lex):
-    from symlstm.lexicon import coverage, strains_agreement
+    from symlstm.poetics.lexicon import coverage, strains_agreement
 
     poem = "白日依山盡，黃河入海流。"
     ids = {poem: "p1"}

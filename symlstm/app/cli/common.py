@@ -1,0 +1,51 @@
+"""What every command shares: the arguments several commands take (spelled once), the working
+directory, warnings on stderr, printing a result."""
+import json
+import sys
+from pathlib import Path
+
+from symlstm.backend.runtime import BACKENDS
+
+SPLITS = ["train", "valid", "test"]
+
+
+def shared_args(p, checkpoint: str | bool = False, backend: bool = False, seed: bool = False,
+                json: bool = False, overrides: bool = False):
+    """Add the arguments many commands share: `checkpoint` True for a required --checkpoint, or the
+    help of an optional one; --backend; --seed (0); --json; --set SECTION.KEY=VALUE (repeatable)."""
+    if checkpoint is True:
+        p.add_argument("--checkpoint", required=True, help="a checkpoint written by `symlstm train` (runs/NAME/best.h5)")
+    elif checkpoint:
+        p.add_argument("--checkpoint", help=checkpoint)
+    if backend:
+        p.add_argument("--backend", choices=list(BACKENDS), help="run on this backend instead of the checkpoint's")
+    if seed:
+        p.add_argument("--seed", type=int, default=0)
+    if overrides:
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    if json:
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def add_commands(sub, commands):
+    """One subparser per (name, help, arguments, command) row, in the table's order."""
+    for name, help_, arguments, command in commands:
+        p = sub.add_parser(name, help=help_)
+        arguments(p)
+        p.set_defaults(func=command)
+
+
+def project_root() -> Path:
+    return Path.cwd()
+
+
+def warn(message: str):
+    print(message, file=sys.stderr)
+
+
+def print_result(d: dict, as_json: bool, width: int):
+    if as_json:
+        print(json.dumps(d))
+        return
+    for k, v in d.items():
+        print(f"{k:>{width}}: {v:.6g}" if isinstance(v, float) else f"{k:>{width}}: {v}")

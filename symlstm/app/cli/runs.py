@@ -1,0 +1,300 @@
+"""Commands about models and runs: train, eval, compare, plot, data, gradcheck, gradflow, graph, bench."""
+import json
+from pathlib import Path
+
+from symlstm.backend.runtime import BACKENDS
+from symlstm.errors import UserError
+
+from .common import SPLITS, print_result, project_root, shared_args, warn
+
+
+def train_args(p):
+    p.add_argument("--config", help="YAML config (e.g. configs/poems.yaml)")
+    shared_args(p, overrides=True)
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.h5")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in the run directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_train(args):
+    from symlstm.config import load_config
+    from symlstm.run.train import train
+
+    progress = not args.no_progress
+    if args.resume:
+        train(None, args.resume, project_root(), resume=True, overrides=args.set, progress=progress)
+        return 0
+    if not args.config:
+        raise UserError("train: give --config FILE (or --resume RUN_DIR)")
+    cfg = load_config(args.config, args.set)
+    train(cfg, args.out or f"runs/{cfg.name}", project_root(), overwrite=args.overwrite, progress=progress)
+    return 0
+
+
+def eval_args(p):
+    shared_args(p, checkpoint=True, backend=True, json=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="one poem per line")
+    src.add_argument("--split", choices=SPLITS)
+    src.add_argument("--couplets", help="one couplet per line (上聯，下聯。): the perplexity of each 下聯 given its 上聯")
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def cmd_eval(args):
+    from symlstm.corpus.loading import read_poems
+    from symlstm.run.checkpoint import load_model
+    from symlstm.run.evaluate import evaluate_couplets, evaluate_split, evaluate_texts
+
+    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+    if args.couplets:
+        result = evaluate_couplets(compiled, vocab, read_poems(args.couplets))
+    elif args.text:
+        result = evaluate_texts(compiled, vocab, read_poems(args.text), args.batch_size)
+    else:
+        result = evaluate_split(compiled, vocab, cfg.data, args.split, project_root(), args.batch_size, warn=warn)
+    print_result(result, args.json, 14)
+    return 0
+
+
+def compare_args(p):
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="one poem per line")
+    src.add_argument("--split", choices=SPLITS, help="a split of --config's corpus")
+    p.add_argument("--config", default="configs/poems.yaml", help="the corpus of --split (default: %(default)s)")
+    p.add_argument("--couplets", action="store_true",
+                   help="the poems are couplets (上聯，下聯。): each 下聯's perplexity given its 上聯")
+    p.add_argument("--limit", type=int, default=0, help="only the first N poems (0, the default: all)")
+    p.add_argument("--batch-size", type=int, default=32)
+    shared_args(p, backend=True, json=True)
+
+
+def cmd_compare(args):
+    from symlstm.config import load_config
+    from symlstm.corpus.loading import load_corpus, read_poems
+    from symlstm.run.checkpoint import load_model
+    from symlstm.run.evaluate import compare
+
+    forms = None
+    if args.text:
+        texts = read_poems(args.text)
+    else:
+        corpus = load_corpus(load_config(args.config).data, project_root(), warn=warn)
+        texts = corpus.texts[args.split]
+        if corpus.vocab.has_form_tokens:  # the corpus knows each poem's form token (a ci's tune)
+            forms = [corpus.vocab.itos[t] for t in corpus.splits[args.split].firsts()]
+    if args.limit:
+        texts, forms = texts[:args.limit], forms and forms[:args.limit]
+    models = {}
+    for path in args.checkpoints:
+        compiled, vocab, _ = load_model(path, args.backend)
+        models[path] = (compiled, vocab)
+    result = compare(models, texts, args.batch_size, couplets=args.couplets, forms=forms)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0
+    print(f"{result['known']} of {result['poems']} poems have only characters every model knows; perplexity:")
+    print("| form | poems | " + " | ".join(models) + " |")
+    print("|---|---|" + "---|" * len(models))
+    for row in result["rows"]:
+        print(f"| {row['form']} | {row['poems']} | " + " | ".join(f"{row[m]:.1f}" for m in models) + " |")
+    return 0
+
+
+def gradcheck_args(p):
+    p.add_argument("--config", help="check this config's model sizes instead of the standard tiny models")
+    shared_args(p, overrides=True, json=True)
+    p.add_argument("--vocab-size", type=int, default=50)
+    p.add_argument("--max-entries", type=int, default=40, help="entries checked per tensor (sampled beyond)")
+    p.add_argument("--backend", default="jax", choices=list(BACKENDS))
+
+
+def cmd_gradcheck(args):
+    import dataclasses
+
+    from symlstm.config import load_config
+    from symlstm.tools.gradcheck import BF16_TOLERANCE, TOLERANCE, bf16_gradient_check, gradient_check, standard_models
+
+    if args.config:
+        mcfg = load_config(args.config, args.set).model
+        models = [dataclasses.replace(mcfg, dtype="float64")]
+        vocab = args.vocab_size
+    else:
+        models = standard_models(args.backend)
+        vocab = 6
+    table, bf16, ok = [], [], True
+    for mcfg in models:
+        rows = gradient_check(mcfg, vocab_size=vocab, max_entries=args.max_entries)
+        # the bf16 path (JAX), against the float64 straight-through reference: no central differences
+        more = bf16_gradient_check(mcfg, vocab_size=vocab) if args.backend == "jax" else []
+        for r in rows + more:
+            r["model"] = f"{mcfg.cell} L={mcfg.num_layers} H={mcfg.hidden}"
+            ok &= r["passed"]
+        table, bf16 = table + rows, bf16 + more
+    if args.json:
+        print(json.dumps({"tolerance": TOLERANCE, "passed": bool(ok), "rows": table,
+                          "bf16_tolerance": BF16_TOLERANCE, "bf16_rows": bf16}, indent=1))
+    else:
+        print(f"{'model':<16} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
+        for r in table:
+            flag = "" if r["passed"] else "  FAIL"
+            print(f"{r['model']:<16} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} {r['entries']:>7} "
+                  f"{r['max_abs_error']:>12.2e} {r['max_rel_error']:>12.2e}{flag}")
+        worst = max(r["max_rel_error"] for r in table)
+        print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e})")
+        if bf16:
+            print("\nbf16 path (precision: bf16) against the float64 gradient of the same rounded products")
+            for r in bf16:
+                flag = "" if r["passed"] else "  FAIL"
+                print(f"{r['model']:<16} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} "
+                      f"max |a-r|/max|r| {r['max_rel_error']:.2e}{flag}")
+            print(f"largest {max(r['max_rel_error'] for r in bf16):.2e} (tolerance {BF16_TOLERANCE:.0e})")
+        print("PASSED" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+def plot_args(p):
+    p.add_argument("run_dir")
+
+
+def cmd_plot(args):
+    from symlstm.run.plots import plot_metrics
+
+    print(plot_metrics(Path(args.run_dir)))
+    return 0
+
+
+def data_args(p):
+    p.add_argument("--out", default="data/full")
+
+
+def cmd_data(args):
+    from symlstm.corpus.fetch import make_data
+
+    counts, report = make_data(Path(args.out))
+    for name, n in counts.items():
+        print(f"{Path(args.out) / (name + '.txt')}: {n} poems")
+    top = ", ".join(f"{ch}→{'/'.join(f'{t} {n}' for t, n in forms.items())}" for ch, forms in list(report["chosen"].items())[:8])
+    print(f"{Path(args.out) / 'songci.json'}: the ci in traditional characters with their tune names ({report['converter']}); "
+          f"{report['one_to_many_positions']} positions held one of {report['one_to_many_characters']} one-to-many "
+          f"characters, decided by OpenCC's phrase table (most frequent: {top}); "
+          f"every choice in {Path(args.out) / 'songci_conversion.json'}")
+    return 0
+
+
+def bench_args(p):
+    p.add_argument("--backend", default="jax", choices=list(BACKENDS))
+    p.add_argument("--steps", type=int, default=20, help="timed steps per shape (after 3 warm-up steps)")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    p.add_argument("--no-sampling", action="store_true")
+    p.add_argument("--no-starts", action="store_true", help="skip the cold/warm start measurement")
+    p.add_argument("--no-system-malloc", action="store_true",
+                   help="skip the second training run with glibc's malloc left as it is")
+    shared_args(p, json=True)
+    p.add_argument("--torch-train", metavar="CONFIG",
+                   help="instead: train CONFIG's recipe in PyTorch (same split, batches, budget) and print its perplexity")
+    p.add_argument("--bf16", action="store_true", help="with --torch-train: under torch.autocast(bfloat16)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="with --torch-train: override a config key")
+
+
+def cmd_bench(args):
+    from symlstm.tools.bench import as_json, format_table, run_all
+
+    if args.torch_train:
+        from symlstm.config import load_config
+        from symlstm.tools.torch_reference import train_reference
+
+        cfg = load_config(args.torch_train, args.overrides)
+        result = train_reference(cfg, ".", bf16=args.bf16)
+        print(as_json(result) if args.json else
+              f"PyTorch {result['torch']}{' autocast bf16' if args.bf16 else ''}, {args.torch_train}: "
+              f"{result['steps']} steps, {result['epochs']} epochs, {result['elapsed_sec']:.0f} s of steps; "
+              f"best validation perplexity {result['valid_perplexity']:.2f}, test {result['test_perplexity']:.2f}")
+        return 0
+    result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
+                     sampling=not args.no_sampling, starts=not args.no_starts,
+                     system_malloc=not args.no_system_malloc)
+    print(as_json(result) if args.json else format_table(result))
+    return 0
+
+
+def gradflow_args(p):
+    p.add_argument("--checkpoint", help="a trained model (else fresh models of each of --cells)")
+    p.add_argument("--cells", default="rnn,gru,lstm")
+    p.add_argument("--config", help="sizes and corpus of the fresh models")
+    shared_args(p, seed=True, overrides=True)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--embedding", type=int, default=128)
+    p.add_argument("--length", type=int, default=101, help="T: distances 0 … T-1 (101 reaches distance 100)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--random", action="store_true", help="random token sequences instead of the corpus")
+    p.add_argument("--out", default="runs/gradflow")
+
+
+def cmd_gradflow(args):
+    import numpy as np
+
+    from symlstm.config import load_config
+    from symlstm.tools.gradflow import gradient_flow, plot, prepare, summary_row, write_csv
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(args.config, args.set) if args.config else load_config(
+        raw={"model": {"hidden": args.hidden, "embedding": args.embedding}}, overrides=args.set)
+    models, x, y = prepare(cfg, project_root(), args.checkpoint, [c.strip() for c in args.cells.split(",")],
+                           args.random, args.length, args.batch, args.seed)
+    results = [{**gradient_flow(params, mcfg, x, y), "label": label} for label, mcfg, params in models]
+    write_csv(results, out / "gradflow.csv")
+    plot(results, out / "gradflow.png")
+    print(f"{'model':<18}{'|dL/dh| d=1':>13}{'d=10':>11}{'d=50':>11}{'d=100':>11}{'decay/step':>12}{'forget gate':>13}")
+    for r in results:
+        row = summary_row(r)
+        fg = f"{row['forget_gate_mean']:.3f}" if np.isfinite(row["forget_gate_mean"]) else "-"
+        print(f"{r['label']:<18}{row['d1']:>13.2e}{row['d10']:>11.2e}{row['d50']:>11.2e}{row['d100']:>11.2e}"
+              f"{row['decay_per_step']:>12.3f}{fg:>13}")
+    print(f"wrote {out / 'gradflow.csv'} and {out / 'gradflow.png'}")
+    return 0
+
+
+def graph_args(p):
+    p.add_argument("--config")
+    shared_args(p, overrides=True)
+    p.add_argument("--svg", help="draw the compiled training graph (needs pydot and graphviz)")
+
+
+def cmd_graph(args):
+    from symlstm.config import load_config
+    from symlstm.tools.graphinfo import draw_svg, step_graph, training_graph_report
+
+    cfg = load_config(args.config, args.set) if args.config else load_config(overrides=args.set)
+    print(f"one {cfg.model.cell} step (pytensor.printing.debugprint):")
+    print(step_graph(cfg.model))
+    r = training_graph_report(cfg.model)
+    print(f"training step ({cfg.model.backend} backend): {r['nodes_before']} nodes before rewrites, "
+          f"{r['nodes_after']} after")
+    if r["float64_outputs"] is not None:
+        print(f"float64 results in the float32 graph: {r['float64_outputs']}")
+    for scan in r["scans"]:
+        ops = ", ".join(f"{k}×{v}" for k, v in scan["ops"].items())
+        print(f"scan {scan['name']}: {scan['nodes']} nodes: {ops}")
+    if args.svg:
+        try:
+            print(f"wrote {draw_svg(r['function'], args.svg)}")
+        except RuntimeError as err:
+            raise UserError(str(err)) from None
+    return 0
+
+
+COMMANDS = [  # name, help, arguments, command: in the order `symlstm --help` lists them
+    ("train", "train a model from a YAML config", train_args, cmd_train),
+    ("eval", "perplexity of a checkpoint on a file or a split", eval_args, cmd_eval),
+    ("compare", "perplexity of several checkpoints per form, on the poems all of them know", compare_args, cmd_compare),
+    ("gradcheck", "symbolic against numeric gradients", gradcheck_args, cmd_gradcheck),
+    ("plot", "write RUN_DIR/loss.png from metrics.csv", plot_args, cmd_plot),
+    ("bench", "training and sampling chars/s against PyTorch", bench_args, cmd_bench),
+    ("gradflow", "gradient norms across time for RNN, GRU and LSTM", gradflow_args, cmd_gradflow),
+    ("graph", "print the recurrent step's graph and the compiled training graph's size", graph_args, cmd_graph),
+    ("data", "fetch the chinese-poetry corpus into data/full", data_args, cmd_data),
+]

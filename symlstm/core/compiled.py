@@ -1,0 +1,316 @@
+"""Compiling the model's graphs into callable functions (the process set-up for a backend is
+`runtime.py`).
+
+`compile_model` is the one choke point where `pytensor.function` is called (in the build_*
+helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draws dropout masks
+from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
+function per input shape, since JAX compiles for static shapes (a few seconds each). With
+`devices` > 1 the training and evaluation steps run data-parallel over that many devices
+(`devices.Placement`): their arrays stay on the devices, and hT, cT come back as device arrays.
+"""
+import dataclasses
+import functools
+import time
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from symlstm.backend.devices import Placement, resolve
+from symlstm.backend.runtime import get_mode
+from symlstm.config import ModelConfig, TrainConfig
+from symlstm.core import model as M
+from symlstm.core import optim
+from symlstm.core import sampling as S
+from symlstm.core.precision import resolve as resolve_precision
+from symlstm.errors import InputError
+from symlstm.vocab import EOS, PAD
+
+
+def batch_inputs(cfg, static):
+    """Symbolic inputs; with static=(T, B) their shapes are fixed (JAX), else free."""
+    T, B = static if static else (None, None)
+    L, H, f = cfg.num_layers, cfg.hidden, cfg.dtype
+    x = pt.tensor("x", dtype="int32", shape=(T, B))
+    y = pt.tensor("y", dtype="int32", shape=(T, B))
+    mask = pt.tensor("mask", dtype=f, shape=(T, B))
+    h0 = pt.tensor("h0", dtype=f, shape=(L, B, H))
+    c0 = pt.tensor("c0", dtype=f, shape=(L, B, H))
+    return x, y, mask, h0, c0
+
+
+def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None):
+    """The symbolic training step: (inputs, outputs, updates) for build_train_fn and inspection."""
+    x, y, mask, h0, c0 = batch_inputs(cfg, static)
+    lr = pt.scalar("lr", dtype=cfg.dtype)
+    keep = None
+    if cfg.dropout > 0:
+        T, B = static if static else (None, None)
+        keep = [pt.tensor(f"keep{l}", dtype=cfg.dtype, shape=(T, B, cfg.hidden)) for l in range(cfg.num_layers)]
+    mean, _, _, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0, keep)
+    grads = dict(zip(params, pytensor.grad(mean, list(params.values()))))
+    grads, norm = optim.clip_by_global_norm(grads, tcfg.grad_clip, cfg.dtype)
+    upd = optim.updates(params, grads, state, lr, tcfg)
+    return [x, y, mask, h0, c0, lr] + (keep or []), [mean, norm, hT, cT], upd
+
+
+def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, static=None):
+    """(x, y, mask, h0, c0, lr[, keep...]) -> (mean loss, grad norm, hT, cT); updates params and state."""
+    inputs, outputs, upd = train_graph(params, state, cfg, tcfg, static)
+    return pytensor.function(inputs, outputs, updates=upd, mode=mode, name="train_step",
+                             on_unused_input="ignore")  # adadelta has no lr
+
+
+def build_eval_fn(params, cfg: ModelConfig, mode, static=None):
+    """(x, y, mask, h0, c0) -> (summed NLL, token count, hT, cT); no updates, no dropout.
+    Always float32 products: `precision: bf16` speeds training up, while the model that is
+    validated, tested and sampled is its float32 parameters, computed in float32."""
+    cfg = dataclasses.replace(cfg, precision="float32")
+    x, y, mask, h0, c0 = batch_inputs(cfg, static)
+    _, total, count, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0)
+    return pytensor.function([x, y, mask, h0, c0], [total, count, hT, cT], mode=mode, name="evaluate")
+
+
+def build_step_fn(params, cfg: ModelConfig, mode, batch=None):
+    """(tokens (B,), h (L, B, H), c (L, B, H)) -> (log-probabilities (B, V), h, c)."""
+    _, _, _, h, c = batch_inputs(cfg, (None, batch) if batch else None)
+    tokens = pt.tensor("tokens", dtype="int32", shape=(batch,))
+    logits, h1, c1 = M.single_step(params, cfg, tokens, h, c)
+    return pytensor.function([tokens, h, c], [pt.special.log_softmax(logits, axis=-1), h1, c1],
+                             mode=mode, name="step")
+
+
+def build_generate_fn(params, cfg: ModelConfig, mode, static=None):
+    """(first (B,), h, c, noise (N, B, V), inverse temperature, banned (V,)) -> tokens (N, B), h, c."""
+    N, B = static if static else (None, None)
+    _, _, _, h, c = batch_inputs(cfg, (None, B))
+    first = pt.tensor("first", dtype="int32", shape=(B,))
+    noise = pt.tensor("noise", dtype=cfg.dtype, shape=(N, B, None))
+    inv_t = pt.scalar("inv_temperature", dtype=cfg.dtype)
+    banned = pt.vector("banned", dtype=cfg.dtype)
+    tokens, h1, c1 = S.generate_scan(params, cfg, first, h, c, noise, inv_t, banned,
+                                     EOS, PAD)
+    return pytensor.function([first, h, c, noise, inv_t, banned], [tokens, h1, c1], mode=mode, name="generate")
+
+
+def build_form_fn(params, cfg: ModelConfig, mode, static=None, masks=False, greedy=False):
+    """(first (B,), h, c, uniform (N, B), inverse temperature, layout (N, V), tone_ok (N, P, V),
+    rhyme_at (N, P), first_rhyme (V,), group_of (V,)) -> tokens, log-probabilities (N, B)[,
+    allowed masks (N, B, V) with masks=True]; see sampling.generate_in_form. Static shapes: (N, B, P);
+    greedy (argmax instead of a draw) builds a graph of its own."""
+    N, B, P = static if static else (None, None, None)
+    _, _, _, h, c = batch_inputs(cfg, (None, B))
+    first = pt.tensor("first", dtype="int32", shape=(B,))
+    uniform = pt.tensor("uniform", dtype=cfg.dtype, shape=(N, B))
+    inv_t = pt.scalar("inv_temperature", dtype=cfg.dtype)
+    layout = pt.tensor("layout", dtype="bool", shape=(N, None))
+    tone_ok = pt.tensor("tone_ok", dtype="bool", shape=(N, P, None))
+    rhyme_at = pt.tensor("rhyme_at", dtype="bool", shape=(N, P))
+    first_rhyme = pt.vector("first_rhyme", dtype="bool")
+    group_of = pt.vector("group_of", dtype="int32")
+    inputs = [first, h, c, uniform, inv_t, layout, tone_ok, rhyme_at, first_rhyme, group_of]
+    tokens, logp, allowed = S.generate_in_form(params, cfg, *inputs, greedy=greedy)
+    return pytensor.function(inputs, [tokens, logp] + ([allowed] if masks else []), mode=mode, name="generate_in_form")
+
+
+class CompiledModel:
+    """Compiled training, evaluation, single-step and generation functions over shared parameters.
+
+    Arrays are time-major: x, y (T, B) int32; mask (T, B) and states (L, B, H) in cfg.dtype.
+    """
+
+    def __init__(self, params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0,
+                 devices: int = 1):
+        self.mode = get_mode(cfg.backend)
+        cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, cfg.backend))
+        self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
+        n = resolve(devices, cfg.backend)
+        self.placement = Placement(n) if n > 1 else None
+        self.static = cfg.backend == "jax"
+        self.vocab_size = params["embedding"].shape[0]
+        self.params = M.to_shared(params)
+        self.rng = np.random.default_rng(seed)  # dropout masks
+        self._fns = {}
+        self._ran = set()  # (T, B) shapes the training step has run at: compiled
+        self._tables = None  # the last constraint tables and their device copies
+
+    @functools.cached_property
+    def state(self) -> dict:
+        """Optimizer state (name -> shared), made at first use: sampling and evaluation need none."""
+        return optim.init_state(self.params, self.tcfg.optimizer)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _fn(self, kind, key, build):
+        key = (kind, key if self.static else None)
+        if key not in self._fns:
+            self._fns[key] = build(key[1])
+            if self.placement and kind in ("train", "eval"):
+                self._fns[key].trust_input = True  # device arrays go in as they are, not through NumPy
+        return self._fns[key]
+
+    def _on_devices(self, with_state: bool):
+        """Replicate parameters (and optimizer state) on every device where they are host arrays
+        (new, or set from NumPy); after a step they are the step's device outputs already."""
+        for v in list(self.params.values()) + (list(self.state.values()) if with_state else []):
+            if not isinstance(v.container.storage[0], self.placement.jax.Array):
+                v.container.storage[0] = self.placement.replicate(v.container.storage[0])
+
+    def _split(self, *arrays):
+        """Batch arrays (batch on axis 1) onto the devices; rows split evenly, else replicated."""
+        put = self.placement.split if arrays[0].shape[1] % self.placement.n == 0 else self.placement.replicate
+        return [put(a) for a in arrays]
+
+    def _check(self, name, a, kind, shape):
+        if self.placement and kind == "float" and isinstance(a, self.placement.jax.Array):
+            a = np.empty(a.shape, a.dtype)  # a state left on the devices by the previous step: check its shape
+        if not isinstance(a, np.ndarray):
+            raise InputError(f"{name}: expected a NumPy array, got {type(a).__name__}")
+        if kind == "int":
+            if a.dtype.kind not in "iu":
+                raise InputError(f"{name}: expected an integer array of token ids, got dtype {a.dtype}")
+            if a.size and (a.min() < 0 or a.max() >= self.vocab_size):
+                raise InputError(f"{name}: token ids must lie in [0, {self.vocab_size}), got {a.min()}..{a.max()}")
+            a = a.astype(np.int32, copy=False)
+        elif a.dtype != self.cfg.dtype:
+            raise InputError(f"{name}: expected dtype {self.cfg.dtype} (the model's), got {a.dtype}; "
+                            f"use .astype('{self.cfg.dtype}')")
+        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+            raise InputError(f"{name}: expected shape {want}, got {a.shape}")
+        return a
+
+    def _check_batch(self, x, y, mask, h0, c0):
+        x = self._check("x", x, "int", (None, None))
+        T, B = x.shape
+        if T == 0 or B == 0:
+            raise InputError(f"x: empty batch of shape {x.shape}")
+        L, H = self.cfg.num_layers, self.cfg.hidden
+        y, mask = self._check("y", y, "int", (T, B)), self._check("mask", mask, "float", (T, B))
+        self._check("h0", h0, "float", (L, B, H))
+        self._check("c0", c0, "float", (L, B, H))
+        return x, y, mask, h0, c0
+
+    def zero_state(self, batch: int):
+        """Zero initial states (h0, c0), each (L, B, H)."""
+        shape = (self.cfg.num_layers, batch, self.cfg.hidden)
+        return np.zeros(shape, self.cfg.dtype), np.zeros(shape, self.cfg.dtype)
+
+    # -- the four functions ---------------------------------------------------------------------
+    def train_step(self, x, y, mask, h0, c0, lr=None):
+        """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT)."""
+        x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
+        lr = self.tcfg.learning_rate if lr is None else lr
+        fn = self._fn("train", x.shape, lambda s: build_train_fn(
+            self.params, self.state, self.cfg, self.tcfg, self.mode, s))
+        self._ran.add(x.shape)
+        keep = []
+        p = self.cfg.dropout
+        if p > 0:
+            shape = x.shape + (self.cfg.hidden,)
+            keep = [((self.rng.random(shape) >= p) / (1 - p)).astype(self.cfg.dtype) for _ in range(self.cfg.num_layers)]
+        lr = np.asarray(lr, self.cfg.dtype)
+        if self.placement is None:
+            loss, norm, hT, cT = fn(x, y, mask, h0, c0, lr, *keep)
+            return float(loss), float(norm), np.asarray(hT), np.asarray(cT)
+        self.placement.check_batch(x.shape[1])
+        self._on_devices(with_state=True)
+        x, y, mask, h0, c0, *keep = self._split(x, y, mask, h0, c0, *keep)
+        loss, norm, hT, cT = fn(x, y, mask, h0, c0, self.placement.replicate(lr), *keep)
+        return self.placement.scalar(loss), self.placement.scalar(norm), hT, cT
+
+    def evaluate(self, x, y, mask, h0, c0):
+        """Summed NLL (nats) and token count of a batch, without updates: (total, count, hT, cT)."""
+        x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
+        fn = self._fn("eval", x.shape, lambda s: build_eval_fn(self.params, self.cfg, self.mode, s))
+        if self.placement is None:
+            total, count, hT, cT = fn(x, y, mask, h0, c0)
+            return float(total), float(count), np.asarray(hT), np.asarray(cT)
+        self._on_devices(with_state=False)
+        total, count, hT, cT = fn(*self._split(x, y, mask, h0, c0))
+        return self.placement.scalar(total), self.placement.scalar(count), hT, cT
+
+    def step(self, tokens, h, c):
+        """Feed one token per row: tokens (B,) -> (log-probabilities (B, V), h, c)."""
+        tokens = self._check("tokens", tokens, "int", (None,))
+        L, B, H = self.cfg.num_layers, tokens.shape[0], self.cfg.hidden
+        h, c = self._check("h", h, "float", (L, B, H)), self._check("c", c, "float", (L, B, H))
+        fn = self._fn("step", B, lambda b: build_step_fn(self.params, self.cfg, self.mode, b))
+        logp, h, c = fn(tokens, h, c)
+        return np.asarray(logp), np.asarray(h), np.asarray(c)
+
+    def generate(self, first, h, c, noise, temperature=1.0, banned=None):
+        """Generate noise.shape[0] tokens per row in one compiled scan; see sampling.generate_scan."""
+        first = self._check("first", first, "int", (None,))
+        B = first.shape[0]
+        noise = self._check("noise", noise, "float", (None, B, self.vocab_size))
+        banned = np.zeros(self.vocab_size, self.cfg.dtype) if banned is None else banned.astype(self.cfg.dtype)
+        fn = self._fn("generate", noise.shape[:2], lambda s: build_generate_fn(self.params, self.cfg, self.mode, s))
+        tokens, h, c = fn(first, h, c, noise, np.asarray(1.0 / temperature, self.cfg.dtype), banned)
+        return np.asarray(tokens), np.asarray(h), np.asarray(c)
+
+    def generate_in_form(self, first, h, c, uniform, tables, temperature=1.0, greedy=False, masks=False):
+        """Generate a poem of a form per row in one compiled scan under `tables`
+        (`Constraints.tables()`); see sampling.generate_in_form. Returns (tokens (N, B), their
+        log-probabilities (N, B)) and with masks=True the allowed masks (N, B, V) too."""
+        first = self._check("first", first, "int", (None,))
+        uniform = self._check("uniform", uniform, "float", (None, first.shape[0]))
+        L, B, H = self.cfg.num_layers, first.shape[0], self.cfg.hidden
+        h, c = self._check("h", h, "float", (L, B, H)), self._check("c", c, "float", (L, B, H))
+        key = (uniform.shape[0], B, tables[1].shape[1])
+        fn = self._fn(("form", masks, greedy), key,
+                      lambda s: build_form_fn(self.params, self.cfg, self.mode, s, masks, greedy))
+        fn.trust_input = self.static  # checked above; the tables go in as device arrays, not via NumPy
+        out = fn(first, h, c, uniform, np.asarray(1.0 / temperature, self.cfg.dtype), *self._on_device(tables))
+        return tuple(np.asarray(a) for a in out)
+
+    def _on_device(self, tables):
+        """The constraint tables (≈ 0.8 MB for a 五絕 at V 6,000) as the backend's arrays, copied
+        there once per tables object: copying them at every call took 2 ms of a 5 ms poem."""
+        if not self.static:
+            return tables
+        import jax
+
+        if self._tables is None or self._tables[0] is not tables:
+            self._tables = (tables, [jax.device_put(np.asarray(t)) for t in tables])
+        return self._tables[1]
+
+    def warm_up(self, shapes) -> float:
+        """Compile the training step for each (T, B) in `shapes` not run yet, so that no timed step
+        pays for compiling (JAX compiles per shape, seconds each; a run of the whole corpus meets
+        eleven shapes). One step per shape on a one-token batch, whose effects on the parameters,
+        the optimizer state and the dropout generator are then undone. Returns the seconds taken."""
+        todo = sorted({tuple(s) for s in shapes} - self._ran) if self.static else []
+        if not todo:
+            return 0.0
+        start = time.perf_counter()
+        params, state, rng = self.get_params(), self.get_state(), self.rng.bit_generator.state
+        for T, B in todo:
+            x, mask = np.zeros((T, B), np.int32), np.zeros((T, B), self.cfg.dtype)
+            mask[0, 0] = 1
+            self.train_step(x, x, mask, *self.zero_state(B), 0.0)
+        self.set_params(params)
+        self.set_state(state)
+        self.rng.bit_generator.state = rng
+        return time.perf_counter() - start
+
+    # -- parameters and state as NumPy ----------------------------------------------------------
+    def get_params(self) -> dict[str, np.ndarray]:
+        return {k: np.array(v.get_value()) for k, v in self.params.items()}
+
+    def set_params(self, values: dict):
+        for k, v in values.items():
+            self.params[k].set_value(np.asarray(v, dtype=self.cfg.dtype))
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {k: np.array(v.get_value()) for k, v in self.state.items()}
+
+    def set_state(self, values: dict):
+        for k, v in values.items():
+            self.state[k].set_value(np.asarray(v, dtype=self.state[k].dtype))
+
+
+def compile_model(params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0,
+                  devices: int = 1) -> CompiledModel:
+    """Wrap `params` (name -> NumPy array) as shared variables and return the compiled functions
+    (built lazily at first call); devices > 1 (0: every local one) trains data-parallel."""
+    return CompiledModel(params, cfg, tcfg, seed, devices)

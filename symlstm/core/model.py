@@ -1,0 +1,162 @@
+"""The language model as a symbolic PyTensor graph: parameters, forward pass, loss, one step.
+
+Owns the parameter layout (a dict of NumPy arrays with stable names, which are also the checkpoint's
+dataset paths) and the graph built from it. It never opens files and never compiles: `compiled.py`
+turns these graphs into functions; the sampling graphs built on `single_step` are `sampling.py`'s.
+
+Shape letters, used in every comment: B batch, T time, E embedding, H hidden, V vocabulary,
+L layers, G gate blocks per cell (LSTM 4, GRU 3, RNN 1). Sequences are time-major: (T, B).
+"""
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from symlstm.config import ModelConfig
+from symlstm.core.cells import GATES, STEPS, gate_columns
+from symlstm.core.precision import matmul
+from symlstm.core.xent import softmax_cross_entropy
+
+
+def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
+    """Name -> shape of every parameter: embedding (V, E), layer{l}/W (in, G*H),
+    layer{l}/U (H, G*H), layer{l}/b (G*H,), output/W (H, V), output/b (V,)."""
+    G, H = GATES[cfg.cell], cfg.hidden
+    shapes = {"embedding": (vocab_size, cfg.embedding)}
+    for layer in range(cfg.num_layers):
+        n_in = cfg.embedding if layer == 0 else H
+        shapes[f"layer{layer}/W"] = (n_in, G * H)
+        shapes[f"layer{layer}/U"] = (H, G * H)
+        shapes[f"layer{layer}/b"] = (G * H,)
+    shapes["output/W"] = (H, vocab_size)
+    shapes["output/b"] = (vocab_size,)
+    return shapes
+
+
+def _orthogonal(rng, n_rows, n_cols):
+    blocks = []
+    for _ in range(0, n_cols, n_rows):
+        q, r = np.linalg.qr(rng.normal(size=(n_rows, n_rows)))
+        blocks.append(q * np.sign(np.diag(r)))
+    return np.concatenate(blocks, axis=1)[:, :n_cols]
+
+
+def init_params(vocab_size: int, cfg: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded initial parameters in cfg.dtype. Biases are zero except the LSTM forget gate, which
+    starts at forget_bias (added to its draw under `init: pytorch`, whose biases are drawn)."""
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in param_shapes(vocab_size, cfg).items():
+        if cfg.init == "pytorch":  # nn.Embedding N(0, 1); nn.LSTM and nn.Linear U(±1/√fan), biases too
+            bound = 1 / np.sqrt(cfg.hidden)
+            value = rng.normal(size=shape) if name == "embedding" else rng.uniform(-bound, bound, size=shape)
+        elif name.endswith("/b"):
+            value = np.zeros(shape)
+        elif cfg.init == "uniform" or name == "embedding":
+            value = rng.uniform(-cfg.init_scale, cfg.init_scale, size=shape)
+        elif cfg.init == "orthogonal" and name.endswith("/U"):
+            value = _orthogonal(rng, *shape)
+        else:  # xavier (Glorot uniform), and the input weights under "orthogonal"
+            limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+            value = rng.uniform(-limit, limit, size=shape)
+        params[name] = value
+    if cfg.cell == "lstm":
+        forget = gate_columns("lstm", "f", cfg.hidden)
+        for layer in range(cfg.num_layers):
+            params[f"layer{layer}/b"][forget] += cfg.forget_bias
+    return {k: v.astype(cfg.dtype) for k, v in params.items()}
+
+
+def to_shared(params: dict[str, np.ndarray]) -> dict:
+    """The one place parameters become shared variables (names kept)."""
+    return {name: pytensor.shared(value, name=name, shape=value.shape) for name, value in params.items()}
+
+
+def carrying_step(step, dot=pt.dot):
+    """A scan step for `step` that makes the next step's recurrent term h_t U at its end and
+    carries it as a third state, instead of making h_{t-1} U at the start of each step.
+
+    The values are the same. The difference is in the gradient: the scan that `pytensor.grad`
+    builds runs the step's graph again, backwards, to get the gate values; with the product carried,
+    it reads h_{t-1} U from the forward scan's outputs instead of recomputing one (B, H)×(H, G*H)
+    product per step (`symlstm graph` shows one Dot left in the gradient scan, not two). Measured
+    in one process, alternating: 3 % faster training steps at shape B of `make bench`, 0.5 % at A.
+    `dot` is the matrix product (`precision.matmul`).
+    """
+    def scan_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1, U):
+        h_t, c_t = step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1)
+        return h_t, c_t, dot(h_t, U)  # (B, H), (B, H), (B, G*H)
+    return scan_step
+
+
+def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, keep=None):
+    """Run the L recurrent layers over a whole sequence.
+
+    emb (T, B, E) embedded inputs; mask (T, B); h0, c0 (L, B, H) initial states; keep: None or L
+    dropout multipliers (T, B, H), applied to each layer's output. Returns the top layer's hidden
+    states (T, B, H) and the final states hT, cT (L, B, H).
+    """
+    dot = matmul(cfg.precision)
+    step = carrying_step(STEPS[cfg.cell], dot)
+    inputs, h_last, c_last = emb, [], []
+    for layer in range(cfg.num_layers):
+        W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
+        xw = dot(inputs, W) + b  # (T, B, G*H): the input projection of all steps, one product
+        hs, cs, _ = pytensor.scan(
+            step,
+            sequences=[xw, mask],
+            outputs_info=[h0[layer], c0[layer], dot(h0[layer], U)],
+            non_sequences=[U],
+            strict=True,
+            name=f"layer{layer}",
+            return_updates=False,
+        )  # (T, B, H) each
+        h_last.append(hs[-1])
+        c_last.append(cs[-1])
+        inputs = hs if keep is None else hs * keep[layer]
+    return inputs, pt.stack(h_last), pt.stack(c_last)
+
+
+def forward(params, cfg: ModelConfig, x, mask, h0, c0, keep=None):
+    """x (T, B) int32 token ids -> logits (T, B, V), hT (L, B, H), cT (L, B, H)."""
+    emb = params["embedding"][x]  # (T, B, E)
+    top, hT, cT = recurrent_stack(params, cfg, emb, mask, h0, c0, keep)
+    logits = matmul(cfg.precision)(top, params["output/W"]) + params["output/b"]  # (T, B, V)
+    return logits, hT, cT
+
+
+def token_nll(logits, y):
+    """Negative log-likelihood of each target: logits (..., V), y (...) int -> (...), in nats.
+    A fused softmax cross-entropy (xent.py): logsumexp(z) - z[y], gradient softmax(z) - onehot(y)."""
+    return softmax_cross_entropy(logits, y)
+
+
+def loss_terms(params, cfg: ModelConfig, x, y, mask, h0, c0, keep=None):
+    """Masked loss of a batch: (mean NLL per token, summed NLL, token count, hT, cT).
+
+    Padded positions (mask 0) enter neither the sum nor the count. NLL is in nats.
+    """
+    logits, hT, cT = forward(params, cfg, x, mask, h0, c0, keep)
+    nll = token_nll(logits, y) * mask  # (T, B)
+    total = nll.sum(acc_dtype=cfg.dtype)
+    count = mask.sum(acc_dtype=cfg.dtype)
+    return total / pt.maximum(count, 1), total, count, hT, cT
+
+
+def single_step(params, cfg: ModelConfig, tokens, h_tm1, c_tm1):
+    """One character for every row: tokens (B,) int32, states (L, B, H) ->
+    logits (B, V), new states (L, B, H). The same cells as the sequence graph, one step long."""
+    inputs = params["embedding"][tokens]  # (B, E)
+    ones = pt.ones((tokens.shape[0],), dtype=cfg.dtype)
+    step = STEPS[cfg.cell]
+    h_new, c_new = [], []
+    for layer in range(cfg.num_layers):
+        W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
+        xw, hu = pt.dot(inputs, W) + b, pt.dot(h_tm1[layer], U)  # (B, G*H) each
+        h, c = step(xw, ones, h_tm1[layer], c_tm1[layer], hu)  # (B, H)
+        h_new.append(h)
+        c_new.append(c)
+        inputs = h
+    logits = pt.dot(inputs, params["output/W"]) + params["output/b"]  # (B, V)
+    return logits, pt.stack(h_new), pt.stack(c_new)

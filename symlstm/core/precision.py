@@ -1,0 +1,191 @@
+"""Mixed precision: a matrix product with bfloat16 factors and float32 accumulation, as an Op.
+
+PyTensor has no bfloat16 dtype, so bf16 lives inside this Op: float32 in, float32 out. The factors
+are rounded to bfloat16 (8 bits of mantissa, round to nearest even), multiplied, and the products
+summed in float32, which is what `jnp.dot(a.astype(bf16), b.astype(bf16),
+preferred_element_type=float32)` asks of XLA and what AMX or AVX512-BF16 units do in hardware.
+Parameters, optimizer state, the elementwise LSTM math and the loss stay float32.
+
+    Bf16Dot(a, b) = round(a) · round(b)               a (..., K), b (K, N) -> (..., N)
+    ∂/∂a = Bf16Dot(g, bᵀ)     ∂/∂b = Bf16Dot(aᵀ, g)    (a, g flattened to rows; the transposes
+                                                        are flags of the Op, see the class)
+
+The gradient is itself two Bf16Dots (the rounding is treated as the identity, the straight-through
+rule every mixed-precision trainer uses), so the backward GEMMs run in bf16 too. `model.py` picks
+the product with `matmul(cfg.precision)`: plain `pt.dot` for `precision: float32`, this Op for
+`bf16`; `resolve` turns `auto` into one of them when a model is compiled.
+
+Measured on this project's AMD EPYC (AVX512-BF16, no AMX), 2 cores, GFLOP/s, one process:
+XLA bf16 252-359 against XLA f32 131-180 on the model's shapes, while MKL's
+`cblas_gemm_bf16bf16f32` ran at 127-169 (slower than its own f32 on this CPU), so the JAX backend
+uses XLA's own bf16 dot. The C and Numba backends run `perform`, the NumPy reference below.
+"""
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+from symlstm.backend.machine import measured
+from symlstm.backend.runtime import on_jax
+
+
+def round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bfloat16 (ties to even), returned as float32."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)
+
+
+class Bf16Dot(Op):
+    """op(a) · op(b) with bf16-rounded factors and float32 sums; op transposes a 2-D factor where
+    the flag says so. a (..., K) or, transposed, (K, M); b (K, N) or, transposed, (N, K).
+
+    The flags exist for XLA's sake: it runs a bf16 product whose left factor is read transposed
+    (the weight gradient aᵀ·g) at a third of the speed of the same product on a transposed copy
+    (shape A's output layer, 2048 × 256 × 6000: 48 ms against 20 ms including the copy), so the
+    Op states the transpose and the JAX code below decides how to read it.
+    """
+
+    __props__ = ("transpose_a", "transpose_b")
+
+    def __init__(self, transpose_a=False, transpose_b=False):
+        self.transpose_a, self.transpose_b = transpose_a, transpose_b
+
+    def make_node(self, a, b):
+        a, b = pt.as_tensor_variable(a), pt.as_tensor_variable(b)
+        if a.dtype != "float32" or b.dtype != "float32" or b.ndim != 2 or a.ndim < 1 or \
+                (self.transpose_a and a.ndim != 2):
+            raise TypeError(f"Bf16Dot takes float32 (..., K) and (K, N), got {a.type} and {b.type}")
+        rows = a.type.shape[1:] if self.transpose_a else a.type.shape[:-1]
+        cols = b.type.shape[:1] if self.transpose_b else b.type.shape[1:]
+        return Apply(self, [a, b], [pt.tensor(dtype="float32", shape=rows + cols)])
+
+    def perform(self, node, inputs, outputs):
+        a, b = (round_bf16(v).astype(np.float64) for v in inputs)
+        a, b = a.T if self.transpose_a else a, b.T if self.transpose_b else b
+        # float64 sums of the bf16-rounded factors: the reference the tests hold XLA against
+        outputs[0][0] = np.dot(a, b).astype(np.float32)
+
+    def infer_shape(self, fgraph, node, shapes):
+        (sa, sb) = shapes
+        return [(sa[1:] if self.transpose_a else sa[:-1]) + (sb[:1] if self.transpose_b else sb[1:])]
+
+    def pullback(self, inputs, outputs, output_grads):
+        a, b = inputs
+        g = output_grads[0]
+        ta, tb = self.transpose_a, self.transpose_b
+        if ta:  # out = aᵀ·op(b), a (K, M): ∂a = op(b)·gᵀ, ∂b = a·g (or its transpose)
+            da = Bf16Dot(tb, True)(b, g)  # (K, M)
+            db = Bf16Dot(True, True)(g, a) if tb else Bf16Dot()(a, g)
+            return [da, db]
+        rows_a = a.reshape((-1, a.shape[-1])) if a.ndim != 2 else a  # (M, K)
+        rows_g = g.reshape((-1, g.shape[-1])) if g.ndim != 2 else g  # (M, N)
+        da = Bf16Dot(False, not tb)(g, b)  # (..., K): g·op(b)ᵀ
+        db = Bf16Dot(True, False)(rows_g, rows_a) if tb else Bf16Dot(True, False)(rows_a, rows_g)
+        return [da, db]
+
+
+bf16_dot = Bf16Dot()
+
+
+class RoundBf16(Op):
+    """x -> x rounded to bfloat16 (kept in x's dtype), with the identity as its gradient.
+
+    Not used in training: it builds the float64 reference of a bf16 model (`precision:
+    bf16-reference`), whose `pytensor.grad` is the exact straight-through gradient that Bf16Dot's
+    pullback approximates in bf16. The gradient check of the bf16 path compares the two."""
+
+    __props__ = ()
+
+    def make_node(self, x):
+        x = pt.as_tensor_variable(x)
+        return Apply(self, [x], [x.type()])
+
+    def perform(self, node, inputs, outputs):
+        x = inputs[0]
+        outputs[0][0] = round_bf16(x.astype(np.float32)).astype(x.dtype)
+
+    def infer_shape(self, fgraph, node, shapes):
+        return shapes
+
+    def pullback(self, inputs, outputs, output_grads):
+        return [output_grads[0]]
+
+
+round_to_bf16 = RoundBf16()
+
+
+def reference_dot(a, b):
+    """The float64 reference of Bf16Dot: exact products of the bf16-rounded factors."""
+    return pt.dot(round_to_bf16(a), round_to_bf16(b))
+
+
+def matmul(precision: str):
+    """The matrix product the model's graphs use: pt.dot for float32 (and float64), Bf16Dot for
+    bf16, and for `bf16-reference` (float64 checks only) the exact product of rounded factors."""
+    return {"bf16": bf16_dot, "bf16-reference": reference_dot}.get(precision, pt.dot)
+
+
+def resolve(precision: str, backend: str) -> str:
+    """The precision a model runs at: `auto` becomes bf16 where this machine's backend runs bf16
+    products faster than float32 (`bf16_is_faster`), else float32; the others stay as they are."""
+    if precision != "auto":
+        return precision
+    return "bf16" if backend == "jax" and bf16_is_faster() else "float32"
+
+
+def bf16_is_faster() -> bool:
+    """Whether XLA's bf16 product beats its float32 one here, by a 0.1 s measurement made once per
+    machine and JAX version and kept in ~/.cache/symlstm (SYMLSTM_JAX_CACHE's parent).
+
+    Why measure: it depends on the CPU and XLA, not on a flag one can read. On this project's AMD
+    EPYC (AVX512-BF16) XLA's bf16 ran 1.4-2x its float32; on the Intel Xeon of the speed issue
+    (AMX, which XLA does not use) 0.7-0.8x.
+    """
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    def measure() -> bool:
+        a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
+        speed = {}
+        for dtype in (jnp.float32, jnp.bfloat16):
+            x = jnp.asarray(a, dtype)
+            f = jax.jit(lambda u: jnp.matmul(u, u, preferred_element_type=jnp.float32))
+            f(x).block_until_ready()
+            start = time.perf_counter()
+            for _ in range(20):
+                f(x).block_until_ready()
+            speed[jnp.dtype(dtype).name] = time.perf_counter() - start
+        return speed["bfloat16"] < speed["float32"]
+
+    return bool(measured("precision", f"jax {jax.__version__}", measure))
+
+
+@on_jax
+def register_jax():
+    """XLA's own bf16 dot with float32 accumulation (called once, when the JAX backend is set up)."""
+    import jax.numpy as jnp
+    from jax import lax
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    def transposed(a):
+        # a real transposed copy: XLA folds a plain transpose into the product, which then reads
+        # it strided (the slow case above); through a 3-D swap it writes the copy
+        K, M = a.shape
+        return jnp.swapaxes(a.reshape(K, M, 1), 0, 2).reshape(M, K)
+
+    @jax_funcify.register(Bf16Dot)
+    def _bf16_dot(op, **kwargs):
+        def f(a, b):
+            a, b = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+            if op.transpose_a:
+                a = transposed(a)
+            contract = (((a.ndim - 1,), (1 if op.transpose_b else 0,)), ((), ()))
+            return lax.dot_general(a, b, contract, preferred_element_type=jnp.float32)
+        return f
+
+    @jax_funcify.register(RoundBf16)
+    def _round(op, **kwargs):
+        return lambda x: x.astype(jnp.float32).astype(jnp.bfloat16).astype(x.dtype)

@@ -1,0 +1,136 @@
+"""Exact evaluation: summed NLL over every predicted token divided by their count.
+
+Each poem is scored as `<bos> c1 … cn <eos>`; the predicted tokens are c1 … cn and <eos>. The
+result does not depend on the batch size (padding enters neither sum nor count). `nll_sum` is the
+one loop over batches: `evaluate` and the training loop's validation both use it.
+"""
+import collections
+import math
+
+import numpy as np
+
+from symlstm.corpus.batching import poem_batches, stream_batches
+from symlstm.corpus.loading import CorpusError, load_corpus
+from symlstm.errors import InputError
+from symlstm.poetics.forms import form_group, form_token
+from symlstm.vocab import EOS, Vocab, unk_rate
+
+
+def surprisal(compiled, vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
+    """Bits of each predicted token of `<bos> text <eos>`, per text: an array (len(text) + 1,), the
+    last entry for <eos>. One single-step call per position for all texts at once (float64 sums)."""
+    ids = [list(vocab.encode(t, bos=False)) for t in texts]
+    steps = max(len(x) for x in ids)
+    h, c = compiled.zero_state(len(texts))
+    tok = np.array([vocab.start(form_token(t)) for t in texts], np.int32)  # <bos>, or the form's token
+    out = [np.zeros(len(x)) for x in ids]
+    for k in range(steps):
+        logp, h, c = compiled.step(tok, h, c)
+        for b, x in enumerate(ids):
+            if k < len(x):
+                out[b][k] = -float(logp[b, x[k]]) / math.log(2)
+        tok = np.array([x[k] if k < len(x) else EOS for x in ids], np.int32)
+    return out
+
+
+def nll_sum(compiled, batches, carry: bool = False) -> tuple[float, float]:
+    """(summed NLL in nats, predicted-token count) over (x, y, mask) batches. carry=True passes the
+    final states of one batch on to the next (stream windows); else every batch starts from zero."""
+    total = count = 0.0
+    state = None
+    for x, y, mask in batches:
+        if state is None or not carry:
+            state = compiled.zero_state(x.shape[1])
+        t, n, *state = compiled.evaluate(x, y, mask, *state)
+        total, count = total + t, count + n
+    return total, count
+
+
+def stream_eval_batches(seqs, batch_size: int, seq_length: int, dtype="float32"):
+    """Stream windows for scoring a split that may be shorter than batch_size × seq_length: fewer
+    rows, then shorter windows, so that every split of two tokens or more is scored."""
+    tokens = sum(len(s) for s in seqs)
+    rows = max(1, min(batch_size, (tokens - 1) // seq_length))
+    return stream_batches(seqs, rows, min(seq_length, (tokens - 1) // rows), dtype)
+
+
+def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:
+    """Metrics of encoded sequences: poems, tokens, unk_rate, nll_per_token (nats), perplexity,
+    bits_per_char (bits per predicted token)."""
+    if not seqs:
+        raise InputError("nothing to evaluate: no poems")
+    total, count = nll_sum(compiled, poem_batches(seqs, batch_size, dtype=compiled.cfg.dtype))
+    nll = total / count
+    return {"poems": len(seqs), "tokens": int(round(count)), "unk_rate": unk_rate(seqs),
+            "nll_per_token": nll, "perplexity": math.exp(nll), "bits_per_char": nll / math.log(2)}
+
+
+def evaluate_texts(compiled, vocab: Vocab, texts: list[str], batch_size: int = 32, forms: list[str] | None = None) -> dict:
+    """evaluate() on raw poems (one string each), encoded with the model's vocabulary; each starts
+    with its form token from `forms` (token names, e.g. a corpus' `<ci:浣溪沙>`), else the one
+    its text shows (`forms.form_token`)."""
+    forms = forms or [form_token(t) for t in texts]
+    return evaluate(compiled, [vocab.encode(t, start=vocab.start(f)) for t, f in zip(texts, forms)], batch_size)
+
+
+def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_size: int = 32, warn=print) -> dict:
+    """evaluate() on a split of the corpus a checkpoint was trained on (its data config), which
+    must still have the checkpoint's vocabulary."""
+    corpus = load_corpus(data_cfg, root, warn=warn)
+    if corpus.vocab != vocab:
+        raise CorpusError(f"{data_cfg.path}: the corpus vocabulary differs from the checkpoint's; "
+                          "use --text FILE to score other poems")
+    result = evaluate(compiled, corpus.splits[split], batch_size)
+    if vocab.has_form_tokens:  # one row per form: the first token of each sequence names it
+        firsts = corpus.splits[split].firsts()
+        for token in sorted(set(firsts.tolist())):
+            part = evaluate(compiled, corpus.splits[split].subset(firsts == token), batch_size)
+            result[f"perplexity {vocab.itos[token]}"] = part["perplexity"]
+            result[f"poems {vocab.itos[token]}"] = part["poems"]
+    return result
+
+
+def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:
+    """Perplexity of each 下聯 given its 上聯, over lines `上聯，下聯。` (the halves split at the middle
+    comma): the 下聯's characters, its punctuation and <eos> are the predicted tokens."""
+    pairs = []
+    for line in lines:
+        half = len(line) // 2
+        if len(line) % 2 or line[half - 1] != "，" or line[-1] != "。":
+            raise InputError(f"not a couplet of two equal halves, 上聯，下聯。: {line!r}")
+        pairs.append(half)
+    bits = surprisal(compiled, vocab, lines)
+    picked = np.concatenate([b[half:] for b, half in zip(bits, pairs)])
+    nats = float(picked.mean() * math.log(2))
+    return {"couplets": len(lines), "tokens": int(picked.size), "nll_per_token": nats,
+            "perplexity": math.exp(nats), "bits_per_char": float(picked.mean())}
+
+
+def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool = False,
+            forms: list[str] | None = None) -> dict:
+    """Perplexity of each model per form, on the poems whose characters every model's vocabulary
+    knows (so that no model is scored on <unk>s another never sees). `models`: name -> (compiled,
+    vocab). Returns {"poems", "known", "rows": [{"form", "poems", name: perplexity, ...}]}, one row
+    per form (`forms.form_group` of each poem's form token) and a last row, "all". couplets=True:
+    the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯.
+    `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout)."""
+    vocabs = [vocab for _, vocab in models.values()]
+    token_of = dict(zip(texts, forms or [form_token(t) for t in texts]))
+    known = [t for t in texts if not any(v.unknown(t) for v in vocabs)]
+    if not known:
+        raise InputError(f"none of the {len(texts)} poems has only characters every model knows")
+    if couplets:
+        row = {"form": "下聯 given 上聯", "poems": len(known)}
+        row.update({name: evaluate_couplets(compiled, vocab, known)["perplexity"]
+                    for name, (compiled, vocab) in models.items()})
+        return {"poems": len(texts), "known": len(known), "rows": [row]}
+    groups = collections.defaultdict(list)
+    for t in known:
+        groups[form_group(token_of[t])].append(t)
+    rows = []
+    for form, part in sorted(groups.items()) + [("all", known)]:
+        row = {"form": form, "poems": len(part)}
+        for name, (compiled, vocab) in models.items():
+            row[name] = evaluate_texts(compiled, vocab, part, batch_size, [token_of[t] for t in part])["perplexity"]
+        rows.append(row)
+    return {"poems": len(texts), "known": len(known), "rows": rows}

@@ -1,0 +1,362 @@
+"""`symlstm bench`: training and sampling throughput against PyTorch, measured in one run.
+
+Owns the benchmark shapes (A and B of the speed issue), the timing loops and the table. PyTorch is
+optional: without it the PyTorch columns say so. Results are returned as data; the CLI prints them.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from symlstm.backend.machine import cpu_flags, machine
+from symlstm.backend.runtime import ALLOCATOR_TUNED
+from symlstm.config import ModelConfig, TrainConfig
+from symlstm.core.compiled import compile_model
+from symlstm.core.model import init_params
+
+DATA = os.path.join("data", "tang_quatrains.txt")  # the shipped poems, relative to the project root (the working directory)
+SHAPES = {
+    "A": dict(V=6000, E=128, H=256, L=1, T=64, B=32),
+    "B": dict(V=6000, E=256, H=512, L=2, T=64, B=64),
+}
+
+
+def flops_per_char(s) -> float:
+    """Training FLOPs per character: 3 × (forward), forward = 2(E+H)4H per layer + 2HV."""
+    fwd = sum(2 * ((s["E"] if l == 0 else s["H"]) + s["H"]) * 4 * s["H"] for l in range(s["L"])) + 2 * s["H"] * s["V"]
+    return 3.0 * fwd
+
+
+def _data(s, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(4, s["V"], (s["T"], s["B"])).astype(np.int32)
+    return x, np.roll(x, -1, axis=0), np.ones((s["T"], s["B"]), np.float32)
+
+
+def _symlstm(s, backend, precision="float32"):
+    cfg = ModelConfig(embedding=s["E"], hidden=s["H"], num_layers=s["L"], backend=backend, precision=precision)
+    return compile_model(init_params(s["V"], cfg, 0), cfg, TrainConfig(optimizer="sgd", learning_rate=0.01, grad_clip=0))
+
+
+def _torch(s):
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(s["V"], s["E"])
+            self.rnn = torch.nn.LSTM(s["E"], s["H"], num_layers=s["L"])
+            self.out = torch.nn.Linear(s["H"], s["V"])
+
+        def forward(self, x, state):
+            h, state = self.rnn(self.emb(x), state)
+            return self.out(h), state
+
+    torch.manual_seed(0)
+    net = Net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    return torch, net, opt
+
+
+def _torch_step(s, x, y, bf16: bool):
+    """One PyTorch training step (SGD), float32 or under `torch.autocast("cpu", torch.bfloat16)`
+    (bf16 GEMMs through oneDNN, float32 master weights: PyTorch's own mixed precision)."""
+    torch, net, opt = _torch(s)
+    tx, ty = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(state):
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, state = net(tx, state)
+            loss = loss_fn(logits.reshape(-1, s["V"]).float(), ty.reshape(-1))
+        loss.backward()
+        opt.step()
+        return tuple(z.detach().float() for z in state)
+    return step
+
+
+PATHS = ("float32", "bf16")  # symlstm's precisions, each measured in every run
+
+
+def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: bool = True, warmup: int = 3) -> dict:
+    """chars/s of one training step (forward + backward + SGD update), state carried between
+    steps, for symlstm float32 and bf16 and PyTorch float32 and autocast bf16, all four taking
+    turns step by step so that they see the same machine load."""
+    s = SHAPES[shape]
+    x, y, mask = _data(s)
+    runners, first_call = {}, {}
+    for precision in PATHS if backend == "jax" else ("float32",):  # elsewhere bf16 is NumPy's perform
+        m = _symlstm(s, backend, precision)
+        state = m.zero_state(s["B"])
+        t0 = time.perf_counter()
+        state = m.train_step(x, y, mask, *state)[2:]
+        first_call[precision] = time.perf_counter() - t0
+
+        def run(state, m=m):
+            return m.train_step(x, y, mask, *state)[2:]  # returns NumPy: the work is done
+        runners[f"symlstm {precision}"] = (run, state)
+    if with_torch:
+        for bf16 in (False, True):
+            runners["torch bf16" if bf16 else "torch float32"] = (_torch_step(s, x, y, bf16), None)
+    times = {k: [] for k in runners}
+    states = {k: st for k, (_, st) in runners.items()}
+    for i in range(warmup + steps):
+        for k, (run, _) in runners.items():
+            t0 = time.perf_counter()
+            states[k] = run(states[k])
+            if i >= warmup:
+                times[k].append(time.perf_counter() - t0)
+    chars = s["T"] * s["B"]
+    out = {"shape": shape, **s, "backend": backend, "first_call_sec": first_call["float32"],
+           "flops_per_char": flops_per_char(s)}
+    for k, ts in times.items():
+        key = k.replace(" ", "_").replace("float32", "f32")
+        out[f"{key}_chars_per_sec"] = chars / float(np.median(ts))
+        out[f"{key}_gflops"] = out[f"{key}_chars_per_sec"] * out["flops_per_char"] / 1e9
+    bf16 = out.get("symlstm_bf16_chars_per_sec", float("nan"))
+    out["bf16_speedup"] = bf16 / out["symlstm_f32_chars_per_sec"]
+    if with_torch:
+        out["ratio"] = out["symlstm_f32_chars_per_sec"] / out["torch_f32_chars_per_sec"]
+        out["bf16_ratio"] = bf16 / out["torch_bf16_chars_per_sec"]
+        out["torch_bf16_speedup"] = out["torch_bf16_chars_per_sec"] / out["torch_f32_chars_per_sec"]
+    return out
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def sample_speed(shape: str, batch: int, length: int = 200, backend: str = "jax", with_torch: bool = True,
+                 repeats: int = 5) -> dict:
+    """chars/s generating `length` characters per row (median of `repeats` calls after one more):
+    the compiled scan, the step function in a Python loop, and PyTorch's step loop (multinomial
+    sampling)."""
+    s = SHAPES[shape]
+    m = _symlstm(s, backend)
+    rng = np.random.default_rng(0)
+    first = np.full(batch, 2, np.int32)
+    h, c = m.zero_state(batch)
+    noise = -np.log(-np.log(rng.random((length, batch, s["V"])).clip(1e-12, 1 - 1e-7))).astype(np.float32)
+    banned = np.zeros(s["V"], np.float32)
+    m.generate(first, h, c, noise, 1.0, banned)  # compile
+    scan_t = _median_time(lambda: m.generate(first, h, c, noise, 1.0, banned), repeats)
+
+    def step_loop():
+        tok, hh, cc = first.copy(), h, c
+        for _ in range(length):
+            logp, hh, cc = m.step(tok, hh, cc)
+            tok = np.argmax(logp + noise[_], axis=1).astype(np.int32)
+    step_loop()
+    step_t = _median_time(step_loop, repeats)
+    out = {"shape": shape, "batch": batch, "length": length,
+           "scan_chars_per_sec": batch * length / scan_t, "step_chars_per_sec": batch * length / step_t}
+    if with_torch:
+        torch, net, _ = _torch(s)
+        with torch.no_grad():
+            def torch_loop():
+                tok, state = torch.full((1, batch), 2, dtype=torch.long), None
+                for _ in range(length):
+                    logits, state = net(tok, state)
+                    tok = torch.multinomial(torch.softmax(logits[0], -1), 1).T
+            torch_loop()
+            out["torch_chars_per_sec"] = batch * length / _median_time(torch_loop, repeats)
+        out["scan_ratio"] = out["scan_chars_per_sec"] / out["torch_chars_per_sec"]
+    return out
+
+
+def _bench_vocab(V: int):
+    """V tokens of real Han characters (the shipped quatrains' and more from the CJK block), so
+    that the form and tone constraints have characters to work on at the benchmark's shape."""
+    from symlstm.corpus.loading import read_poems
+    from symlstm.vocab import Vocab
+
+    vocab = Vocab.build(read_poems(DATA))
+    extra = (chr(cp) for cp in range(0x4E00, 0x9FFF) if chr(cp) not in vocab.stoi)
+    return Vocab(vocab.itos + [next(extra) for _ in range(V - len(vocab))])
+
+
+def form_sample_speed(shape: str = "A", poems: int = 20, backend: str = "jax", form: str = "wujue",
+                      tones: str = "strict") -> dict:
+    """chars/s writing `poems` poems one at a time (batch 1) under --form --tones, on a vocabulary
+    of Han characters of the shape's size: the compiled form scan (`Sampler._in_form`, what
+    `symlstm sample` runs) against the step path (one compiled step per character, the rules in
+    Python: what it ran before, and still runs for loose tones, ci, templates and beams). Each
+    poem is one call, tables built included; characters count <eos> as the other paths do."""
+    from symlstm.workbench.decode import SampleOptions, Sampler
+
+    s = SHAPES[shape]
+    m = _symlstm(s, backend)
+    sampler = Sampler(m, _bench_vocab(s["V"]))
+    out = {"shape": shape, "form": form, "tones": tones, "poems": poems}
+    for path, run in (("form_scan", sampler._in_form), ("form_step", sampler._stepwise)):
+        def write(seed):
+            poem = run(SampleOptions(num=1, form=form, tones=tones, seed=seed))
+            return len(poem[0]["text"]) + 1
+        write(0)  # compile
+        t0 = time.perf_counter()
+        chars = sum(write(seed) for seed in range(1, poems + 1))
+        out[f"{path}_chars_per_sec"] = chars / (time.perf_counter() - t0)
+    return out
+
+
+def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """float32 GEMM GFLOP/s of an n×n product through the backend's own BLAS (JAX: XLA's)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
+    f = jax.jit(lambda u: u @ u)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+_START = """
+import time; t0 = time.perf_counter()
+import numpy as np
+from symlstm.tools.bench import SHAPES, _data, _symlstm
+s = SHAPES["B"]; m = _symlstm(s, {backend!r}, {precision!r}); x, y, mask = _data(s)
+m.train_step(x, y, mask, *m.zero_state(s["B"]))
+t1 = time.perf_counter()
+m.train_step(x, y, mask, *m.zero_state(s["B"]))
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def _child(code: str, env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError((proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1])
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def start_times(backend: str = "jax", cache_dir: str | None = None, precision: str = "float32") -> dict:
+    """Seconds from a fresh interpreter to the end of the first training step of shape B, with an
+    empty compilation cache (cold) and again with the cache the first run filled (warm); and how
+    long a second step takes, which is the part of those seconds that is the step's own work."""
+    import tempfile
+
+    code = _START.format(backend=backend, precision=precision)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"SYMLSTM_JAX_CACHE": cache_dir or tmp}
+        cold, _ = map(float, _child(code, env).split())
+        warm, step = map(float, _child(code, env).split())
+    return {"cold_start_sec": cold, "warm_start_sec": warm, "step_sec": step}
+
+
+_TRAIN = """
+import json
+from symlstm.tools.bench import SHAPES, train_speed
+print(json.dumps([train_speed(k, {steps}, {backend!r}, {with_torch}) for k in SHAPES]))
+"""
+
+
+def train_speed_system_malloc(steps: int, backend: str, with_torch: bool) -> list:
+    """train_speed of both shapes in a fresh process with glibc's malloc left as it is
+    (SYMLSTM_SYSTEM_MALLOC=1): how both libraries run without the allocator setting."""
+    code = _TRAIN.format(steps=steps, backend=backend, with_torch=with_torch)
+    return json.loads(_child(code, {"SYMLSTM_SYSTEM_MALLOC": "1"}))
+
+
+def backend_info(backend: str) -> dict:
+    import pytensor
+
+    info = {"backend": backend, "pytensor": pytensor.__version__}
+    if backend == "jax":
+        import jax
+        info["blas"] = (f"none: XLA's own CPU kernels (YNNPACK, Eigen) via jax {jax.__version__}, "
+                        f"{jax.device_count()} device(s)")
+        flags = cpu_flags()
+        info["kernels"] = ("float32: XLA's f32 dot; bf16: XLA's bf16 dot, float32 accumulation (Bf16Dot); "
+                           "CPU bf16 units: " + (", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
+                                                 or "none (XLA emulates bf16: slower than float32)"))
+    else:
+        info["blas"] = pytensor.config.blas__ldflags or "none found: NumPy C-API fallback"
+    return info
+
+
+def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = None, sampling: bool = True,
+            starts: bool = True, system_malloc: bool = True) -> dict:
+    if with_torch is None:
+        try:
+            import torch  # noqa: F401
+            with_torch = True
+        except ImportError:
+            with_torch = False
+    result = {"machine": machine(), **backend_info(backend), "torch": with_torch}
+    if starts:
+        result["starts"] = {p: start_times(backend, precision=p) for p in PATHS if backend == "jax" or p == "float32"}
+    result["gemm_peak_gflops"] = gemm_peak()
+    result["train"] = [train_speed(k, steps, backend, with_torch) for k in SHAPES]
+    result["allocator"] = "tuned" if ALLOCATOR_TUNED else "glibc"
+    if system_malloc and ALLOCATOR_TUNED:
+        result["train_system_malloc"] = train_speed_system_malloc(steps, backend, with_torch)
+    if sampling:
+        result["sample"] = [sample_speed("A", b, backend=backend, with_torch=with_torch) for b in (1, 32)]
+        if os.path.exists(DATA):  # the shipped poems: a source checkout
+            result["form_sample"] = form_sample_speed("A", backend=backend)
+    return result
+
+
+def format_table(r: dict) -> str:
+    lines = [f"machine: {r['machine']}", f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
+             *([f"kernels: {r['kernels']}"] if "kernels" in r else []),
+             f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"]
+    if not r.get("torch", True):
+        lines.append("PyTorch: not run (not installed, or --no-torch); for its columns: .venv/bin/pip install "
+                     "torch --index-url https://download.pytorch.org/whl/cpu")
+    for precision, st in r.get("starts", {}).items():
+        lines.append(f"start to the end of the first training step, shape B, {precision} (fresh interpreter each): "
+                     f"cold {st['cold_start_sec']:.1f} s, warm {st['warm_start_sec']:.1f} s, "
+                     f"of which the step itself {st['step_sec']:.1f} s")
+    lines += ["", "training (forward + backward + SGD), chars/s of the median step; the four take turns step by step",
+              "malloc: tuned = symlstm's allocator setting, in force for both libraries; glibc = untouched",
+              "bf16: symlstm precision bf16 (Bf16Dot on XLA's bf16 dot); PyTorch torch.autocast(bfloat16)",
+              f"{'shape':<6}{'malloc':<7}{'symlstm f32':>12}{'bf16':>7}{'bf16/f32':>9}{'PyTorch f32':>12}{'bf16':>7}"
+              f"{'bf16/f32':>9}{'f32 ratio':>10}{'bf16 ratio':>11}"]
+    rows = [(t, r.get("allocator", "glibc")) for t in r["train"]]
+    rows += [(t, "glibc") for t in r.get("train_system_malloc", [])]
+    for t, malloc in sorted(rows, key=lambda row: row[0]["shape"]):
+        torch_part = (f"{t['torch_f32_chars_per_sec']:>12.0f}{t['torch_bf16_chars_per_sec']:>7.0f}"
+                      f"{t['torch_bf16_speedup']:>9.2f}{t['ratio']:>10.2f}{t['bf16_ratio']:>11.2f}"
+                      if "ratio" in t else f"{'(torch not installed)':>28}")
+        lines.append(f"{t['shape']:<6}{malloc:<7}{t['symlstm_f32_chars_per_sec']:>12.0f}"
+                     f"{t.get('symlstm_bf16_chars_per_sec', float('nan')):>7.0f}{t['bf16_speedup']:>9.2f}" + torch_part)
+    lines.append("GFLOP/s (3 × forward FLOPs): " + "; ".join(
+        f"{t['shape']} symlstm {t['symlstm_f32_gflops']:.0f} / {t.get('symlstm_bf16_gflops', float('nan')):.0f}"
+        + (f", PyTorch {t['torch_f32_gflops']:.0f} / {t['torch_bf16_gflops']:.0f}" if "ratio" in t else "")
+        for t, malloc in rows if malloc == r.get("allocator", "glibc")))
+    if r.get("sample"):
+        lines += ["", "sampling, shape A, chars/s",
+                  f"{'batch':<6}{'compiled scan':>14}{'step loop':>11}{'PyTorch loop':>14}{'scan/PyTorch':>13}"]
+        for sp in r["sample"]:
+            torch_part = (f"{sp['torch_chars_per_sec']:>14.0f}{sp['scan_ratio']:>13.2f}" if "scan_ratio" in sp
+                          else f"{'-':>14}{'-':>13}")
+            lines.append(f"{sp['batch']:<6}{sp['scan_chars_per_sec']:>14.0f}{sp['step_chars_per_sec']:>11.0f}" + torch_part)
+    fs = r.get("form_sample")
+    if fs:
+        torch_cps = next((sp["torch_chars_per_sec"] for sp in r.get("sample", []) if sp["batch"] == 1
+                          and "torch_chars_per_sec" in sp), None)
+        vs = lambda v: f" ({v / torch_cps:.2f}× PyTorch's batch-1 loop)" if torch_cps else ""  # noqa: E731
+        lines += ["", f"sampling --form {fs['form']} --tones {fs['tones']}, shape A, batch 1, {fs['poems']} poems "
+                  "one call each, chars/s",
+                  f"compiled form scan {fs['form_scan_chars_per_sec']:.0f}{vs(fs['form_scan_chars_per_sec'])}; "
+                  f"step path {fs['form_step_chars_per_sec']:.0f}{vs(fs['form_step_chars_per_sec'])}"]
+    return "\n".join(lines)
+
+
+def as_json(r: dict) -> str:
+    return json.dumps(r, indent=1)

