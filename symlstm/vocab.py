@@ -37,7 +37,7 @@ class Vocab:
         """A table derived from this vocabulary (a mask over it, say), built by `build()` the first
         time `key` is asked for and kept: the decoding constraints build several per poem, and
         building them over 5,000–12,000 tokens each time took over a quarter of a strict 五絕's
-        sampling (89.5 ms, 64 without)."""
+        sampling (docs/measurements.md, "vocabulary memo")."""
         if key not in self._memo:
             self._memo[key] = _read_only(build())
         return self._memo[key]

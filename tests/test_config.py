@@ -41,7 +41,6 @@ def test_shipped_configs_are_valid():
         load_config(ROOT / "configs" / f"{name}.yaml")
 
 
-
 def test_backend_choices_come_from_the_runtime_table():
     for name in BACKENDS:
         assert load_config(overrides=[f"model.backend={name}"]).model.backend == name

@@ -69,11 +69,12 @@ def _tune_allocator() -> bool:
 
     glibc serves every allocation above 32 MB (and, in a worker thread's arena, above 64 MB) with a
     fresh mmap and unmaps it on free. A training step's buffers are that large (XLA's temporary
-    arena is 176 MB at shape A of `make bench`), so every step paid about 44,000 page faults
-    (0.09 s of kernel time on the 0.19 s step). One arena, no mmap and no trimming make the pages
-    stay mapped and be reused: measured 191 -> 157 ms per step. Set SYMLSTM_SYSTEM_MALLOC=1 to
-    leave malloc alone. This is a process-wide setting, made when this module is imported (before
-    JAX starts its threads): PyTorch in the same process gains from it too.
+    arena at shape A of `make bench`), so every step paid tens of thousands of page faults. One
+    arena, no mmap and no trimming make the pages stay mapped and be reused; `make bench` prints
+    the step with and without (figures in docs/measurements.md, "allocator"). Set
+    SYMLSTM_SYSTEM_MALLOC=1 to leave malloc alone. This is a process-wide setting, made when this
+    module is imported (before JAX starts its threads): PyTorch in the same process gains from it
+    too.
     """
     if os.environ.get("SYMLSTM_SYSTEM_MALLOC") or platform.libc_ver()[0] != "glibc":
         return False

@@ -28,7 +28,8 @@ def gate_columns(cell: str, gate: str, H: int) -> slice:
 def _blocks(z, n, h):
     """Split (B, n*H) pre-activations into n (B, H) gate blocks. A Split, not n slices: its
     gradient is one Join, where n slices gave n IncSubtensors into a zero matrix inside the
-    gradient scan (measured 2.5 % faster training steps at both shapes of `make bench`)."""
+    gradient scan (faster training steps at both shapes of `make bench`: docs/measurements.md,
+    "split gates")."""
     H = h.shape[-1]
     return pt.split(z, [H] * n, n_splits=n, axis=1)
 

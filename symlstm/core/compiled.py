@@ -1,9 +1,10 @@
 """Compiling the model's graphs into callable functions (the process set-up for a backend is
-`runtime.py`).
+`backend/runtime.py`).
 
-`compile_model` is the one choke point where `pytensor.function` is called (in the build_*
-helpers). The returned `CompiledModel` checks the NumPy arrays it is given, draws dropout masks
-from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
+The build_* helpers below are where the model's graphs meet `pytensor.function`; outside this
+module only the gradient-flow probe (`tools/gradflow.build_gradflow_fn`) compiles a graph of its
+own. `compile_model` builds the model's functions on demand. The returned `CompiledModel` checks
+the NumPy arrays it is given, draws dropout masks from its own seeded generator (saved in checkpoints), and on the JAX backend keeps one compiled
 function per input shape, since JAX compiles for static shapes (a few seconds each). With
 `devices` > 1 the training and evaluation steps run data-parallel over that many devices
 (`devices.Placement`): their arrays stay on the devices, and hT, cT come back as device arrays.
@@ -59,6 +60,20 @@ def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, sta
     inputs, outputs, upd = train_graph(params, state, cfg, tcfg, static)
     return pytensor.function(inputs, outputs, updates=upd, mode=mode, name="train_step",
                              on_unused_input="ignore")  # adadelta has no lr
+
+
+def build_param_fns(shapes: dict, cfg: ModelConfig, mode, static=None):
+    """(loss, gradients) as two functions of (parameter values..., x, y, mask, h0, c0), in the
+    order of `shapes` (name -> shape): the parameters are inputs rather than shared variables, so
+    that a gradient check can evaluate the loss at perturbed values. Nothing is updated."""
+    x, y, mask, h0, c0 = batch_inputs(cfg, static)
+    params = {k: pt.tensor(k, dtype=cfg.dtype, shape=s) for k, s in shapes.items()}
+    loss = M.loss_terms(params, cfg, x, y, mask, h0, c0)[0]
+    inputs = list(params.values()) + [x, y, mask, h0, c0]
+    f_loss = pytensor.function(inputs, loss, mode=mode, name="param_loss")
+    grads = pytensor.grad(loss, list(params.values()))
+    f_grad = pytensor.function(inputs, grads, mode=mode, name="param_grads")
+    return f_loss, f_grad
 
 
 def build_eval_fn(params, cfg: ModelConfig, mode, static=None):
@@ -195,7 +210,7 @@ class CompiledModel:
         shape = (self.cfg.num_layers, batch, self.cfg.hidden)
         return np.zeros(shape, self.cfg.dtype), np.zeros(shape, self.cfg.dtype)
 
-    # -- the four functions ---------------------------------------------------------------------
+    # -- the functions ----------------------------------------------------------------------------
     def train_step(self, x, y, mask, h0, c0, lr=None):
         """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT)."""
         x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
@@ -265,7 +280,8 @@ class CompiledModel:
 
     def _on_device(self, tables):
         """The constraint tables (≈ 0.8 MB for a 五絕 at V 6,000) as the backend's arrays, copied
-        there once per tables object: copying them at every call took 2 ms of a 5 ms poem."""
+        there once per tables object: copying them at every call took much of a poem's time
+        (docs/measurements.md, "tables on the device")."""
         if not self.static:
             return tables
         import jax

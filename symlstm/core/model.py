@@ -80,8 +80,8 @@ def carrying_step(step, dot=pt.dot):
     The values are the same. The difference is in the gradient: the scan that `pytensor.grad`
     builds runs the step's graph again, backwards, to get the gate values; with the product carried,
     it reads h_{t-1} U from the forward scan's outputs instead of recomputing one (B, H)×(H, G*H)
-    product per step (`symlstm graph` shows one Dot left in the gradient scan, not two). Measured
-    in one process, alternating: 3 % faster training steps at shape B of `make bench`, 0.5 % at A.
+    product per step (`symlstm graph` shows one Dot left in the gradient scan, not two): faster
+    training steps at both shapes of `make bench` (docs/measurements.md, "carried product").
     `dot` is the matrix product (`precision.matmul`).
     """
     def scan_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1, U):

@@ -15,10 +15,10 @@ rule every mixed-precision trainer uses), so the backward GEMMs run in bf16 too.
 the product with `matmul(cfg.precision)`: plain `pt.dot` for `precision: float32`, this Op for
 `bf16`; `resolve` turns `auto` into one of them when a model is compiled.
 
-Measured on this project's AMD EPYC (AVX512-BF16, no AMX), 2 cores, GFLOP/s, one process:
-XLA bf16 252-359 against XLA f32 131-180 on the model's shapes, while MKL's
-`cblas_gemm_bf16bf16f32` ran at 127-169 (slower than its own f32 on this CPU), so the JAX backend
-uses XLA's own bf16 dot. The C and Numba backends run `perform`, the NumPy reference below.
+On this project's AMD EPYC (AVX512-BF16, no AMX) XLA's bf16 products ran faster than MKL's
+`cblas_gemm_bf16bf16f32` (which was slower than MKL's own float32 there: docs/measurements.md, "bf16
+products"), so the JAX backend uses XLA's own bf16 dot. The C and Numba backends run `perform`,
+the NumPy reference below.
 """
 import numpy as np
 import pytensor.tensor as pt
@@ -42,7 +42,7 @@ class Bf16Dot(Op):
 
     The flags exist for XLA's sake: it runs a bf16 product whose left factor is read transposed
     (the weight gradient aᵀ·g) at a third of the speed of the same product on a transposed copy
-    (shape A's output layer, 2048 × 256 × 6000: 48 ms against 20 ms including the copy), so the
+    (docs/measurements.md, "transposed bf16 factor"), so the
     Op states the transpose and the JAX code below decides how to read it.
     """
 
@@ -138,9 +138,9 @@ def bf16_is_faster() -> bool:
     """Whether XLA's bf16 product beats its float32 one here, by a 0.1 s measurement made once per
     machine and JAX version and kept in ~/.cache/symlstm (SYMLSTM_JAX_CACHE's parent).
 
-    Why measure: it depends on the CPU and XLA, not on a flag one can read. On this project's AMD
-    EPYC (AVX512-BF16) XLA's bf16 ran 1.4-2x its float32; on the Intel Xeon of the speed issue
-    (AMX, which XLA does not use) 0.7-0.8x.
+    Why measure: it depends on the CPU and XLA, not on a flag one can read: faster on this
+    project's AMD EPYC (AVX512-BF16), slower on an Intel Xeon with AMX, which XLA does not use
+    (docs/measurements.md, "bf16 or float32").
     """
     import time
 

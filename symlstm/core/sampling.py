@@ -47,9 +47,8 @@ def generate_scan(params, cfg: ModelConfig, first, h0, c0, noise, inv_temperatur
 
 def first_max(scores):
     """The index of each row's largest score, the first where several tie: argmax as a maximum
-    and a minimum. XLA's CPU argmax is a two-valued reduction that does not vectorise: 28 µs
-    against 4.7 over a (1, 6000) row on this project's AMD EPYC (one step of batch-1 sampling
-    at shape A takes ≈ 110 µs in all)."""
+    and a minimum. XLA's CPU argmax is a two-valued reduction that does not vectorise: several
+    times slower over a (1, 6000) row (docs/measurements.md, "argmax")."""
     V = scores.shape[-1]
     at_max = pt.eq(scores, scores.max(axis=-1, keepdims=True))  # (B, V)
     return pt.min(pt.switch(at_max, _indices(V)[None, :], V), axis=-1).astype("int32")
@@ -59,7 +58,8 @@ def draw(weights, u, block=64):
     """Inverse-CDF sampling: per row of weights (B, V) ≥ 0, the first index whose cumulative
     weight exceeds u (B,) in [0, 1) times the row's total. Two levels of prefix sums, over blocks of
     `block` columns and then inside the block drawn, because XLA's CPU cumsum over a whole row of
-    6,000 took 15 µs here, a seventh of a batch-1 sampling step. Never an index of weight 0."""
+    6,000 took a seventh of a batch-1 sampling step (docs/measurements.md, "draw"). Never an index
+    of weight 0."""
     B, V = weights.shape
     G = (V + block - 1) // block
     rows, cols, blocks = _indices(B), _indices(block), _indices(G)

@@ -3,7 +3,7 @@
 PyTensor's own graph (log_softmax, then picking the target) materialises a (T, B, V) array of
 log-probabilities and, in the gradient, another of softmax terms. This Op computes the forward pass
 as logsumexp(z) - z[y] and its gradient as (softmax(z) - onehot(y)) * g in one piece each, which
-measured about 6 % faster per training step (shape B of `make bench`) on the JAX backend.
+made training steps faster on the JAX backend (docs/measurements.md, "fused cross-entropy").
 `pytensor.grad` uses `pullback` below; the gradient check verifies it against central differences
 like every other gradient.
 """

@@ -43,7 +43,7 @@ def _pad(seqs, batch_size, dtype, multiple=1):
 
 class PoemBatches(Sequence):
     """(x, y, mask) batches covering every sequence exactly once, padded only when taken: an epoch
-    of the whole corpus (9,219 batches) is a list of row indices, not ≈ 90 MB of padded arrays.
+    of the whole corpus is a list of row indices, not ≈ 90 MB of padded arrays (9,219 batches).
 
     With rng: shuffled, then sorted by length within pools of `pool` batches (bucketing), and the
     batches shuffled (pool=0: no bucketing). Without rng: in length order (evaluation). fill=True

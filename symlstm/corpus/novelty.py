@@ -1,7 +1,8 @@
 """Memorisation check: how much of a generated poem the training split already holds.
 
-The index is built once from the training poems, compactly enough for the whole corpus (313,776
-poems: a set of their 4-grams as Python strings took 2.6 GB and 11 s, this 0.7 GB at its peak and 3 s):
+The index is built once from the training poems, compactly enough for the whole corpus (a set of
+its 4-grams as Python strings took several times the memory and time: docs/measurements.md,
+"novelty index"):
 the poems joined by newlines (for substring search, which Python runs in C), the same with every
 punctuation mark a newline (a line is then a whole line of some poem when it stands between two
 newlines), and the character 4-grams as a sorted array of 64-bit keys (four 16-bit character
@@ -15,8 +16,8 @@ from symlstm.poetics.script import PUNCT, split_lines
 
 
 def _sorted_unique(a: np.ndarray) -> np.ndarray:
-    """np.unique by sorting: NumPy 2.3's hash-based np.unique took 6 s on the whole corpus' 20 M
-    4-gram keys, a sort takes 0.3."""
+    """np.unique by sorting: NumPy 2.3's hash-based np.unique was twenty times slower on the whole
+    corpus' 4-gram keys (docs/measurements.md, "unique by sorting")."""
     a = np.sort(a)
     return a[np.concatenate([[True], a[1:] != a[:-1]])] if len(a) else a
 

@@ -6,13 +6,11 @@ error of an entry is |a - n| / max(|a| + |n|, 1e-8); a tensor passes when its la
 import dataclasses
 
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
 
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig
 from symlstm.core import model as M
-from symlstm.core.compiled import batch_inputs
+from symlstm.core.compiled import build_param_fns
 
 TOLERANCE = 1e-6
 BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa: one rounding is off by up to 2^-9 ≈ 2e-3
@@ -48,13 +46,7 @@ def gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, length
     c0 = rng.normal(0, 0.5, (cfg.num_layers, batch, cfg.hidden))
 
     static = (length, batch) if cfg.backend == "jax" else None
-    sx, sy, smask, sh0, sc0 = batch_inputs(cfg, static)
-    sparams = {k: pt.tensor(k, dtype="float64", shape=v.shape) for k, v in values.items()}
-    loss = M.loss_terms(sparams, cfg, sx, sy, smask, sh0, sc0)[0]
-    grads = pytensor.grad(loss, list(sparams.values()))
-    inputs = list(sparams.values()) + [sx, sy, smask, sh0, sc0]
-    f_grad = pytensor.function(inputs, grads, mode=mode, name="gradcheck_grads")
-    f_loss = pytensor.function(inputs, loss, mode=mode, name="gradcheck_loss")
+    f_loss, f_grad = build_param_fns({k: v.shape for k, v in values.items()}, cfg, mode, static)
     data = [x, y, mask, h0, c0]
     names = list(values)
     symbolic = dict(zip(names, (np.asarray(g) for g in f_grad(*values.values(), *data))))
@@ -108,11 +100,7 @@ def bf16_gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, l
     grads = {}
     for c in (ref_cfg, run_cfg):
         static = (length, batch) if c.backend == "jax" else None
-        sx, sy, smask, sh0, sc0 = batch_inputs(c, static)
-        sparams = {k: pt.tensor(k, dtype=c.dtype, shape=v.shape) for k, v in values.items()}
-        loss = M.loss_terms(sparams, c, sx, sy, smask, sh0, sc0)[0]
-        f = pytensor.function(list(sparams.values()) + [sx, sy, smask, sh0, sc0],
-                              pytensor.grad(loss, list(sparams.values())), mode=get_mode(c.backend))
+        _, f = build_param_fns({k: v.shape for k, v in values.items()}, c, get_mode(c.backend), static)
         data = [v.astype(c.dtype) for v in values.values()] + [x, y, mask.astype(c.dtype), h0.astype(c.dtype),
                                                                c0.astype(c.dtype)]
         grads[c.precision] = [np.asarray(g, np.float64) for g in f(*data)]

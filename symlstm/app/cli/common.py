@@ -14,7 +14,8 @@ def shared_args(p, checkpoint: str | bool = False, backend: bool = False, seed: 
     """Add the arguments many commands share: `checkpoint` True for a required --checkpoint, or the
     help of an optional one; --backend; --seed (0); --json; --set SECTION.KEY=VALUE (repeatable)."""
     if checkpoint is True:
-        p.add_argument("--checkpoint", required=True, help="a checkpoint written by `symlstm train` (runs/NAME/best.h5)")
+        p.add_argument("--checkpoint", required=True,
+                       help="a checkpoint written by `symlstm train` (runs/NAME/best.h5)")
     elif checkpoint:
         p.add_argument("--checkpoint", help=checkpoint)
     if backend:

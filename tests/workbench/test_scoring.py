@@ -8,10 +8,10 @@ from symlstm import ModelConfig, Vocab, compile_model, init_params
 from symlstm.run.evaluate import surprisal
 from symlstm.workbench.scoring import score
 
-from conftest import ROOT
+from conftest import QUATRAINS
 from reference import forward
 
-POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:300]
+POEMS = QUATRAINS[:300]
 
 
 def test_surprisal_is_the_reference_negative_log_probability_in_bits():

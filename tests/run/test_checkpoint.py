@@ -70,7 +70,6 @@ def test_bad_checkpoints_are_named(tmp_path):
         ckpt_io.load(tmp_path / "v.h5")
 
 
-
 def test_load_model_names_a_foreign_config(tmp_path):
     c = _ckpt()  # its config {"a": 1} is not symlstm's
     ckpt_io.save(tmp_path / "odd.h5", c)

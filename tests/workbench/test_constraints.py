@@ -10,21 +10,20 @@ import pytest
 
 from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
 from symlstm.poetics.forms import form_of
-from symlstm.poetics.lexicon import Lexicon
 from symlstm.poetics.script import split_lines
 from symlstm.poetics.verse import check_verse, pattern_lines
 from symlstm.vocab import EOS, SPECIALS
 from symlstm.workbench.constraints import Shape
 from symlstm.workbench.decode import DecodeError
 
-from conftest import ROOT
+from conftest import QUATRAINS, ROOT, tiny_sampler
 from reference import nll_sum, pingshui_table
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from pingshui_rhyme import PoemStructureChecker
 
-POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()
+POEMS = QUATRAINS
 
 
 TONES, GROUPS = pingshui_table(ROOT / "symlstm" / "poetics" / "tables" / "pingshui.json")
@@ -54,14 +53,7 @@ def loopholes(poem: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sampler():
-    vocab = Vocab.build(POEMS[:2000])
-    cfg = ModelConfig(embedding=16, hidden=24, init_scale=0.3)
-    return Sampler(compile_model(init_params(len(vocab), cfg, 4), cfg), vocab)
-
-
-@pytest.fixture(scope="module")
-def lex():
-    return Lexicon.load()
+    return tiny_sampler(POEMS[:2000], seed=4)
 
 
 @pytest.mark.parametrize("form, num", [("wujue", 100), ("qijue", 100), ("wulv", 40), ("qilv", 40)])

@@ -1,5 +1,4 @@
 """Sampling paths, beam search, forms, acrostics, and exact evaluation against NumPy."""
-import math
 
 import numpy as np
 import pytest
@@ -9,18 +8,15 @@ from symlstm.poetics.forms import form_of
 from symlstm.vocab import SPECIALS
 from symlstm.workbench.decode import DecodeError
 
-from conftest import ROOT
+from conftest import QUATRAINS, tiny_sampler
 from reference import nll_sum
 
-POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:300]
+POEMS = QUATRAINS[:300]
 
 
 @pytest.fixture(scope="module")
 def sampler():
-    vocab = Vocab.build(POEMS)
-    cfg = ModelConfig(embedding=16, hidden=24, init_scale=0.3)
-    m = compile_model(init_params(len(vocab), cfg, 3), cfg)
-    return Sampler(m, vocab)
+    return tiny_sampler(POEMS, seed=3)
 
 
 def clean(text, vocab):
@@ -108,53 +104,3 @@ def test_acrostic_with_forms(sampler):
 def test_impossible_settings_are_refused(sampler, opts, message):
     with pytest.raises(DecodeError, match=message):
         sampler.sample(SampleOptions(**opts))
-
-
-@pytest.mark.parametrize("batch_size", [1, 7])
-def test_eval_equals_independent_numpy_forward(batch_size):
-    vocab = Vocab.build(POEMS[:200])
-    cfg = ModelConfig(embedding=6, hidden=7, num_layers=2, dtype="float64", init_scale=0.4)
-    params = init_params(len(vocab), cfg, 0)
-    m = compile_model(params, cfg)
-    texts = POEMS[200:223]  # some characters are <unk> for this vocabulary
-    seqs = [vocab.encode(t) for t in texts]
-    got = evaluate(m, seqs, batch_size)
-    total = count = 0.0
-    for s in seqs:  # one poem at a time, unpadded, in NumPy
-        x, y = s[:-1, None], s[1:, None]
-        z = np.zeros((2, 1, 7))
-        t, n, _, _ = nll_sum(params, "lstm", 2, x, y, np.ones(x.shape), z, z)
-        total, count = total + t, count + n
-    assert got["tokens"] == count == sum(len(t) + 1 for t in texts)
-    assert got["nll_per_token"] == pytest.approx(total / count, rel=1e-12)
-    assert got["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-12)
-    assert got["bits_per_char"] == pytest.approx(total / count / math.log(2), rel=1e-12)
-    assert 0 < got["unk_rate"] < 1 and got["poems"] == len(texts)
-
-
-def test_draw_is_the_inverse_cdf_and_never_picks_a_zero_weight():
-    """model.draw (two-level prefix sums) against NumPy's float64 cumsum and searchsorted."""
-    import pytensor
-    import pytensor.tensor as pt
-
-    from symlstm.backend.runtime import get_mode
-    from symlstm.core.sampling import draw
-
-    rng = np.random.default_rng(0)
-    B, V = 64, 1000
-    w = rng.random((B, V)).astype(np.float32) ** 4
-    w[rng.random((B, V)) < 0.7] = 0  # masked tokens
-    w[:, -100:] = 0  # a masked tail: rounding must not reach into it
-    u = rng.random(B).astype(np.float32)
-    u[:4] = [0.0, np.nextafter(np.float32(1), np.float32(0)), 0.5, 0.999]
-    sw, su = pt.tensor("w", dtype="float32", shape=(B, V)), pt.tensor("u", dtype="float32", shape=(B,))
-    f = pytensor.function([sw, su], draw(sw, su), mode=get_mode("jax"))
-    for trial in range(3):
-        got = f(w, u)
-        cdf = np.cumsum(w.astype(np.float64), axis=1)
-        target = u * cdf[:, -1]
-        want = (cdf <= target[:, None]).sum(axis=1)  # the first index whose cumulative weight exceeds it
-        assert (w[np.arange(B), got] > 0).all()
-        close = np.abs(cdf[np.arange(B), np.minimum(want, V - 1)] - target) < 1e-4 * cdf[:, -1]
-        assert ((got == want) | close).all() and (got == want).mean() > 0.9
-        u = rng.random(B).astype(np.float32)

@@ -3,22 +3,20 @@ except mirrored 疊字; judged by rules written out here from symlstm/poetics/ta
 import numpy as np
 import pytest
 
-from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
+from symlstm import ModelConfig, SampleOptions, Vocab, compile_model, init_params
 from symlstm.run.evaluate import evaluate_couplets
 from symlstm.workbench.decode import DecodeError
 
-from conftest import ROOT
+from conftest import QUATRAINS, ROOT, tiny_sampler
 from reference import forward, pingshui_table
 
-POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:2000]
+POEMS = QUATRAINS[:2000]
 TONES, _ = pingshui_table(ROOT / "symlstm" / "poetics" / "tables" / "pingshui.json")
 
 
 @pytest.fixture(scope="module")
 def sampler():
-    vocab = Vocab.build(POEMS + ["風聲雨聲讀書聲，聲聲入耳。"])
-    cfg = ModelConfig(embedding=16, hidden=24, init_scale=0.3)
-    return Sampler(compile_model(init_params(len(vocab), cfg, 6), cfg), vocab)
+    return tiny_sampler(POEMS + ["風聲雨聲讀書聲，聲聲入耳。"], seed=6)
 
 
 @pytest.mark.parametrize("first", ["白日依山盡", "兩岸猿聲啼不住", "風聲雨聲讀書聲，聲聲入耳", "春風又綠江南岸",

@@ -1,4 +1,5 @@
-"""Gradient flow across time against finite differences of the NumPy reference; graph report."""
+"""Gradient flow across time against finite differences of the NumPy reference, and the docs' table
+against the documented command."""
 import csv
 
 import numpy as np
@@ -61,13 +62,25 @@ def test_rnn_with_small_weights_decays_faster_than_lstm_with_open_forget_gates(t
     assert len(rows) == 80 and rows[0]["grad_c_norm"] == "" and rows[40]["grad_c_norm"] != ""
 
 
-def test_graph_report_counts_and_scan_ops():
-    from symlstm.tools.graphinfo import step_graph, training_graph_report
+@pytest.mark.slow
+def test_the_docs_gradient_flow_table_is_what_the_documented_command_prints(tmp_path):
+    """docs/model.md's table for `symlstm gradflow --config configs/tiny.yaml`, against a fresh run
+    of that command (3 significant digits, as printed)."""
+    import re
+    import subprocess
+    import sys
 
-    cfg = ModelConfig(embedding=4, hidden=6)
-    assert "h_tm1" in step_graph(cfg) and "Sigmoid" in step_graph(cfg)
-    r = training_graph_report(cfg, vocab_size=10, T=5, B=2)
-    assert r["nodes_after"] < r["nodes_before"]
-    assert r["float64_outputs"] == 0
-    names = [s["name"] for s in r["scans"]]
-    assert any("grad_of" in n for n in names) and "layer0" in names
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
+    table = doc[doc.index("`symlstm gradflow --config configs/tiny.yaml`"):]
+    want = {m[0]: [float(v) for v in m[1:6]] for m in
+            re.findall(r"^\| (untrained \w+) \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| (\S+) \|", table, re.M)}
+    proc = subprocess.run([sys.executable, "-m", "symlstm", "gradflow", "--config", "configs/tiny.yaml",
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    got = {f"{m[0]} {m[1]}": [float(v) for v in m[2:7]] for m in
+           (line.split() for line in proc.stdout.splitlines() if line.startswith("untrained"))}
+    assert set(want) == set(got) == {"untrained rnn", "untrained gru", "untrained lstm"}
+    for name in want:
+        assert got[name] == pytest.approx(want[name], rel=2e-2, abs=1e-30), name

@@ -2,24 +2,22 @@
 layout, and the scorer on a famous ci and on one altered to break a rule."""
 import pytest
 
-from symlstm import ModelConfig, SampleOptions, Sampler, Vocab, compile_model, init_params
+from symlstm import SampleOptions
 from symlstm.poetics.lexicon import Lexicon
 from symlstm.poetics.script import clauses
 from symlstm.poetics.tunes import load, parse_layout, tune_of
 from symlstm.poetics.verse import check_any
 from symlstm.workbench.decode import DecodeError
 
-from conftest import ROOT
+from conftest import QUATRAINS, tiny_sampler
 
-POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:2000]
+POEMS = QUATRAINS[:2000]
 YAN_SHU = "一曲新詞酒一杯，去年天氣舊亭臺。夕陽西下幾時回？無可奈何花落去，似曾相識燕歸來。小園香徑獨徘徊。"
 
 
 @pytest.fixture(scope="module")
 def sampler():
-    vocab = Vocab.build(POEMS)
-    cfg = ModelConfig(embedding=16, hidden=24, init_scale=0.3)
-    return Sampler(compile_model(init_params(len(vocab), cfg, 2), cfg), vocab)
+    return tiny_sampler(POEMS, seed=2)
 
 
 def lines_rhyming(tune):

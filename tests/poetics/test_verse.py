@@ -4,24 +4,11 @@ import random
 import pytest
 
 from symlstm.corpus.loading import split_of
-from symlstm.corpus.novelty import NoveltyIndex
-from symlstm.poetics.lexicon import Lexicon
 from symlstm.poetics.verse import check_verse, pattern_lines
 
-from conftest import ROOT
+from conftest import QUATRAINS
 
-POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()
-
-
-@pytest.fixture(scope="module")
-def lex():
-    return Lexicon.load()
-
-
-def test_lexicon_knows_famous_tones(lex):
-    assert lex.tone("東") == {"平"} and lex.tone("月") == {"仄"} and lex.tone("白") == {"仄"}
-    assert lex.tone("山") == {"平"} and lex.tone("看") == {"平", "仄"}  # 看 reads both ways
-    assert "上平聲一東" in lex.groups["東"] and lex.groups["樓"] & lex.groups["流"]
+POEMS = QUATRAINS
 
 
 def test_patterns_are_the_textbook_ones():
@@ -96,53 +83,3 @@ def test_checker_pass_rates_on_the_test_split_are_plausible(lex):
     rhyme = sum(v.rhyme_ok for v in verdicts) / len(verdicts)
     tones = sum(v.tones_ok for v in verdicts) / len(verdicts)
     assert 0.7 < rhyme < 0.95 and 0.6 < tones < 0.9
-
-
-def test_novelty_of_a_training_poem_and_of_a_shuffle():
-    train = POEMS[:3000]
-    index = NoveltyIndex(train)
-    copied = index.report(train[42])
-    assert copied["longest_shared"] == len(train[42]) and copied["verbatim_lines"] == 1.0
-    assert copied["novel_4grams"] == 0.0
-    chars = list(train[42])
-    random.Random(0).shuffle(chars)
-    fresh = index.report("".join(chars))
-    assert fresh["longest_shared"] <= 4 and fresh["verbatim_lines"] == 0.0 and fresh["novel_4grams"] > 0.8
-
-
-def test_novelty_index_answers_as_sets_of_lines_and_4grams_would():
-    import re
-
-    from symlstm.poetics.script import PUNCT
-
-    train, test = POEMS[:3000], POEMS[3000:3200]
-    index = NoveltyIndex(train)
-    lines = {line for t in train for line in re.split(f"[{PUNCT}]", t) if line}
-    grams = {t[i:i + 4] for t in train for i in range(len(t) - 3)}
-    rng = random.Random(1)
-    queries = test + train[:200] + ["".join(rng.sample(t, len(t))) for t in test]
-    queries.append(train[0][-2:] + train[1][:2])  # spans two training poems: in neither
-    checked = 0
-    for t in queries:
-        for g in (t[i:i + 4] for i in range(len(t) - 3)):
-            assert index.has_gram(g) == (g in grams), g
-            checked += 1
-        for line in (line for line in re.split(f"[{PUNCT}]", t) if line):
-            assert index.has_line(line) == (line in lines), line
-    assert checked > 10000 and not index.has_gram("☃山中人")
-
-
-def test_strains_agreement_and_coverage_count_what_they_say(lex):
-    from symlstm.poetics.lexicon import coverage, strains_agreement
-
-    poem = "白日依山盡，黃河入海流。"
-    ids = {poem: "p1"}
-    right = {"p1": ["仄仄平平仄，", "平平仄仄平。"]}
-    wrong = {"p1": ["平仄平平仄，", "平平仄仄平。"]}  # 白 is 仄, not 平
-    a = strains_agreement([poem], ids, right, lex)
-    b = strains_agreement([poem], ids, wrong, lex)
-    assert a["poems_aligned"] == 1 and a["agreement"] == 1.0
-    assert b["characters_compared"] == a["characters_compared"] and b["agreement"] < 1.0
-    assert strains_agreement([poem], {}, right, lex)["poems_aligned"] == 0
-    cov = coverage([poem, "☃☃"], lex)
-    assert cov["characters"] == 11 and cov["known_characters"] == 10

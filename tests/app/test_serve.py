@@ -13,9 +13,9 @@ from symlstm import ModelConfig, Vocab, compile_model, init_params, load_model
 from symlstm.app.serve import LIMITS, Engine, create_app
 from symlstm.poetics.forms import form_of
 
-from conftest import ROOT
+from conftest import QUATRAINS
 
-POEMS = (ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").splitlines()[:400]
+POEMS = QUATRAINS[:400]
 BROKEN = "白日依山盡，白河入海流。欲窮千里目，更上一層樓。"  # 孤平 in line 2
 
 
