@@ -84,11 +84,17 @@ def load() -> dict:
     return json.loads(table("ci_tunes.json").read_text(encoding="utf-8"))
 
 
-def tune_of(text: str) -> str | None:
-    """The shipped tune whose layout (clause lengths) the text has, when exactly one has it."""
+def tunes_of(text: str) -> list[str]:
+    """The shipped tunes whose layout (clause lengths) the text has."""
     parts = clauses(text)
     if not parts or "".join(c + p for c, p in parts) != text:
-        return None
+        return []
     lengths = [len(c) for c, _ in parts]
-    names = [name for name, t in load().items() if [n for n, _ in parse_layout(t["layout"])] == lengths]
+    return [name for name, t in load().items() if [n for n, _ in parse_layout(t["layout"])] == lengths]
+
+
+def tune_of(text: str) -> str | None:
+    """The shipped tune whose layout the text has, when exactly one has it (how the corpus tags a
+    ci without its tune; `judge.judge` weighs the tunes and the regulated forms a text could be)."""
+    names = tunes_of(text)
     return names[0] if len(names) == 1 else None

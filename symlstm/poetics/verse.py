@@ -12,6 +12,8 @@ named where it is: 一三五不論，二四六分明 within a line, 對 inside a
 line ends, 孤平, 三平尾, the rhyme. A 多音字 counts as whichever reading fits; the licensed
 variations (拗救 rescued by the next line, 特拗, 孤平拗救, 孤雁出群) are notes, not faults. The
 decoding constraints (`constraints.py`) enforce the same rules and read their columns from here.
+
+Which form a text is, when nobody says, is `judge.py`'s question; this module checks one form.
 """
 from dataclasses import dataclass, field
 
@@ -19,7 +21,7 @@ from symlstm.poetics.forms import CI, FORMS, form_of
 from symlstm.poetics.lexicon import PING, ZE, Lexicon, neighbouring
 from symlstm.poetics.script import clauses, split_lines
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.poetics.tunes import parse_layout, tune_of
+from symlstm.poetics.tunes import parse_layout
 
 FIVE = {"A": "仄仄平平仄", "B": "平平仄仄平", "C": "平平平仄仄", "D": "仄仄仄平平"}
 QUATRAIN = {"zeqi": "ABCD", "zeqi-rhyme": "DBCD", "pingqi": "CDAB", "pingqi-rhyme": "BDAB"}
@@ -95,6 +97,8 @@ class Verdict:
     faults: list = field(default_factory=list)  # Fault, in line order
     notes: list = field(default_factory=list)  # licensed variations, in words
     rhyme_note: str = ""  # the rhyme group, or why there is none
+    runner_up: str | None = None  # `judge.judge`: the next best form, when it is within two faults
+    runner_up_faults: int = 0
 
     @property
     def tones_ok(self) -> bool:
@@ -110,9 +114,14 @@ class Verdict:
 
 
 def _nearest(lines: list[str], form: str, lex: Lexicon):
+    """The standard pattern closest at 二四六, then at every position. 首句入韻 is what the first line
+    does: a first line ending in 平 rhymes (or breaks the rhyme), one ending in 仄 does not."""
     n = FORMS[form][0]
+    end = lex.definite(lines[0][-1])
     best = None
     for name in QUATRAIN:
+        if end is not None and name.endswith("-rhyme") != (end == PING):
+            continue
         expected = pattern_lines(name, form)
         wrong = [(i, j) for i, line in enumerate(lines) for j, ch in enumerate(line) if not lex.fits(ch, expected[i][j])]
         loose = [(i, j) for i, j in wrong if j in loose_columns(n)]
@@ -125,13 +134,15 @@ def _line_faults(i: int, lines: list[str], lex: Lexicon, n: int, faults: list, n
     """Within line i: 二四六, the line end of an unrhymed line, 孤平, 三平尾 (with their licences)."""
     line = lines[i]
     t = [lex.definite(ch) for ch in line]
+    if i % 2 == 1 and PING in lex.tone(line[-1]):
+        t[-1] = PING  # a rhyme: the rhyme settles a 多音字's reading
     for a, b in zip(loose_columns(n), loose_columns(n)[1:]):
         if t[a] is None or t[a] != t[b]:
             continue
         if b == n - 2 and t[b] == ZE and t[-1] == ZE and i % 2 == 0 and i + 1 < len(lines) \
                 and lex.fits(lines[i + 1][n - 3], PING):
             notes.append(f"拗救: line {i + 2}'s {lines[i + 1][n - 3]} (平) rescues line {i + 1}'s {line[b]} (仄)")
-        elif b == n - 2 and t[b] == PING and t[-1] == ZE and t[n - 3] == ZE and lex.fits(line[n - 5], PING):
+        elif b == n - 2 and t[b] == PING and t[-1] == ZE and lex.fits(line[n - 3], ZE) and lex.fits(line[n - 5], PING):
             notes.append(f"特拗: line {i + 1} reads {'平平仄平仄' if n == 5 else '仄仄平平仄平仄'}")
         else:
             faults.append(Fault("平仄", i + 1, b + 1, f"{line[a]} and {line[b]} are both {t[b]}"))
@@ -178,7 +189,7 @@ def _rhyme_faults(lines: list[str], lex: Lexicon, faults: list, notes: list) -> 
             faults.append(Fault("出韻", i + 1, len(lines[i]),
                                 f"line {i + 1} ends in {ch}, outside the rhyme group of the lines before"))
         else:
-            common = groups if common is None else common & groups
+            common = set(groups) if common is None else common & groups  # a copy: &= below must not edit the table
     first = lines[0][-1]
     if lex.tone(first) == {PING} and common:
         groups = lex.groups.get(first, set())
@@ -216,9 +227,12 @@ def check_verse(text: str, lex: Lexicon) -> Verdict:
 
 
 def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
-    """A ci against its tune's template: 平仄 where the template decides a tone and the character's
-    only reading is the other, 出韻 where a rhyme is of another tone class or shares no 部 of
-    詞林正韻 with the segment's first rhyme, 重韻 for a rhyme repeated in a segment."""
+    """A ci against its tune's template. 平仄 where the template decides the tone of the 2nd, 4th or
+    6th character of a clause and the character's only reading is the other; at the 1st, 3rd, 5th,
+    7th character a departure is a note (一三五不論, what `--tones loose` leaves free). 出韻
+    where a rhyme is of another tone class or shares no 部 of 詞林正韻 with the segment's first
+    rhyme, 重韻 for a rhyme repeated in a segment. A segment of a 仄 class (上去 or 入) takes the
+    other 仄 class too when all its rhymes keep to it: 玉樓春 and 菩薩蠻 are written in both."""
     t = load_tunes()[tune]
     parts = clauses(text)
     want = [n for n, _ in parse_layout(t["layout"])]
@@ -228,14 +242,17 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
     bare = "".join(c for c, _ in parts)
     where = [(i, j) for i, (c, _) in enumerate(parts) for j in range(len(c))]  # char index -> (clause, column)
     segment = {k: s for k, s in t["rhymes"]}
-    faults = []
+    faults, notes = [], []
     for k, ch in enumerate(bare):
-        tone = t["tones"][k]
+        tone, (line, col) = t["tones"][k], where[k]
         if tone != "〇" and k not in segment and lex.definite(ch) not in (None, tone):
-            faults.append(Fault("平仄", where[k][0] + 1, where[k][1] + 1, f"{ch} is {lex.definite(ch)}; the tune has {tone}"))
+            if col % 2 == 1:
+                faults.append(Fault("平仄", line + 1, col + 1, f"{ch} is {lex.definite(ch)}; the tune has {tone}"))
+            else:
+                notes.append(f"一三五不論: clause {line + 1}'s {ch} is {lex.definite(ch)} where the tune has {tone}")
     for s, cls in enumerate(t["segments"]):
         ks = sorted(k for k, x in segment.items() if x == s)
-        common, seen = None, {}
+        common, seen, classes = None, {}, rhyme_classes(cls)
         for k in ks:
             ch, (line, col) = bare[k], where[k]
             if ch in seen:
@@ -243,36 +260,40 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
             seen.setdefault(ch, line)
             if ch not in lex.tones:
                 continue
-            bus = {b for b, c in lex.ci_rhymes(ch) if c == cls}
+            bus = {(b, c) for b, c in lex.ci_rhymes(ch) if c in classes}  # (部, class)
             if not bus or (common is not None and not common & bus):
-                faults.append(Fault("出韻", line + 1, col + 1, f"{ch} does not rhyme in the {cls} rhyme of the others"))
+                faults.append(Fault("出韻", line + 1, col + 1,
+                                    f"{ch} does not rhyme in the {'/'.join(classes)} rhyme of the others"))
             else:
                 common = bus if common is None else common & bus
     faults.sort(key=lambda f: (f.line, f.char))
-    marks = [c and "".join(t["tones"][sum(want[:i]) + j] if t["tones"][sum(want[:i]) + j] != "〇" else
-                           (lex.definite(ch) or ("±" if lex.tone(ch) else "?")) for j, ch in enumerate(c))
+    crossed = {(f.line - 1, f.char - 1) for f in faults if f.rule in TONE_RULES}
+    marks = ["".join("×" if (i, j) in crossed else t["tones"][sum(want[:i]) + j] if t["tones"][sum(want[:i]) + j] != "〇"
+                     else (lex.definite(ch) or ("±" if lex.tone(ch) else "?")) for j, ch in enumerate(c))
              for i, (c, _) in enumerate(parts)]
-    return Verdict(form=form, pattern=tune, label=t["layout"], expected=None, marks=marks, faults=faults,
+    return Verdict(form=form, pattern=tune, label=t["layout"], expected=None, marks=marks, faults=faults, notes=notes,
                    rhyme_note=" / ".join(t["segments"]))
 
 
-def check_any(text: str, lex: Lexicon, form: str = "") -> Verdict:
-    """check_verse for the regulated forms, check_tune for a ci (its tune named by `form`, else found
-    by its layout)."""
-    tune = form[len(CI):] if form.startswith(CI) else ("" if form else tune_of(text))
-    return check_tune(text, lex, tune) if tune else check_verse(text, lex)
+def rhyme_classes(cls: str) -> tuple:
+    """The 詞林正韻 tone classes a tune's rhyme segment of class `cls` may use: 平 alone, or
+    either 仄 class (上去, 入)."""
+    return (cls,) if cls == PING else ("上去", "入")
 
 
 def summarize(verdicts: list[Verdict]) -> dict:
-    """Pass rates over the poems in a regulated form: poems, regulated_form, tones_pass, rhyme_pass,
-    both_pass (shares of the regulated ones), and how many poems break each rule."""
-    forms = [v for v in verdicts if v.form]
-    n = max(len(forms), 1)
-    out = {"poems": len(verdicts), "regulated_form": len(forms),
-           "tones_pass": sum(v.tones_ok for v in forms) / n, "rhyme_pass": sum(v.rhyme_ok for v in forms) / n,
-           "both_pass": sum(v.passed for v in forms) / n}
+    """Pass rates over the poems judged in a regulated form (poems, regulated_form, tones_pass,
+    rhyme_pass, both_pass; None when there are none), the ci apart (ci, ci_pass), and how many
+    poems break each rule."""
+    shi = [v for v in verdicts if v.form in FORMS]
+    ci = [v for v in verdicts if v.form and v.form.startswith(CI)]
+    rate = (lambda n: n / len(shi)) if shi else (lambda n: None)
+    out = {"poems": len(verdicts), "regulated_form": len(shi),
+           "tones_pass": rate(sum(v.tones_ok for v in shi)), "rhyme_pass": rate(sum(v.rhyme_ok for v in shi)),
+           "both_pass": rate(sum(v.passed for v in shi)), "ci": len(ci),
+           "ci_pass": sum(v.passed for v in ci) / len(ci) if ci else None}
     for rule in RULES:
-        out[f"poems_with_{rule}"] = sum(any(f.rule == rule for f in v.faults) for v in forms)
+        out[f"poems_with_{rule}"] = sum(any(f.rule == rule for f in v.faults) for v in shi + ci)
     return out
 
 
@@ -281,4 +302,5 @@ def verdict_row(text: str, v: Verdict) -> dict:
     return {"text": text, "form": v.form, "pattern": v.label, "tones": v.marks, "strict_mismatches": v.strict_mismatches,
             "loose_mismatches": v.loose_mismatches, "tones_ok": v.tones_ok, "rhyme_ok": v.rhyme_ok,
             "rhyme": v.rhyme_note, "faults": [{"rule": f.rule, "line": f.line, "char": f.char, "detail": f.detail}
-                                              for f in v.faults], "notes": v.notes}
+                                              for f in v.faults], "notes": v.notes,
+            "runner_up": v.runner_up and {"form": v.runner_up, "faults": v.runner_up_faults}}

@@ -12,7 +12,9 @@ import numpy as np
 from symlstm.corpus.batching import poem_batches, stream_batches
 from symlstm.corpus.loading import CorpusError, load_corpus
 from symlstm.errors import InputError
-from symlstm.poetics.forms import form_group, form_token
+from symlstm.poetics.forms import form_group
+from symlstm.poetics.judge import form_token_of
+from symlstm.poetics.lexicon import Lexicon
 from symlstm.vocab import EOS, Vocab, unk_rate
 
 
@@ -22,7 +24,7 @@ def surprisal(compiled, vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
     ids = [list(vocab.encode(t, bos=False)) for t in texts]
     steps = max(len(x) for x in ids)
     h, c = compiled.zero_state(len(texts))
-    tok = np.array([vocab.start(form_token(t)) for t in texts], np.int32)  # <bos>, or the form's token
+    tok = np.array([vocab.start(form_token_of(t, Lexicon.load())) for t in texts], np.int32)  # or <bos>
     out = [np.zeros(len(x)) for x in ids]
     for k in range(steps):
         logp, h, c = compiled.step(tok, h, c)
@@ -68,8 +70,8 @@ def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:
 def evaluate_texts(compiled, vocab: Vocab, texts: list[str], batch_size: int = 32, forms: list[str] | None = None) -> dict:
     """evaluate() on raw poems (one string each), encoded with the model's vocabulary; each starts
     with its form token from `forms` (token names, e.g. a corpus' `<ci:浣溪沙>`), else the one
-    its text shows (`forms.form_token`)."""
-    forms = forms or [form_token(t) for t in texts]
+    its text is judged to be (`judge.form_token_of`)."""
+    forms = forms or [form_token_of(t, Lexicon.load()) for t in texts]
     return evaluate(compiled, [vocab.encode(t, start=vocab.start(f)) for t, f in zip(texts, forms)], batch_size)
 
 
@@ -115,7 +117,7 @@ def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool
     the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯.
     `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout)."""
     vocabs = [vocab for _, vocab in models.values()]
-    token_of = dict(zip(texts, forms or [form_token(t) for t in texts]))
+    token_of = dict(zip(texts, forms or [form_token_of(t, Lexicon.load()) for t in texts]))
     known = [t for t in texts if not any(v.unknown(t) for v in vocabs)]
     if not known:
         raise InputError(f"none of the {len(texts)} poems has only characters every model knows")

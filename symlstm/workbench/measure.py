@@ -12,11 +12,11 @@ import numpy as np
 
 from symlstm.errors import UserError
 from symlstm.poetics.forms import CI, FORMS, LINE_ENDS, form_of
+from symlstm.poetics.judge import judge
 from symlstm.poetics.lexicon import Lexicon
 from symlstm.poetics.script import clauses, split_lines
 from symlstm.poetics.tunes import load as load_tunes
 from symlstm.poetics.tunes import parse_layout
-from symlstm.poetics.verse import check_tune, check_verse
 from symlstm.run.evaluate import surprisal
 from symlstm.workbench.constraints import opposed_columns
 from symlstm.workbench.decode import SampleOptions, Sampler
@@ -39,7 +39,8 @@ def independent_checker():
 def strict_samples(sampler: Sampler, num: int = 200, temperature: float = 0.8, seed: int = 0,
                    forms=tuple(FORMS), tones: str = "strict") -> list[dict]:
     """Per form: `num` samples under `tones`; the share in the form, passing pingshui-rhyme's meter
-    and rhyme checks, and passing `symlstm score` (no fault); the failures' texts."""
+    and rhyme checks, and passing `symlstm score` (judged as the form asked for, no form named, and
+    no fault); the failures' texts."""
     checker, lex = independent_checker(), Lexicon.load()
     rows = []
     for form in forms:
@@ -49,7 +50,7 @@ def strict_samples(sampler: Sampler, num: int = 200, temperature: float = 0.8, s
         seconds = time.perf_counter() - start
         meter = [checker.check_poem_pingze_meter(p)[0] for p in poems]
         rhyme = [checker.check_poem_rhyming(p)[0] for p in poems]
-        ours = [check_verse(p, lex).passed for p in poems]
+        ours = [(lambda v: v.form == form and v.passed)(judge(p, lex)) for p in poems]
         rows.append({"form": form, "samples": num, "seconds": seconds,
                      "format": sum(form_of(p) == form for p in poems) / num,
                      "pingshui_meter": sum(meter) / num, "pingshui_rhyme": sum(rhyme) / num,
@@ -61,7 +62,8 @@ def strict_samples(sampler: Sampler, num: int = 200, temperature: float = 0.8, s
 
 def tune_samples(sampler: Sampler, num: int = 100, temperature: float = 0.8, seed: int = 0, tones: str = "strict") -> list[dict]:
     """Per shipped ci tune: `num` samples of ci:TUNE under `tones`; the share in the tune's layout
-    (clause lengths) and the share `symlstm score` passes."""
+    (clause lengths) and the share `symlstm score` passes (judged as that tune, no form named, and
+    no fault)."""
     lex, rows = Lexicon.load(), []
     for tune, t in load_tunes().items():
         start = time.perf_counter()
@@ -70,7 +72,8 @@ def tune_samples(sampler: Sampler, num: int = 100, temperature: float = 0.8, see
         want = [n for n, _ in parse_layout(t["layout"])]
         rows.append({"tune": tune, "samples": num, "seconds": time.perf_counter() - start,
                      "format": sum([len(c) for c, _ in clauses(p)] == want for p in poems) / num,
-                     "score_pass": sum(check_tune(p, lex, tune).passed for p in poems) / num})
+                     "score_pass": sum((lambda v: v.form == CI + tune and v.passed)(judge(p, lex))
+                                       for p in poems) / num})
     return rows
 
 

@@ -2,8 +2,9 @@
 (`run.evaluate.surprisal`), and every rule of regulated verse it breaks (`verse.check_verse`). The
 model is optional; the rules need none.
 """
+from symlstm.poetics.judge import judge
 from symlstm.poetics.lexicon import Lexicon
-from symlstm.poetics.verse import check_any, verdict_row
+from symlstm.poetics.verse import verdict_row
 from symlstm.run.evaluate import surprisal
 from symlstm.vocab import Vocab
 
@@ -16,7 +17,7 @@ def score(texts: list[str], compiled=None, vocab: Vocab | None = None, lex: Lexi
     `symlstm eval` has it) and `unknown` (characters outside the vocabulary, scored as <unk>). A ci is
     judged against its tune: `form` ci:TUNE, or the one tune whose layout the text has."""
     lex = lex or Lexicon.load()
-    rows = [verdict_row(t, check_any(t, lex, form)) for t in texts]
+    rows = [verdict_row(t, judge(t, lex, form)) for t in texts]
     if compiled is not None and texts:
         for row, text, bits in zip(rows, texts, surprisal(compiled, vocab, texts)):
             row["surprisal"] = [[ch, round(float(b), 3)] for ch, b in zip(list(text) + ["<eos>"], bits)]

