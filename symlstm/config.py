@@ -223,6 +223,10 @@ def load_config(path: str | Path | None = None, overrides=(), raw: dict | None =
         data = _merge(data, raw)
     for text in overrides:
         keys, value = parse_override(text)
+        alone = value
+        for k in reversed(keys):
+            alone = {k: alone}
+        from_dict(alone, source=f"--set {text}")  # a mistake in an override is named as the override's
         node = data
         for k in keys[:-1]:
             node = node.setdefault(k, {})

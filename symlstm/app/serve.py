@@ -9,6 +9,7 @@ bounded (LIMITS).
 """
 import json
 import math
+import re
 import threading
 import time
 from importlib import resources
@@ -115,6 +116,12 @@ class Engine:
             return self._rows([text])[0]
 
 
+def field_names(message: str) -> str:
+    """A message about options, in the API's words: the sampler names the command line's flags
+    (--first, --acrostic …); the caller sent JSON fields (couplet, acrostic …)."""
+    return re.sub(r"--([a-z][a-z-]*)", lambda m: {"first": "couplet"}.get(m[1], m[1].replace("-", "_")), message)
+
+
 def create_app(engine: Engine) -> Starlette:
     pages = {path: (resources.files("symlstm.app").joinpath("static", name).read_bytes(), kind)
              for path, (name, kind) in STATIC.items()}
@@ -146,13 +153,17 @@ def create_app(engine: Engine) -> Starlette:
         return JSONResponse({"poems": await run_in_threadpool(engine.sample, opts)})
 
     async def score_poem(request: Request) -> JSONResponse:
-        text = _field(await body_of(request), "text", str, "").strip()
+        body = await body_of(request)
+        unknown = set(body) - {"text"}
+        if unknown:
+            raise RequestError(f"unknown field {sorted(unknown)[0]!r} (a score request has only 'text')")
+        text = _field(body, "text", str, "").strip()
         if not text or len(text) > LIMITS["text_chars"]:
             raise RequestError(f"text: 1 to {LIMITS['text_chars']} characters, got {len(text)}")
         return JSONResponse({"poem": await run_in_threadpool(engine.score, text)})
 
     async def user_error(request: Request, err: Exception) -> JSONResponse:
-        return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse({"error": field_names(str(err))}, status_code=400)
 
     routes = [Route(path, static) for path in STATIC] + [
         Route("/api/info", info), Route("/api/sample", sample, methods=["POST"]),

@@ -56,9 +56,15 @@ def stream_eval_batches(seqs, batch_size: int, seq_length: int, dtype="float32")
     return stream_batches(seqs, rows, min(seq_length, (tokens - 1) // rows), dtype)
 
 
+def _check_batch_size(batch_size: int):
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+
+
 def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:
     """Metrics of encoded sequences: poems, tokens, unk_rate, nll_per_token (nats), perplexity,
     bits_per_char (bits per predicted token)."""
+    _check_batch_size(batch_size)
     if not seqs:
         raise InputError("nothing to evaluate: no poems")
     total, count = nll_sum(compiled, poem_batches(seqs, batch_size, dtype=compiled.cfg.dtype))
@@ -78,6 +84,7 @@ def evaluate_texts(compiled, vocab: Vocab, texts: list[str], batch_size: int = 3
 def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_size: int = 32, warn=print) -> dict:
     """evaluate() on a split of the corpus a checkpoint was trained on (its data config), which
     must still have the checkpoint's vocabulary."""
+    _check_batch_size(batch_size)  # before the corpus loads
     corpus = load_corpus(data_cfg, root, warn=warn)
     if corpus.vocab != vocab:
         raise CorpusError(f"{data_cfg.path}: the corpus vocabulary differs from the checkpoint's; "
@@ -116,6 +123,7 @@ def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool
     per form (`forms.form_group` of each poem's form token) and a last row, "all". couplets=True:
     the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯.
     `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout)."""
+    _check_batch_size(batch_size)
     vocabs = [vocab for _, vocab in models.values()]
     token_of = dict(zip(texts, forms or [form_token_of(t, Lexicon.load()) for t in texts]))
     known = [t for t in texts if not any(v.unknown(t) for v in vocabs)]

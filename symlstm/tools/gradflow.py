@@ -150,6 +150,9 @@ def prepare(cfg, root, checkpoint: str | None = None, cells=("rnn", "gru", "lstm
     """What `symlstm gradflow` measures: ([(label, ModelConfig, params)], x, y). With a checkpoint,
     its trained model (and its config, `cfg` ignored); else fresh models of each cell in `cells`
     with cfg's sizes. x, y (length, batch) come from the config's training split, or are random ids."""
+    if length < 2 or batch < 1:
+        raise InputError(f"--length {length} --batch {batch}: the flow needs at least 2 steps (distances 0 … "
+                         "length-1) and 1 row")
     state = ckpt_io.load(checkpoint) if checkpoint else None
     if state:
         cfg = from_dict(state.config, source=checkpoint)

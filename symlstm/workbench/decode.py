@@ -43,7 +43,7 @@ def keywords_found(text: str, keywords: tuple) -> dict:
 @dataclass(frozen=True)
 class SampleOptions:
     num: int = 5
-    max_length: int = 64  # characters
+    max_length: int | None = None  # characters of a free poem (None: 64); a form or a template sets its own
     seed: int = 0
     prime: str = ""
     argmax: bool = False
@@ -64,8 +64,10 @@ class SampleOptions:
     def validate(self, vocab: Vocab):
         if self.num < 1:
             raise DecodeError(f"--num must be at least 1, got {self.num}")
-        if self.max_length < 1:
+        if self.max_length is not None and self.max_length < 1:
             raise DecodeError(f"--max-length must be at least 1, got {self.max_length}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise DecodeError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if not self.temperature > 0:
             raise DecodeError(f"--temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:
@@ -115,6 +117,15 @@ class SampleOptions:
                                 "".join(parse_template(self.template)[1].values() if self.template else ""))
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
+        if self.max_length is not None and self.shape:
+            raise DecodeError(f"--max-length {self.max_length}: a {self.shape} is {poem_length(self.shape)} characters "
+                              "with its punctuation, set by its form; leave --max-length out")
+        starts = line_starts(self.shape) if self.shape else [0]
+        clash = [(pos, ch) for pos, ch in zip(starts, self.acrostic) if pos < len(self.prime) and self.prime[pos] != ch]
+        if clash:
+            pos, ch = clash[0]
+            raise DecodeError(f"--prime {self.prime} and --acrostic {self.acrostic}: the acrostic starts a line with "
+                              f"{ch} where the prime has {self.prime[pos]}; give one of them, or a prime that agrees")
         if self.shape:
             lines = len(layout(self.shape))
             if len(self.acrostic) > lines:
@@ -152,7 +163,7 @@ class SampleOptions:
         """The longest text (start included) a poem may reach before <eos>."""
         if self.couplet:
             return 2 * len(self.couplet) + 2
-        return poem_length(self.shape) if self.shape else self.max_length
+        return poem_length(self.shape) if self.shape else (self.max_length or 64)
 
     @property
     def shape(self) -> str:
@@ -295,12 +306,12 @@ class Sampler:
 
     def _compiled(self, opts: SampleOptions) -> list[dict]:
         first, h, c = self._primed(opts.prime, opts.num, opts.shape)
-        n = max(1, opts.max_length - len(opts.prime)) + 1
+        n = max(1, opts.limit - len(opts.prime)) + 1
         rng = np.random.default_rng(opts.seed)
         shape = (n, opts.num, len(self.vocab))
         noise = np.zeros(shape, self.m.cfg.dtype) if opts.argmax else gumbel_noise(rng, shape, self.m.cfg.dtype)
         tokens, _, _ = self.m.generate(first, h, c, noise, opts.temperature, self.banned)
-        return [{"text": (opts.prime + self.vocab.decode(tokens[:, b]))[:opts.max_length]} for b in range(opts.num)]
+        return [{"text": (opts.prime + self.vocab.decode(tokens[:, b]))[:opts.limit]} for b in range(opts.num)]
 
     def _stepwise(self, opts: SampleOptions) -> list[dict]:
         """One row per poem, or opts.candidates rows per poem when characters are locked ahead (each

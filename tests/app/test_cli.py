@@ -16,7 +16,14 @@ def run(*args, cwd=ROOT):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--config", "configs/nope.yaml"], "configs/nope.yaml: config file not found"),
-    (["train", "--config", "configs/tiny.yaml", "--set", "model.hiden=3"], "did you mean 'hidden'"),
+    (["train", "--config", "configs/tiny.yaml", "--set", "model.hiden=3"],
+     "--set model.hiden=3: unknown key 'model.hiden'; did you mean 'hidden'"),  # the override, not the file
+    (["train", "--config", "configs/tiny.yaml", "--set", "model.hidden=wide"], "--set model.hidden=wide: model.hidden: expected int"),
+    (["check-verse", "--form", "ci:浣紗溪", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"],
+     "--form ci:浣紗溪: not a shipped tune"),
+    (["couplet", "--checkpoint", "runs/none/best.h5", "--first", ""], "--first: give the 上聯 in characters"),
+    (["gradflow", "--config", "configs/tiny.yaml", "--length", "1", "--out", "OUT"], "the flow needs at least 2 steps"),
+    (["serve", "--checkpoint", "runs/none/best.h5", "--port", "BUSY"], "cannot listen there (Address already in use)"),
     (["train", "--config", "configs/tiny.yaml", "--set", "data.path=missing/*.txt"], "glob matches no file"),
     (["sample", "--checkpoint", "runs/none/best.h5"], "best.h5: checkpoint not found; train a model first "
                                                       "(`make train` writes runs/poems/best.h5)"),
@@ -38,8 +45,12 @@ def test_user_errors_are_one_line_with_exit_code_2(args, message, tmp_path):
 
     with h5py.File(tmp_path / "foreign.h5", "w") as f:
         f.attrs["format"] = "something-else"
-    names = {"FOREIGN": str(tmp_path / "foreign.h5"), "OUT": str(tmp_path / "run")}
-    proc = run(*[names.get(a, a) for a in args])
+    import socket
+
+    busy = socket.create_server(("127.0.0.1", 0))  # a port another program listens on
+    names = {"FOREIGN": str(tmp_path / "foreign.h5"), "OUT": str(tmp_path / "run"), "BUSY": str(busy.getsockname()[1])}
+    with busy:
+        proc = run(*[names.get(a, a) for a in args])
     assert proc.returncode == 2, proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.strip() and "Warning" not in l and "warn" not in l]
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -91,6 +102,16 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     proc = run("sample", "--checkpoint", ckpt, "--prime", "白日☃")
     assert proc.returncode == 2 and "characters outside the vocabulary: ☃" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    for args, message in [(["sample", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1, got -1"),
+                          (["sample", "--form", "wujue", "--max-length", "10"], "--max-length 10: a wujue is 24"),
+                          (["sample", "--form", "wujue", "--prime", "明月", "--acrostic", "春夏秋冬"],
+                           "the acrostic starts a line with 春 where the prime has 明"),
+                          (["eval", "--split", "test", "--batch-size", "0"], "--batch-size must be at least 1, got 0")]:
+        proc = run(*args[:1], "--checkpoint", ckpt, *args[1:])
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr[-800:])
+    proc = run("sample", "--checkpoint", ckpt, "--num", "2", "--max-length", "10", "--json")  # a free poem obeys it
+    assert proc.returncode == 0 and all(len(p["text"]) <= 10 for p in json.loads(proc.stdout))
 
 
 def test_gradflow_graph_and_check_verse_commands(tmp_path):

@@ -93,7 +93,8 @@ def test_score_names_the_broken_rule(client):
     ("/api/sample", {"temperature": 0}, "temperature: between 0.05 and 3.0"),
     ("/api/sample", {"num": "3"}, 'num: expected int, got "3"'),
     ("/api/sample", {"seed": -1}, "seed: between 0 and 2**32 - 1, got -1"),
-    ("/api/sample", {"tones": "very"}, "--tones 'very': choose strict, loose or off"),
+    ("/api/sample", {"tones": "very"}, "tones 'very': choose strict, loose or off"),  # the field, not the flag
+    ("/api/sample", {"couplet": "黃河入海流"}, "couplet 黃河入海流: it ends in 流"),
     ("/api/sample", {"path": "/etc/passwd"}, "unknown field 'path'"),
     ("/api/sample", {"form": "wujue", "tones": "strict", "acrostic": "春夏秋冬"}, "fit no standard pattern"),
     ("/api/sample", {"acrostic": "春☃"}, "characters outside the vocabulary: ☃"),
@@ -103,6 +104,7 @@ def test_score_names_the_broken_rule(client):
     ("/api/sample", [1, 2], "must be a JSON object"),
     ("/api/sample", {"acrostic": "春" * 9000}, "request body over 8192 bytes"),
     ("/api/score", {"text": ""}, "text: 1 to 400 characters"),
+    ("/api/score", {"txt": "白日依山盡"}, "unknown field 'txt'"),
 ])
 def test_bad_requests_get_a_one_line_message_and_the_server_keeps_serving(client, path, body, message):
     data = body if isinstance(body, str) else json.dumps(body)

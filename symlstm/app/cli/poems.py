@@ -1,5 +1,6 @@
 """Commands about poems: sample, novelty, score (check-verse), measure, serve, couplet, lexicon."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,8 @@ def sampling_args(p):
     """The options of sample and novelty (`SampleOptions`)."""
     shared_args(p, checkpoint=True, backend=True, seed=True, json=True)
     p.add_argument("--num", type=int, default=5)
-    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--max-length", type=int, help="characters of a free poem (default 64); --form and --template set "
+                                                   "their own")
     p.add_argument("--prime", default="", help="text to continue")
     p.add_argument("--argmax", action="store_true", help="greedy: always the likeliest character")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -101,8 +103,10 @@ def cmd_couplet(args):
     from symlstm.run.checkpoint import load_model
     from symlstm.workbench.decode import SampleOptions, Sampler
 
-    compiled, vocab, _ = load_model(args.checkpoint, args.backend)
     first = args.first.strip().rstrip("，。")
+    if not first:
+        raise UserError("--first: give the 上聯 in characters, e.g. --first 春風又綠江南岸")
+    compiled, vocab, _ = load_model(args.checkpoint, args.backend)
     opts = SampleOptions(num=args.num, couplet=first, temperature=args.temperature, seed=args.seed, beam=args.beam,
                          top_k=args.top_k)
     rows = [{"first": first, "second": p["text"][len(first) + 1:], "score": p["score"]}
@@ -297,6 +301,18 @@ def serve_args(p):
     p.add_argument("--num", type=int, default=5, help="poems per load-test request (五絕)")
 
 
+def _check_port(host: str, port: int):
+    """A UserError when this process cannot listen on host:port (taken, or not an address here)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
+    except (OSError, OverflowError) as err:
+        why = os.strerror(err.errno) if getattr(err, "errno", None) else str(err)
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({why}); choose another --port") from None
+
+
 def cmd_serve(args):
     import threading
 
@@ -305,6 +321,8 @@ def cmd_serve(args):
     from symlstm.app.serve import Engine, create_app, load_test
     from symlstm.run.checkpoint import load_model
 
+    if not args.load_test:
+        _check_port(args.host, args.port)  # before the model loads and before the address is announced
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     app = create_app(Engine(compiled, vocab, f"{cfg.name} ({Path(args.checkpoint).name})"))
     if not args.load_test:
