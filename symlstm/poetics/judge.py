@@ -63,21 +63,24 @@ def judge(text: str, lex: Lexicon, form: str = "") -> Verdict:
     """The one verdict every command and the page give: `form` when it is named (see check_form),
     else the form the text fits best among those whose layout it has: the regulated form and the
     shipped tunes of the same clause lengths. A form whose rhyme tone half or more of the text's
-    rhymes contradict comes last (a 平-rhymed 古詩 of eight five-character lines is not a 生查子, whatever
-    its faults as a 五律); then fewest faults, fewest rhyme places of the wrong tone, fewest marks of
-    another punctuation. The runner-up is named when it is within two faults. No layout of any form:
-    a Verdict without a form."""
+    rhymes contradict comes last (a 平-rhymed 古詩 of eight five-character lines is not a 生查子,
+    whatever its faults as a 五律); then fewest faults, fewest rhyme places of the wrong tone,
+    fewest marks of another punctuation. The runner-up is named when it is within two faults. No
+    layout of any form: a Verdict without a form, saying the text's line lengths."""
     if form:
         return check_form(text, lex, form)
     candidates = ([form_of(text)] if form_of(text) else []) + [CI + t for t in tunes_of(text)]
     if not candidates:
-        return Verdict(form=None, rhyme_note="not a regulated form (4 or 8 lines of 5 or 7 characters) nor the "
-                                             "layout of a shipped ci tune")
+        lengths = [len(c) for c, _ in clauses(text)]
+        return Verdict(form=None, rhyme_note="not a regulated form (4 or 8 lines of 5 or 7 characters) nor the layout "
+                                             f"of a shipped ci tune: {len(lengths)} line(s) of "
+                                             f"{', '.join(map(str, lengths)) or 'no'} characters")
     judged = []
     for k, f in enumerate(candidates):
         v = check_form(text, lex, f)
         misfit, places = _rhyme_tone_misfit(text, f, lex)
-        judged.append((places > 0 and 2 * misfit >= places, len(v.faults), misfit, _punctuation_misfit(text, f), k, v))
+        contradicted = places > 0 and 2 * misfit >= places
+        judged.append((contradicted, len(v.faults), misfit, _punctuation_misfit(text, f), k, v))
     judged.sort(key=lambda row: row[:5])
     best = judged[0][-1]
     if len(judged) > 1 and judged[1][1] <= judged[0][1] + 2:

@@ -97,6 +97,7 @@ class Verdict:
     faults: list = field(default_factory=list)  # Fault, in line order
     notes: list = field(default_factory=list)  # licensed variations, in words
     rhyme_note: str = ""  # the rhyme group, or why there is none
+    unjudged: list = field(default_factory=list)  # characters the table lacks: their places are not judged
     runner_up: str | None = None  # `judge.judge`: the next best form, when it is within two faults
     runner_up_faults: int = 0
 
@@ -223,7 +224,8 @@ def check_verse(text: str, lex: Lexicon) -> Verdict:
     marks = ["".join("×" if (i, j) in crossed else ("?" if not lex.tone(ch) else (expected[i][j] if lex.fits(ch, expected[i][j])
                      else next(iter(lex.tone(ch))))) for j, ch in enumerate(line)) for i, line in enumerate(lines)]
     return Verdict(form=form, pattern=name, label=pattern_label(name, form), expected=expected, marks=marks,
-                   strict_mismatches=n_strict, loose_mismatches=n_loose, faults=faults, notes=notes, rhyme_note=rhyme)
+                   strict_mismatches=n_strict, loose_mismatches=n_loose, faults=faults, notes=notes, rhyme_note=rhyme,
+                   unjudged=_unjudged("".join(lines), lex))
 
 
 def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
@@ -272,7 +274,11 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
                      else (lex.definite(ch) or ("±" if lex.tone(ch) else "?")) for j, ch in enumerate(c))
              for i, (c, _) in enumerate(parts)]
     return Verdict(form=form, pattern=tune, label=t["layout"], expected=None, marks=marks, faults=faults, notes=notes,
-                   rhyme_note=" / ".join(t["segments"]))
+                   rhyme_note=" / ".join(t["segments"]), unjudged=_unjudged(bare, lex))
+
+
+def _unjudged(chars: str, lex: Lexicon) -> list[str]:
+    return sorted({ch for ch in chars if not lex.tone(ch)}, key=chars.index)
 
 
 def rhyme_classes(cls: str) -> tuple:
@@ -302,5 +308,5 @@ def verdict_row(text: str, v: Verdict) -> dict:
     return {"text": text, "form": v.form, "pattern": v.label, "tones": v.marks, "strict_mismatches": v.strict_mismatches,
             "loose_mismatches": v.loose_mismatches, "tones_ok": v.tones_ok, "rhyme_ok": v.rhyme_ok,
             "rhyme": v.rhyme_note, "faults": [{"rule": f.rule, "line": f.line, "char": f.char, "detail": f.detail}
-                                              for f in v.faults], "notes": v.notes,
+                                              for f in v.faults], "notes": v.notes, "unjudged": v.unjudged,
             "runner_up": v.runner_up and {"form": v.runner_up, "faults": v.runner_up_faults}}

@@ -117,9 +117,9 @@ class SampleOptions:
                                 "".join(parse_template(self.template)[1].values() if self.template else ""))
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
-        if self.max_length is not None and self.shape:
+        if self.max_length is not None and self.shape and self.max_length < poem_length(self.shape):
             raise DecodeError(f"--max-length {self.max_length}: a {self.shape} is {poem_length(self.shape)} characters "
-                              "with its punctuation, set by its form; leave --max-length out")
+                              "with its punctuation; raise --max-length or leave it out")
         starts = line_starts(self.shape) if self.shape else [0]
         clash = [(pos, ch) for pos, ch in zip(starts, self.acrostic) if pos < len(self.prime) and self.prime[pos] != ch]
         if clash:

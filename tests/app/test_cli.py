@@ -187,3 +187,29 @@ def test_verdicts_read_right(tmp_path, capsys):
     assert out == ["4 poems: more than --list 2, so no poem is shown; --list 4 shows each, --json gives every row",
                    "4 poems, 3 in a regulated form: tones pass 100.0%, rhyme pass 100.0%, both 100.0%; "
                    "1 ci, no fault in 0.0%"]
+
+
+def test_the_ways_people_write_a_poem_get_one_verdict(capsys):
+    """The issue's eight ways of writing 登鸛雀樓 (and simplified characters), through `symlstm score`:
+    the same 五絕 with the same verdict; simplified text said to be converted."""
+    import json
+
+    from symlstm.app.cli import main
+
+    ways = ["白日依山盡 黃河入海流 欲窮千里目 更上一層樓", "白日依山盡。 黃河入海流。 欲窮千里目。 更上一層樓。",
+            "白日依山盡\n黃河入海流\n欲窮千里目\n更上一層樓", "白日依山盡黃河入海流欲窮千里目更上一層樓",
+            "白日依山盡,黃河入海流.欲窮千里目,更上一層樓.", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓",
+            "白日依山盡，黃河入海流。欲窮千里目，更上一層樓？", "《登鸛雀樓》白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"]
+    verdicts = []
+    for text in ways:
+        assert main(["score", "--json", text]) == 0
+        row = json.loads(capsys.readouterr().out)["poems"][0]
+        verdicts.append((row["form"], row["pattern"], row["tones_ok"], row["converted"]))
+    assert set(verdicts) == {("wujue", "仄起不入韻", True, False)}
+    assert main(["score", "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("白日依山盡，黃河入海流。欲窮千里目，更上一層樓。   (converted from simplified characters")
+    assert main(["score", "--no-convert", "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"]) == 0
+    assert "unjudged 尽 黄 穷 层 楼: not in the 平水韻 table" in capsys.readouterr().out
+    assert main(["score", "The quick brown fox."]) == 2
+    assert capsys.readouterr().err.strip() == "symlstm score: error: line 1 (The): 'T' is not a Chinese character"

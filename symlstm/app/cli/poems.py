@@ -6,6 +6,7 @@ from pathlib import Path
 
 from symlstm.errors import UserError
 from symlstm.poetics.forms import CI, FORMS
+from symlstm.poetics.script import ASCII_PUNCT
 
 from .common import SPLITS, print_result, project_root, shared_args, warn
 
@@ -35,16 +36,30 @@ def sampling_args(p):
     p.add_argument("--template", default="", help="a poem with ＿ or _ where characters are to be written")
     p.add_argument("--candidates", type=int, default=8,
                    help="with --keywords or --template: poems drawn per poem shown, the likeliest kept (8)")
+    p.add_argument("--no-convert", action="store_true", help="keep simplified characters as they are")
+
+
+def _traditional(args, flag: str, text: str) -> str:
+    """An option's Chinese text with simplified characters converted (said on stderr), unless
+    --no-convert."""
+    from symlstm.poetics.script import to_traditional
+
+    converted = text if args.no_convert else to_traditional(text)
+    if converted != text:
+        warn(f"note: {flag} {text}: simplified characters converted, {converted} (--no-convert keeps them)")
+    return converted
 
 
 def _sample_options(args):
     from symlstm.workbench.decode import SampleOptions, parse_keywords
 
-    return SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=args.prime,
+    text = {flag: _traditional(args, flag, getattr(args, flag[2:])) for flag in
+            ("--prime", "--acrostic", "--rhyme", "--keywords", "--template")}
+    return SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=text["--prime"],
                          argmax=args.argmax, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         beam=args.beam, acrostic=args.acrostic, form=args.form or "", tones=args.tones,
-                         pattern=args.pattern, rhyme=args.rhyme, keywords=parse_keywords(args.keywords),
-                         template=args.template, candidates=args.candidates)
+                         beam=args.beam, acrostic=text["--acrostic"], form=args.form or "", tones=args.tones,
+                         pattern=args.pattern, rhyme=text["--rhyme"], keywords=parse_keywords(text["--keywords"]),
+                         template=text["--template"], candidates=args.candidates)
 
 
 def _novelty_index(cfg):
@@ -97,13 +112,14 @@ def couplet_args(p):
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--beam", type=int, default=0, help="beam search of this width (0, the default: sampling)")
+    p.add_argument("--no-convert", action="store_true", help="keep simplified characters as they are")
 
 
 def cmd_couplet(args):
     from symlstm.run.checkpoint import load_model
     from symlstm.workbench.decode import SampleOptions, Sampler
 
-    first = args.first.strip().rstrip("，。")
+    first = _traditional(args, "--first", args.first.strip().translate(ASCII_PUNCT).rstrip("，。"))
     if not first:
         raise UserError("--first: give the 上聯 in characters, e.g. --first 春風又綠江南岸")
     compiled, vocab, _ = load_model(args.checkpoint, args.backend)
@@ -159,8 +175,9 @@ def verse_args(p):
     p.add_argument("--split", choices=SPLITS, help="a split of the config's corpus")
     p.add_argument("--config", help="the corpus for --split (default: the shipped quatrains)")
     p.add_argument("--list", type=int, default=20, help="show each poem when there are at most this many")
-    p.add_argument("--form", default="", help="ci:TUNE to judge a ci against that tune (default: found "
-                                              "from the layout); regulated forms are recognised")
+    p.add_argument("--form", default="", help="wujue | qijue | wulv | qilv | ci:TUNE: judge the text as that form "
+                                              "(default: the form it fits best)")
+    p.add_argument("--no-convert", action="store_true", help="keep simplified characters as they are")
     shared_args(p, json=True)
 
 
@@ -184,16 +201,28 @@ def cmd_score(args):
     from symlstm.corpus.loading import load_corpus, read_poems
     from symlstm.poetics.judge import judge
     from symlstm.poetics.lexicon import Lexicon, known_tones
+    from symlstm.poetics.script import PoemError, normalize_poem
     from symlstm.poetics.verse import summarize
     from symlstm.workbench.scoring import score
+
+    converted = set()  # poems written in simplified characters, judged in traditional ones
+
+    def read(text: str, where: str) -> str:
+        try:
+            poem, was = normalize_poem(text, convert=not args.no_convert)
+        except PoemError as err:
+            raise PoemError(f"{where}{err}") from None
+        if was:
+            converted.add(poem)
+        return poem
 
     if args.split:
         cfg = load_config(args.config) if args.config else load_config()
         poems = load_corpus(cfg.data, project_root(), warn=warn).texts[args.split]
     elif args.file:
-        poems = read_poems(args.file)
+        poems = [read(p, f"{args.file}, poem {k + 1}: ") for k, p in enumerate(read_poems(args.file))]
     elif args.text:
-        poems = [args.text.strip()]
+        poems = [read(args.text, "")]
     else:
         raise UserError(f"{args.command}: give a poem, --file F or --split NAME")
     compiled = vocab = None
@@ -204,6 +233,8 @@ def cmd_score(args):
     lex = Lexicon.load()
     shown = len(poems) <= args.list
     rows = score(poems, compiled, vocab, lex, args.form) if shown else []
+    for row in rows:
+        row["converted"] = row["text"] in converted
     summary = summarize([judge(p, lex, args.form) for p in poems])
     if compiled is not None and rows:
         summary["mean_perplexity"] = sum(r["perplexity"] for r in rows) / len(rows)
@@ -211,11 +242,12 @@ def cmd_score(args):
         print(json.dumps({"summary": summary, "poems": rows}, ensure_ascii=False, indent=1))
         return 0
     for r in rows:
-        print(r["text"])
+        print(r["text"] + ("   (converted from simplified characters; --no-convert keeps them)" if r["converted"] else ""))
         if not r["form"]:
             print(f"  {r['rhyme']}")
         else:
-            verdict = "no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)"
+            verdict = ("no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)") + \
+                (f", {len(r['unjudged'])} character(s) unjudged" if r["unjudged"] else "")
             kind = "layout" if r["form"].startswith(CI) else "nearest pattern"
             print(f"  {r['form']}, {kind} {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
             if r["runner_up"]:
@@ -227,6 +259,9 @@ def cmd_score(args):
                 print(f"  fault    line {f['line']}, character {f['char']}: {f['rule']}: {f['detail']}")
             for note in r["notes"]:
                 print(f"  note     {note}")
+            if r["unjudged"]:
+                print(f"  unjudged {' '.join(r['unjudged'])}: not in the 平水韻 table, so their tones were not "
+                      "judged (shown as ? above)")
         if "surprisal" in r:
             print("  bits     " + " ".join(f"{ch}{b:.1f}" for ch, b in r["surprisal"]))
             print(f"  perplexity {r['perplexity']:.1f} ({r['bits_per_token']:.2f} bits per token)"
