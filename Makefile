@@ -8,7 +8,7 @@ CKPT   ?= $(RUN)/best.h5
 ARGS   ?=
 STAMP   = $(VENV)/.installed
 
-.PHONY: install install-bench train resume sample eval serve measure gradcheck bench data plot test clean
+.PHONY: install install-bench train resume sample eval serve measure gradcheck bench data plot test fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ plot: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# The long fuzzing campaign: N generated command lines and N API requests (make test runs 40 of each).
+N ?= 10000
+fuzz: $(STAMP)
+	SYMLSTM_FUZZ_EXAMPLES=$(N) $(BIN)/python -m pytest -q tests/app/test_fuzz.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) data/cache .pytest_cache

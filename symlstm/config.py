@@ -144,10 +144,16 @@ def _check_value(section: str, key: str, value, where: str):
     choices = CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
-    if (section, key) in POSITIVE and value < 1:
-        raise ConfigError(f"{where}: must be at least 1, got {value}")
+    if (section, key) in POSITIVE and not 1 <= value <= 65536:  # past that, memory runs out before anything else
+        raise ConfigError(f"{where}: must be between 1 and 65536, got {value}")
     if (section, key) == ("train", "devices") and value < 0:
         raise ConfigError(f"{where}: must be a device count, 0 or 'all', got {value}")
+    if key in ("beta1", "beta2", "decay", "momentum") and not 0 <= value < 1:  # Adam divides by 1 - beta^t
+        raise ConfigError(f"{where}: must be in [0, 1), got {value}")
+    if key in ("learning_rate", "eps", "init_scale") and not value > 0:
+        raise ConfigError(f"{where}: must be above 0, got {value}")
+    if key == "seed" and not 0 <= value < 2 ** 32:
+        raise ConfigError(f"{where}: must be between 0 and 2**32 - 1, got {value}")
     if key in ("dropout", "valid_fraction", "test_fraction") and not 0 <= value < 1:
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
 

@@ -57,8 +57,8 @@ def stream_eval_batches(seqs, batch_size: int, seq_length: int, dtype="float32")
 
 
 def _check_batch_size(batch_size: int):
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    if not 1 <= batch_size <= 4096:
+        raise InputError(f"--batch-size must be between 1 and 4096, got {batch_size}")
 
 
 def evaluate(compiled, seqs: list[np.ndarray], batch_size: int = 32) -> dict:

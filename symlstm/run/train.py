@@ -202,6 +202,10 @@ class Trainer:
         s = self.state
         s.valid_loss, per_form = validation_losses(self.compiled, self.cfg, self.corpus.splits["valid"],
                                                    self.corpus.vocab)
+        if not math.isfinite(s.valid_loss):  # the last step's update broke the parameters
+            raise NonFiniteLoss(f"validation loss became {s.valid_loss} at step {s.step} (epoch {s.epoch}); the "
+                                f"last good checkpoint is {self.run_dir / 'last.h5'}; try a lower "
+                                "train.learning_rate")
         if s.valid_loss < s.best_valid_loss:
             s.best_valid_loss, s.bad_validations = s.valid_loss, 0
             improved = True

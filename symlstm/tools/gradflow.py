@@ -150,9 +150,14 @@ def prepare(cfg, root, checkpoint: str | None = None, cells=("rnn", "gru", "lstm
     """What `symlstm gradflow` measures: ([(label, ModelConfig, params)], x, y). With a checkpoint,
     its trained model (and its config, `cfg` ignored); else fresh models of each cell in `cells`
     with cfg's sizes. x, y (length, batch) come from the config's training split, or are random ids."""
-    if length < 2 or batch < 1:
-        raise InputError(f"--length {length} --batch {batch}: the flow needs at least 2 steps (distances 0 … "
-                         "length-1) and 1 row")
+    if not (2 <= length <= 10000 and 1 <= batch <= 1024):
+        raise InputError(f"--length {length} --batch {batch}: the flow needs 2 to 10000 steps (distances 0 … "
+                         "length-1) and 1 to 1024 rows")
+    if not 0 <= seed < 2 ** 32:
+        raise InputError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
+    unknown = [c for c in cells if c not in STEPS]
+    if unknown and not checkpoint:
+        raise InputError(f"--cells {','.join(cells)}: {unknown[0]!r} is not a cell; choose among {', '.join(STEPS)}")
     state = ckpt_io.load(checkpoint) if checkpoint else None
     if state:
         cfg = from_dict(state.config, source=checkpoint)

@@ -62,10 +62,13 @@ class SampleOptions:
     couplet: str = ""  # a 上聯: write its 下聯 (the text returned is 上聯，下聯。)
 
     def validate(self, vocab: Vocab):
-        if self.num < 1:
-            raise DecodeError(f"--num must be at least 1, got {self.num}")
-        if self.max_length is not None and self.max_length < 1:
-            raise DecodeError(f"--max-length must be at least 1, got {self.max_length}")
+        for name, value, top in (("--num", self.num, 1000), ("--candidates", self.candidates, 64)):
+            if not 1 <= value <= top:
+                raise DecodeError(f"{name} must be between 1 and {top}, got {value}")
+        if self.max_length is not None and not 1 <= self.max_length <= 1000:
+            raise DecodeError(f"--max-length must be between 1 and 1000, got {self.max_length}")
+        if not 0 <= self.beam <= 64:
+            raise DecodeError(f"--beam must be 0 (off) or at most 64, got {self.beam}")
         if not 0 <= self.seed < 2 ** 32:
             raise DecodeError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if not self.temperature > 0:
@@ -74,10 +77,6 @@ class SampleOptions:
             raise DecodeError(f"--top-k must be 0 (off) or at least 1, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise DecodeError(f"--top-p must be in (0, 1], got {self.top_p}")
-        if self.beam < 0:
-            raise DecodeError(f"--beam must be 0 (off) or at least 1, got {self.beam}")
-        if self.candidates < 1:
-            raise DecodeError(f"--candidates must be at least 1, got {self.candidates}")
         if self.form and not is_form(self.form):
             raise DecodeError(f"--form {self.form!r}: choose one of {', '.join(FORMS)} or ci:TUNE with a tune of "
                               "symlstm/poetics/tables/ci_tunes.json (ci:浣溪沙, ci:菩薩蠻 …)")

@@ -22,7 +22,7 @@ def run(*args, cwd=ROOT):
     (["check-verse", "--form", "ci:浣紗溪", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"],
      "--form ci:浣紗溪: not a shipped tune"),
     (["couplet", "--checkpoint", "runs/none/best.h5", "--first", ""], "--first: give the 上聯 in characters"),
-    (["gradflow", "--config", "configs/tiny.yaml", "--length", "1", "--out", "OUT"], "the flow needs at least 2 steps"),
+    (["gradflow", "--config", "configs/tiny.yaml", "--length", "1", "--out", "OUT"], "the flow needs 2 to 10000 steps"),
     (["serve", "--checkpoint", "runs/none/best.h5", "--port", "BUSY"], "cannot listen there (Address already in use)"),
     (["train", "--config", "configs/tiny.yaml", "--set", "data.path=missing/*.txt"], "glob matches no file"),
     (["sample", "--checkpoint", "runs/none/best.h5"], "best.h5: checkpoint not found; train a model first "
@@ -102,11 +102,11 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     proc = run("sample", "--checkpoint", ckpt, "--prime", "白日☃")
     assert proc.returncode == 2 and "characters outside the vocabulary: ☃" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    for args, message in [(["sample", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1, got -1"),
+    for args, message in [(["sample", "--seed", "-1"], "argument --seed: must be between 0 and 2**32 - 1, got -1"),
                           (["sample", "--form", "wujue", "--max-length", "10"], "--max-length 10: a wujue is 24"),
                           (["sample", "--form", "wujue", "--prime", "明月", "--acrostic", "春夏秋冬"],
                            "the acrostic starts a line with 春 where the prime has 明"),
-                          (["eval", "--split", "test", "--batch-size", "0"], "--batch-size must be at least 1, got 0")]:
+                          (["eval", "--split", "test", "--batch-size", "0"], "--batch-size must be between 1 and 4096, got 0")]:
         proc = run(*args[:1], "--checkpoint", ckpt, *args[1:])
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr[-800:])

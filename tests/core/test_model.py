@@ -171,7 +171,7 @@ def test_bad_arrays_name_the_argument(model, bad, message):
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(hidden=0), "model.hidden: must be at least 1"),
+    (dict(hidden=0), "model.hidden: must be between 1 and 65536"),
     (dict(cell="lstmm"), "not one of lstm, gru, rnn"),
 ])
 def test_bad_model_settings(kw, message):

@@ -141,7 +141,7 @@ def test_a_template_keeps_its_characters_under_every_other_constraint(sampler, l
     (dict(form="wujue", tones="strict", acrostic="春夏秋冬"), "fit no standard pattern of a wujue under --tones strict"),
     (dict(tones="strict"), "need --form"),
     (dict(form="wujue", rhyme="月"), "not a 平-tone character"),
-    (dict(form="wujue", keywords=("月",), candidates=0), "--candidates must be at least 1"),
+    (dict(form="wujue", keywords=("月",), candidates=0), "--candidates must be between 1 and 64"),
 ])
 def test_requests_that_cannot_be_met_are_refused_before_generation(sampler, opts, message):
     with pytest.raises(DecodeError, match=message):

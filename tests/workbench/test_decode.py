@@ -95,7 +95,7 @@ def test_acrostic_with_forms(sampler):
     (dict(temperature=0), "--temperature must be > 0"),
     (dict(top_p=1.5), r"--top-p must be in \(0, 1\]"),
     (dict(top_k=-1), r"--top-k must be 0 \(off\) or at least 1"),
-    (dict(beam=-2), r"--beam must be 0 \(off\) or at least 1"),
+    (dict(beam=-2), r"--beam must be 0 \(off\) or at most 64"),
     (dict(prime="白日☃"), "characters outside the vocabulary: ☃"),
     (dict(acrostic="春夏秋冬雪", form="wujue"), "has 5 characters but a wujue has 4 lines"),
     (dict(beam=2, temperature=0.5), "does not combine"),

@@ -19,10 +19,18 @@ from . import poems, runs
 from .common import add_commands
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake in the arguments is one line (and exit code 2), like every other user
+    mistake: argparse's own `error` prints the usage block first."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
+    p = Parser(prog="symlstm", description="Character-level LSTM poems on PyTensor")
     p.add_argument("--version", action="version", version=f"symlstm {metadata.version('symlstm')}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_commands(sub, runs.COMMANDS + poems.COMMANDS)
     return p
 

@@ -1,5 +1,6 @@
 """What every command shares: the arguments several commands take (spelled once), the working
 directory, warnings on stderr, printing a result."""
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,11 +22,19 @@ def shared_args(p, checkpoint: str | bool = False, backend: bool = False, seed: 
     if backend:
         p.add_argument("--backend", choices=list(BACKENDS), help="run on this backend instead of the checkpoint's")
     if seed:
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=seed_value, default=0, help="0 to 2**32 - 1")
     if overrides:
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
     if json:
         p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def seed_value(text: str) -> int:
+    """A --seed as NumPy's generators take it: an integer from 0 to 2**32 - 1."""
+    value = int(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
 
 
 def add_commands(sub, commands):

@@ -299,6 +299,8 @@ def cmd_measure(args):
 
     known = ["strict", "keywords", "fillin", "tunes", "couplets"]
     args.what = args.what or known
+    if not 1 <= args.num <= 10000:
+        raise UserError(f"measure: --num must be between 1 and 10000, got {args.num}")
     if set(args.what) - set(known):
         raise UserError(f"measure: {' '.join(sorted(set(args.what) - set(known)))}: choose among {', '.join(known)}")
     if "strict" in args.what:
