@@ -141,9 +141,9 @@ def _coerce(where: str, value, typ):
 
 
 def _check_value(section: str, key: str, value, where: str):
-    choices = CHOICES.get((section, key))
-    if choices and value not in choices:
-        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    allowed = CHOICES.get((section, key))
+    if allowed and value not in allowed:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
     if (section, key) in POSITIVE and not 1 <= value <= 65536:  # past that, memory runs out before anything else
         raise ConfigError(f"{where}: must be between 1 and 65536, got {value}")
     if (section, key) == ("train", "devices") and value < 0:
