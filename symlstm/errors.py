@@ -7,6 +7,12 @@ The subclasses also derive from ValueError, so callers of the Python API may cat
 """
 
 
+def one_line(message: str) -> str:
+    """A message as one printable line: a newline or other control character the user typed (and the
+    message quotes) is shown escaped, \\n, not obeyed."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class UserError(Exception):
     """A mistake in what the user gave: printed as one line by the CLI (exit code 2)."""
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from symlstm.errors import UserError
+from symlstm.errors import UserError, one_line
 from symlstm.poetics.forms import CI, FORM_NAMES, FORMS, is_form, layout
 from symlstm.poetics.lexicon import Lexicon, known_tones
 from symlstm.poetics.script import MAX_CHARS, normalize_poem, to_traditional
@@ -166,7 +166,7 @@ def create_app(engine: Engine) -> Starlette:
         return JSONResponse({"poem": {**row, "converted": converted}})
 
     async def user_error(request: Request, err: Exception) -> JSONResponse:
-        return JSONResponse({"error": field_names(str(err))}, status_code=400)
+        return JSONResponse({"error": one_line(field_names(str(err)))}, status_code=400)
 
     routes = [Route(path, static) for path in STATIC] + [
         Route("/api/info", info), Route("/api/sample", sample, methods=["POST"]),

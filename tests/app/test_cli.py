@@ -22,6 +22,7 @@ def run(*args, cwd=ROOT):
     (["check-verse", "--form", "ci:浣紗溪", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"],
      "--form ci:浣紗溪: not a shipped tune"),
     (["couplet", "--checkpoint", "runs/none/best.h5", "--first", ""], "--first: give the 上聯 in characters"),
+    (["check-verse", "--form", "foo\nbar", "白日依山盡"], "--form foo\\nbar: choose one of"),  # typed newline escaped
     (["gradflow", "--config", "configs/tiny.yaml", "--length", "1", "--out", "OUT"], "the flow needs 2 to 10000 steps"),
     (["serve", "--checkpoint", "runs/none/best.h5", "--port", "BUSY"], "cannot listen there (Address already in use)"),
     (["train", "--config", "configs/tiny.yaml", "--set", "data.path=missing/*.txt"], "glob matches no file"),

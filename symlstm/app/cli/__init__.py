@@ -13,7 +13,7 @@ import argparse
 import sys
 from importlib import metadata
 
-from symlstm.errors import UserError
+from symlstm.errors import UserError, one_line
 
 from . import poems, runs
 from .common import add_commands
@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
     mistake: argparse's own `error` prints the usage block first."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except UserError as err:
-        print(f"symlstm {args.command}: error: {err}", file=sys.stderr)
+        print(f"symlstm {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"symlstm {args.command}: interrupted", file=sys.stderr)
