@@ -111,6 +111,12 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
         proc = run(*args[:1], "--checkpoint", ckpt, *args[1:])
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr[-800:])
+    proc = run("novelty", "--checkpoint", ckpt, "--num", "1", "--keywords", " ")  # no keyword: no hit rate (was 1/0)
+    assert proc.returncode == 0 and "keyword_hit_rate" not in proc.stdout, proc.stderr[-800:]
+    proc = run("novelty", "--checkpoint", ckpt, "--num", "1", "--prime", "\n风")  # a typed newline, escaped
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "note: --prime \\n风: simplified characters converted, \\n風 (--no-convert keeps them)",
+        "symlstm novelty: error: characters outside the vocabulary: \\n"], proc.stderr[-800:]
     proc = run("sample", "--checkpoint", ckpt, "--num", "2", "--max-length", "10", "--json")  # a free poem obeys it
     assert proc.returncode == 0 and all(len(p["text"]) <= 10 for p in json.loads(proc.stdout))
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from symlstm.backend.runtime import BACKENDS
+from symlstm.errors import one_line
 
 SPLITS = ["train", "valid", "test"]
 
@@ -50,7 +51,7 @@ def project_root() -> Path:
 
 
 def warn(message: str):
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
 
 
 def print_result(d: dict, as_json: bool, width: int):

@@ -70,7 +70,7 @@ def _novelty_index(cfg):
     try:
         corpus = load_corpus(cfg.data, project_root(), warn=warn)
     except CorpusError as err:
-        print(f"note: no novelty figures ({err})", file=sys.stderr)
+        warn(f"note: no novelty figures ({err})")
         return None
     return NoveltyIndex(corpus.texts["train"])
 
@@ -150,8 +150,9 @@ def cmd_novelty(args):
         raise UserError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
     summary = summarize([index.report(p["text"]) for p in poems])
-    if args.keywords:
-        hits = [h for p in poems for h in keywords_found(p["text"], parse_keywords(args.keywords)).values()]
+    keywords = parse_keywords(args.keywords)
+    if keywords:  # ' ' or ',' names no keyword
+        hits = [h for p in poems for h in keywords_found(p["text"], keywords).values()]
         summary["keyword_hit_rate"] = sum(hits) / len(hits)
     print_result(summary, args.json, 26)
     return 0
@@ -411,8 +412,7 @@ def cmd_lexicon(args):
     result = {"coverage": coverage(poems, lex)}
     strains = load_strains(args.full)
     if strains is None:
-        print(f"note: no strains cross-check: run `make data` first ({Path(args.full) / 'strains'} missing)",
-              file=sys.stderr)
+        warn(f"note: no strains cross-check: run `make data` first ({Path(args.full) / 'strains'} missing)")
     else:
         result["strains"] = strains_agreement(poems, *strains, lex)
     print(json.dumps(result, indent=1) if args.json else
