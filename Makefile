@@ -8,7 +8,7 @@ CKPT   ?= $(RUN)/best.h5
 ARGS   ?=
 STAMP   = $(VENV)/.installed
 
-.PHONY: install install-bench train resume sample eval serve measure gradcheck bench data plot test fuzz clean
+.PHONY: install install-bench train resume sample eval serve measure gradcheck bench data supplement plot test fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench: $(STAMP)
 data: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[data]'
 	$(BIN)/symlstm data $(ARGS)
+
+# The lexicon's supplement (docs/forms.md#the-lexicon) from make data's Tang poems and strains.
+supplement: $(STAMP)
+	$(BIN)/python -c "from symlstm.poetics.lexicon import write_supplement; print(write_supplement('data/full'))"
 
 plot: $(STAMP)
 	$(BIN)/symlstm plot $(RUN)

@@ -145,7 +145,8 @@ def extract(tarball: Path, out_dir: Path) -> tuple[dict, dict]:
     # the ci with their tune names, in the chinese-poetry shape (`data.format: json` reads it)
     (out_dir / "songci.json").write_text(json.dumps(ci_json, ensure_ascii=False, indent=0), encoding="utf-8")
     (out_dir / "songci_conversion.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out_dir / "ci_tunes.json").write_text(tune_json(derive_tunes(ci_json, Lexicon.load())), encoding="utf-8")
+    tunes = derive_tunes(ci_json, Lexicon.load(supplement=False))  # the table alone, as the shipped templates
+    (out_dir / "ci_tunes.json").write_text(tune_json(tunes), encoding="utf-8")
     # every form in one chinese-poetry-shaped folder (configs/all.yaml reads data/full/all/*.json)
     (out_dir / "all").mkdir(exist_ok=True)
     for name, poems in (("tang", tang), ("song", song)):

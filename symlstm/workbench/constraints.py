@@ -19,7 +19,8 @@ from symlstm.poetics.forms import CHAR, CI, FORMS, form_of, layout, line_starts,
 from symlstm.poetics.lexicon import CI_TONES, PING, ZE, Lexicon
 from symlstm.poetics.script import CJK, PUNCT
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.poetics.verse import QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, sanping_column
+from symlstm.poetics.verse import (QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, read_columns,
+                                   sanping_column)
 from symlstm.vocab import EOS, Vocab
 
 BLANKS = "＿_"  # a free character in a template
@@ -117,6 +118,7 @@ class Tones:
         self.n, self.lines = FORMS[form]
         self.locks = dict(locks or {})
         self.only = single_tones(vocab, lex)
+        self.toned = np.array([bool(lex.tone(s)) for s in vocab.itos])  # 多音字 too
         _, self.group_index, self.group_of = vocab.memo(("rhyme groups", id(lex)),
                                                         lambda: (lex, *_rhyme_groups(vocab, lex)))
         rhymes_needed = self.lines // 2 + 1
@@ -197,6 +199,8 @@ class Tones:
             tone = self._tone(name, line, col, lines.get(line, {}))
             if tone is not None:
                 m &= self.only[tone]
+            elif self.mode == "loose" and col in read_columns(self.n):
+                m &= self.toned  # a free column a rule still reads (孤平, 三平尾): a character of known tone
             if col == self.n - 1 and self._rhymes(name, line):
                 others = self._rhyme_chars(name, lines, skip=line)
                 groups = {self.group_of[self.vocab.stoi[ch]] for ch in others} or self.fixed

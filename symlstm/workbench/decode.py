@@ -146,7 +146,7 @@ class SampleOptions:
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
         last = self.couplet[-1]
-        tones = Lexicon.load().tone(last)
+        tones = Lexicon.load(supplement=False).tone(last)
         if tones != {"仄"}:
             read = "平" if tones == {"平"} else ("平 or 仄" if tones else "unknown to the 平水韻 table")
             raise DecodeError(f"--first {self.couplet}: it ends in {last}, {read}; a 上聯 ends in 仄 and its 下聯 "
@@ -193,7 +193,7 @@ class SampleOptions:
         """The constraints of `count` poems: one object for all, or with keywords one plan each
         (drawn from rng), sharing the tone rule's vocabulary tables."""
         if self.couplet:
-            return [Constraints([Couplet(vocab, Lexicon.load(), self.couplet)])] * count
+            return [Constraints([Couplet(vocab, Lexicon.load(supplement=False), self.couplet)])] * count
         form = self.shape
         if not form:
             return [Constraints([Shape(vocab, acrostic=self.acrostic)])] * count
@@ -202,7 +202,7 @@ class SampleOptions:
             fixed.update(parse_template(self.template)[1])
         tones = None
         if self.tones != "off" or self.rhyme:
-            lex = Lexicon.load()
+            lex = Lexicon.load(supplement=False)
             if self.rhyme and not lex.groups.get(self.rhyme):
                 raise DecodeError(f"--rhyme {self.rhyme}: not a 平-tone character of the 平水韻 table")
             mode = self.tones if self.tones != "off" else "rhyme"

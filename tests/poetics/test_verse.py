@@ -114,3 +114,33 @@ def test_the_runner_up_is_named_when_close_and_a_ci_fault_is_marked(lex):
     assert v.marks[1][1] == "×" and v.runner_up is None  # as a 五律 it would have many more faults
     far = judge("白日依山盡，黃河入海流。欲窮千里目，更上一層樓。", lex)
     assert far.runner_up is None  # a 五絕 has no tune of its layout
+
+
+def test_a_character_the_table_lacks_is_undecided_only_where_a_rule_reads_it(lex):
+    """The issue's 楼 shown as ? beside "no faults": a place no rule could judge is not a pass. 疎 is
+    in neither the table nor its supplement; the first character of a seven-character line is read
+    by no rule (一三五不論 and no 孤平 column there)."""
+    assert not lex.tone("疎")
+    poem = "朝辭白帝彩雲間，千里江陵一日還。兩岸猿聲啼不住，輕舟已過萬重山。"
+    assert check_verse(poem, lex).passed
+    free = check_verse("疎" + poem[1:], lex)
+    assert free.passed and free.unjudged == [] and free.undecided == ()
+    read = check_verse(poem[0] + "疎" + poem[2:], lex)  # 二四六: its 2nd character
+    assert read.faults == [] and not read.tones_ok and read.rhyme_ok and not read.passed
+    assert read.unjudged == ["疎"] and read.undecided == ("tones",)
+    toned = next(ch for ch in sorted(lex.annotated) if lex.tone(ch) == {"平"})  # a tone, no rhyme group
+    rhyme = check_verse(poem.replace("還", toned), lex)
+    assert rhyme.tones_ok and not rhyme.rhyme_ok and rhyme.undecided == ("rhyme",) and rhyme.unjudged == [toned]
+
+
+def test_a_ci_leaves_undecided_only_what_its_template_decides(lex):
+    """In a ci, the template's 〇 places and its odd columns (一三五不論) need no tone."""
+    from symlstm.poetics.verse import check_tune
+
+    tune = "玉樓春"
+    poem = "東城漸覺風光好，縠皺波紋迎客棹。綠楊煙外曉寒輕，紅杏枝頭春意鬧。浮生長恨歡娛少，肯愛千金輕一笑。為君持酒勸斜陽，且向花間留晚照。"
+    assert check_tune(poem, lex, tune).passed
+    first_col = check_tune("疎" + poem[1:], lex, tune)  # column 1 of clause 1: never a fault
+    assert first_col.passed and first_col.undecided == ()
+    second = check_tune(poem[0] + "疎" + poem[2:], lex, tune)
+    assert second.undecided == ("tones",) and not second.passed

@@ -194,7 +194,8 @@ def _summary_line(summary: dict) -> str:
            f"{summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}" if summary["regulated_form"]
            else "none in a regulated form")
     ci = f"; {summary['ci']} ci, no fault in {summary['ci_pass']:.1%}" if summary["ci"] else ""
-    return f"{summary['poems']} poems, {shi}{ci}"
+    open_ = f"; {summary['undecided']} undecided (a character the 平水韻 table lacks)" if summary["undecided"] else ""
+    return f"{summary['poems']} poems, {shi}{ci}{open_}"
 
 
 def cmd_score(args):
@@ -248,7 +249,7 @@ def cmd_score(args):
             print(f"  {r['rhyme']}")
         else:
             verdict = ("no faults" if not r["faults"] else f"{len(r['faults'])} fault(s)") + \
-                (f", {len(r['unjudged'])} character(s) unjudged" if r["unjudged"] else "")
+                (f", {' and '.join(r['undecided'])} undecided" if r["undecided"] else "")
             kind = "layout" if r["form"].startswith(CI) else "nearest pattern"
             print(f"  {r['form']}, {kind} {r['pattern']}, rhyme {r['rhyme']}: {verdict}")
             if r["runner_up"]:
@@ -261,8 +262,8 @@ def cmd_score(args):
             for note in r["notes"]:
                 print(f"  note     {note}")
             if r["unjudged"]:
-                print(f"  unjudged {' '.join(r['unjudged'])}: not in the 平水韻 table, so their tones were not "
-                      "judged (shown as ? above)")
+                print(f"  unjudged {' '.join(r['unjudged'])}: not in the 平水韻 table where a rule reads them, so the "
+                      f"{' and '.join(r['undecided'])} cannot pass (shown as ? above)")
         if "surprisal" in r:
             print("  bits     " + " ".join(f"{ch}{b:.1f}" for ch, b in r["surprisal"]))
             print(f"  perplexity {r['perplexity']:.1f} ({r['bits_per_token']:.2f} bits per token)"
