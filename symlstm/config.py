@@ -28,6 +28,12 @@ class ModelConfig:
     hidden: int = 256  # H, size of each recurrent layer (char-rnn's rnn_size)
     num_layers: int = 1  # L, stacked recurrent layers
     dropout: float = 0.0  # drop probability between layers and before the output layer (training only)
+    dropout_embed: float = 0.0  # embedding dropout: whole characters' rows zeroed for a batch (AWD-LSTM's dropoute)
+    dropout_input: float = 0.0  # locked dropout on the embedding output, one mask per sequence (dropouti)
+    dropout_hidden: float = 0.0  # locked dropout between layers (dropouth)
+    dropout_output: float = 0.0  # locked dropout on the last layer's output (AWD-LSTM's dropout)
+    weight_dropout: float = 0.0  # DropConnect on each layer's recurrent U, one mask per batch (wdrop)
+    tie_weights: bool = False  # output layer = embedding transposed (after a learned H -> E projection if H != E)
     init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U) | pytorch
     init_scale: float = 0.08  # half-width of the uniform init
     forget_bias: float = 1.0  # initial bias of the LSTM forget gate
@@ -66,8 +72,9 @@ class TrainConfig:
     decay: float = 0.95  # RMSprop / Adadelta running-average decay (rho)
     eps: float = 1.0e-8  # numerical floor in Adam / RMSprop / Adadelta
     grad_clip: float = 5.0  # clip the global gradient norm to this (0: off)
-    schedule: str = "constant"  # constant | step (char-rnn) | cosine (with warm-up)
-    warmup_steps: int = 0  # linear warm-up steps (cosine schedule)
+    schedule: str = "constant"  # constant | step (char-rnn) | cosine | linear (both to zero at the budget's end)
+    warmup_steps: int = 0  # linear warm-up steps (cosine and linear schedules)
+    weight_decay: float = 0.0  # AdamW's decoupled decay of the matrices (not the biases); adam only
     decay_after: int = 10  # step schedule: start decaying after this epoch (char-rnn)
     decay_rate: float = 0.97  # step schedule: multiply the rate by this each epoch after decay_after
     max_epochs: int = 10  # stop after this many epochs
@@ -107,7 +114,7 @@ CHOICES = {
     ("data", "format"): ("lines", "json", "text"),
     ("data", "form"): ("any", *FORM_GROUPS, *FORMS),
     ("data", "mode"): ("poem", "stream"),
-    ("train", "schedule"): ("constant", "step", "cosine"),
+    ("train", "schedule"): ("constant", "step", "cosine", "linear"),
 }
 POSITIVE = {("model", "embedding"), ("model", "hidden"), ("model", "num_layers"),
             ("data", "batch_size"), ("data", "seq_length"), ("data", "min_count"), ("data", "length_multiple"),
@@ -152,9 +159,12 @@ def _check_value(section: str, key: str, value, where: str):
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
     if key in ("learning_rate", "eps", "init_scale") and not value > 0:
         raise ConfigError(f"{where}: must be above 0, got {value}")
+    if key == "weight_decay" and not 0 <= value < 1:
+        raise ConfigError(f"{where}: must be in [0, 1), got {value}")
     if key == "seed" and not 0 <= value < 2 ** 32:
         raise ConfigError(f"{where}: must be between 0 and 2**32 - 1, got {value}")
-    if key in ("dropout", "valid_fraction", "test_fraction") and not 0 <= value < 1:
+    if key in ("dropout", "dropout_embed", "dropout_input", "dropout_hidden", "dropout_output", "weight_dropout",
+               "valid_fraction", "test_fraction") and not 0 <= value < 1:
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
 
 

@@ -19,7 +19,8 @@ def batch(T=9, B=4, V=30, seed=0):
 
 
 def run(devices, steps=3, carry=True):
-    cfg = ModelConfig(embedding=8, hidden=16, num_layers=2, dropout=0.2)
+    cfg = ModelConfig(embedding=8, hidden=16, num_layers=2, dropout=0.2, tie_weights=True, dropout_embed=0.1,
+                      dropout_input=0.1, dropout_hidden=0.1, dropout_output=0.1, weight_dropout=0.2)  # every mask
     m = compile_model(init_params(30, cfg, 0), cfg, TrainConfig(optimizer="adam", learning_rate=0.01), seed=5,
                       devices=devices)
     h, c = m.zero_state(4)

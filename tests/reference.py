@@ -24,28 +24,40 @@ def cell_step(cell, x, h, c, W, U, b, mm=np.matmul):
     return np.tanh(mm(x, W) + mm(h, U) + b), c
 
 
-def forward(params, cell, num_layers, x, mask, h0, c0, mm=np.matmul):
-    """x (T, B) ids, mask (T, B) -> log-probs (T, B, V), hT, cT (L, B, H); padded steps keep state."""
+def forward(params, cell, num_layers, x, mask, h0, c0, mm=np.matmul, drop=None):
+    """x (T, B) ids, mask (T, B) -> log-probs (T, B, V), hT, cT (L, B, H); padded steps keep state.
+
+    Without output/W the output layer is tied: logits = (h P) Eᵀ + b, P = output/proj if present.
+    drop: multipliers, AWD-LSTM's dropouts written out per step: embed (V,) scales a character's
+    row wherever it is looked up; input (B, E), hidden{l} and output (B, H) scale every step's
+    vectors alike; U{l} (H, G*H) scales U at every step; keep{l} (T, B, H) is per step."""
+    drop = drop or {}
     T, B = x.shape
     h, c = [h0[l].copy() for l in range(num_layers)], [c0[l].copy() for l in range(num_layers)]
     out = []
     for t in range(T):
-        inp = params["embedding"][x[t]]
+        inp = params["embedding"][x[t]] * drop.get("embed", np.ones(len(params["embedding"])))[x[t]][:, None]
+        inp = inp * drop.get("input", 1.0)
         m = mask[t][:, None]
         for l in range(num_layers):
             W, U, b = (params[f"layer{l}/{k}"] for k in "WUb")
-            hn, cn = cell_step(cell, inp, h[l], c[l], W, U, b, mm)
+            hn, cn = cell_step(cell, inp, h[l], c[l], W, U * drop.get(f"U{l}", 1.0), b, mm)
             h[l] = m * hn + (1 - m) * h[l]
             c[l] = m * cn + (1 - m) * c[l]
-            inp = h[l]
-        logits = mm(inp, params["output/W"]) + params["output/b"]
+            inp = h[l] * (drop[f"keep{l}"][t] if f"keep{l}" in drop else 1.0)
+            inp = inp * drop.get("output" if l == num_layers - 1 else f"hidden{l}", 1.0)
+        if "output/W" in params:
+            logits = mm(inp, params["output/W"]) + params["output/b"]
+        else:
+            proj = mm(inp, params["output/proj"]) if "output/proj" in params else inp
+            logits = mm(proj, params["embedding"].T) + params["output/b"]
         logits = logits - logits.max(-1, keepdims=True)
         out.append(logits - np.log(np.exp(logits).sum(-1, keepdims=True)))
     return np.stack(out), np.stack(h), np.stack(c)
 
 
-def nll_sum(params, cell, num_layers, x, y, mask, h0, c0, mm=np.matmul):
-    logp, hT, cT = forward(params, cell, num_layers, x, mask, h0, c0, mm)
+def nll_sum(params, cell, num_layers, x, y, mask, h0, c0, mm=np.matmul, drop=None):
+    logp, hT, cT = forward(params, cell, num_layers, x, mask, h0, c0, mm, drop)
     T, B = y.shape
     picked = logp[np.arange(T)[:, None], np.arange(B)[None, :], y]
     return -(picked * mask).sum(), mask.sum(), hT, cT

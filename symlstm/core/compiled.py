@@ -44,32 +44,49 @@ def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None)
     """The symbolic training step: (inputs, outputs, updates) for build_train_fn and inspection."""
     x, y, mask, h0, c0 = batch_inputs(cfg, static)
     lr = pt.scalar("lr", dtype=cfg.dtype)
-    keep = None
-    if cfg.dropout > 0:
-        T, B = static if static else (None, None)
-        keep = [pt.tensor(f"keep{l}", dtype=cfg.dtype, shape=(T, B, cfg.hidden)) for l in range(cfg.num_layers)]
-    mean, _, _, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0, keep)
+    masks = mask_inputs(cfg, params["embedding"].type.shape[0], static)
+    mean, _, _, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0, masks)
     grads = dict(zip(params, pytensor.grad(mean, list(params.values()))))
     grads, norm = optim.clip_by_global_norm(grads, tcfg.grad_clip, cfg.dtype)
     upd = optim.updates(params, grads, state, lr, tcfg)
-    return [x, y, mask, h0, c0, lr] + (keep or []), [mean, norm, hT, cT], upd
+    return [x, y, mask, h0, c0, lr] + list(masks.values()), [mean, norm, hT, cT], upd
+
+
+def mask_inputs(cfg: ModelConfig, vocab_size, static=None) -> dict:
+    """The dropout masks of `model.mask_shapes` as symbolic inputs, in its order."""
+    T, B = static if static else (None, None)
+    return {k: pt.tensor(f"mask_{k}", dtype=cfg.dtype, shape=s)
+            for k, s in M.mask_shapes(cfg, vocab_size, T, B).items()}
+
+
+def draw_masks(rng: np.random.Generator, cfg: ModelConfig, vocab_size: int, T: int, B: int) -> list:
+    """Fresh dropout multipliers for one batch, in `mask_shapes`' order: 0 with the key's
+    probability p, else 1/(1-p) (inverted dropout: evaluation needs no rescaling)."""
+    out = []
+    for k, shape in M.mask_shapes(cfg, vocab_size, T, B).items():
+        p = M.mask_probability(cfg, k)
+        out.append(((rng.random(shape) >= p) / (1 - p)).astype(cfg.dtype))
+    return out
 
 
 def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, static=None):
-    """(x, y, mask, h0, c0, lr[, keep...]) -> (mean loss, grad norm, hT, cT); updates params and state."""
+    """(x, y, mask, h0, c0, lr[, masks...]) -> (mean loss, grad norm, hT, cT); updates params and state."""
     inputs, outputs, upd = train_graph(params, state, cfg, tcfg, static)
     return pytensor.function(inputs, outputs, updates=upd, mode=mode, name="train_step",
                              on_unused_input="ignore")  # adadelta has no lr
 
 
-def build_param_fns(shapes: dict, cfg: ModelConfig, mode, static=None):
-    """(loss, gradients) as two functions of (parameter values..., x, y, mask, h0, c0), in the
-    order of `shapes` (name -> shape): the parameters are inputs rather than shared variables, so
-    that a gradient check can evaluate the loss at perturbed values. Nothing is updated."""
+def build_param_fns(shapes: dict, cfg: ModelConfig, mode, static=None, masks: bool = False):
+    """(loss, gradients) as two functions of (parameter values..., x, y, mask, h0, c0[, masks...]),
+    in the order of `shapes` (name -> shape): the parameters are inputs rather than shared
+    variables, so that a gradient check can evaluate the loss at perturbed values. With masks=True
+    the dropout masks of `model.mask_shapes` are inputs too (fixed while the check perturbs).
+    Nothing is updated."""
     x, y, mask, h0, c0 = batch_inputs(cfg, static)
     params = {k: pt.tensor(k, dtype=cfg.dtype, shape=s) for k, s in shapes.items()}
-    loss = M.loss_terms(params, cfg, x, y, mask, h0, c0)[0]
-    inputs = list(params.values()) + [x, y, mask, h0, c0]
+    drop = mask_inputs(cfg, shapes["embedding"][0], static) if masks else {}
+    loss = M.loss_terms(params, cfg, x, y, mask, h0, c0, drop)[0]
+    inputs = list(params.values()) + [x, y, mask, h0, c0] + list(drop.values())
     f_loss = pytensor.function(inputs, loss, mode=mode, name="param_loss")
     grads = pytensor.grad(loss, list(params.values()))
     f_grad = pytensor.function(inputs, grads, mode=mode, name="param_grads")
@@ -218,18 +235,18 @@ class CompiledModel:
         fn = self._fn("train", x.shape, lambda s: build_train_fn(
             self.params, self.state, self.cfg, self.tcfg, self.mode, s))
         self._ran.add(x.shape)
-        keep = []
-        p = self.cfg.dropout
-        if p > 0:
-            shape = x.shape + (self.cfg.hidden,)
-            keep = [((self.rng.random(shape) >= p) / (1 - p)).astype(self.cfg.dtype) for _ in range(self.cfg.num_layers)]
+        keep = draw_masks(self.rng, self.cfg, self.vocab_size, *x.shape)
         lr = np.asarray(lr, self.cfg.dtype)
         if self.placement is None:
             loss, norm, hT, cT = fn(x, y, mask, h0, c0, lr, *keep)
             return float(loss), float(norm), np.asarray(hT), np.asarray(cT)
         self.placement.check_batch(x.shape[1])
         self._on_devices(with_state=True)
-        x, y, mask, h0, c0, *keep = self._split(x, y, mask, h0, c0, *keep)
+        names = M.mask_shapes(self.cfg, self.vocab_size)
+        per_row = [k for k, n in zip(keep, names) if n.startswith("keep")]  # (T, B, H): split like the batch
+        whole = [self.placement.replicate(k) for k, n in zip(keep, names) if not n.startswith("keep")]
+        x, y, mask, h0, c0, *per_row = self._split(x, y, mask, h0, c0, *per_row)
+        keep = per_row + whole  # mask_shapes' order: the keep{l} come first
         loss, norm, hT, cT = fn(x, y, mask, h0, c0, self.placement.replicate(lr), *keep)
         return self.placement.scalar(loss), self.placement.scalar(norm), hT, cT
 

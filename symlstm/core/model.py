@@ -13,13 +13,15 @@ import pytensor.tensor as pt
 
 from symlstm.config import ModelConfig
 from symlstm.core.cells import GATES, STEPS, gate_columns
-from symlstm.core.precision import matmul
+from symlstm.core.precision import matmul, matmul_nt
 from symlstm.core.xent import softmax_cross_entropy
 
 
 def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
     """Name -> shape of every parameter: embedding (V, E), layer{l}/W (in, G*H),
-    layer{l}/U (H, G*H), layer{l}/b (G*H,), output/W (H, V), output/b (V,)."""
+    layer{l}/U (H, G*H), layer{l}/b (G*H,), output/W (H, V), output/b (V,). A tied model
+    (`tie_weights`) has no output/W: its output layer is the embedding transposed, after a
+    projection output/proj (H, E) when H differs from E."""
     G, H = GATES[cfg.cell], cfg.hidden
     shapes = {"embedding": (vocab_size, cfg.embedding)}
     for layer in range(cfg.num_layers):
@@ -27,7 +29,10 @@ def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
         shapes[f"layer{layer}/W"] = (n_in, G * H)
         shapes[f"layer{layer}/U"] = (H, G * H)
         shapes[f"layer{layer}/b"] = (G * H,)
-    shapes["output/W"] = (H, vocab_size)
+    if not cfg.tie_weights:
+        shapes["output/W"] = (H, vocab_size)
+    elif H != cfg.embedding:
+        shapes["output/proj"] = (H, cfg.embedding)
     shapes["output/b"] = (vocab_size,)
     return shapes
 
@@ -90,18 +95,58 @@ def carrying_step(step, dot=pt.dot):
     return scan_step
 
 
-def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, keep=None):
+def mask_shapes(cfg: ModelConfig, vocab_size: int, T=None, B=None) -> dict[str, tuple]:
+    """Name -> shape of the dropout multipliers a training step takes (0 or 1/(1-p), drawn by
+    `compiled.CompiledModel` per batch), for each probability of `cfg` that is not 0:
+
+        keep{l}      (T, B, H)    dropout: every unit of layer l's output at every step
+        embed        (V,)         dropout_embed: whole rows of the embedding (one per character)
+        input        (B, E)       dropout_input: locked on the embedding output, the same at every step
+        hidden{l}    (B, H)       dropout_hidden: locked on layer l's output, l < L-1
+        output       (B, H)       dropout_output: locked on the last layer's output
+        U{l}         (H, G*H)     weight_dropout: DropConnect on layer l's U, one mask per batch
+
+    Locked masks (Gal & Ghahramani 2016) broadcast over time; every mask is applied outside the
+    scan, so its step function is the plain one (AWD-LSTM, Merity et al. 2017)."""
+    L, H, E, G = cfg.num_layers, cfg.hidden, cfg.embedding, GATES[cfg.cell]
+    out = {}
+    if cfg.dropout > 0:
+        out.update({f"keep{l}": (T, B, H) for l in range(L)})
+    if cfg.dropout_embed > 0:
+        out["embed"] = (vocab_size,)
+    if cfg.dropout_input > 0:
+        out["input"] = (B, E)
+    if cfg.dropout_hidden > 0:
+        out.update({f"hidden{l}": (B, H) for l in range(L - 1)})
+    if cfg.dropout_output > 0:
+        out["output"] = (B, H)
+    if cfg.weight_dropout > 0:
+        out.update({f"U{l}": (H, G * H) for l in range(L)})
+    return out
+
+
+def mask_probability(cfg: ModelConfig, name: str) -> float:
+    """The drop probability behind a mask of `mask_shapes`."""
+    key = {"k": "dropout", "e": "dropout_embed", "i": "dropout_input", "h": "dropout_hidden", "o": "dropout_output",
+           "U": "weight_dropout"}[name[0]]
+    return getattr(cfg, key)
+
+
+def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, masks=None):
     """Run the L recurrent layers over a whole sequence.
 
-    emb (T, B, E) embedded inputs; mask (T, B); h0, c0 (L, B, H) initial states; keep: None or L
-    dropout multipliers (T, B, H), applied to each layer's output. Returns the top layer's hidden
-    states (T, B, H) and the final states hT, cT (L, B, H).
+    emb (T, B, E) embedded inputs; mask (T, B); h0, c0 (L, B, H) initial states; masks: None or
+    the dropout multipliers of `mask_shapes` (keep{l}, hidden{l}, output, U{l}; the others are
+    `forward`'s). Returns the top layer's hidden states (T, B, H) and the final states hT, cT (L, B, H).
     """
+    masks = masks or {}
     dot = matmul(cfg.precision)
     step = carrying_step(STEPS[cfg.cell], dot)
     inputs, h_last, c_last = emb, [], []
     for layer in range(cfg.num_layers):
         W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
+        if f"U{layer}" in masks:
+            U = U * masks[f"U{layer}"]  # (H, G*H): DropConnect, one mask for the whole sequence
         xw = dot(inputs, W) + b  # (T, B, G*H): the input projection of all steps, one product
         hs, cs, _ = pytensor.scan(
             step,
@@ -114,15 +159,40 @@ def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, keep=None):
         )  # (T, B, H) each
         h_last.append(hs[-1])
         c_last.append(cs[-1])
-        inputs = hs if keep is None else hs * keep[layer]
+        inputs = hs if f"keep{layer}" not in masks else hs * masks[f"keep{layer}"]
+        locked = "output" if layer == cfg.num_layers - 1 else f"hidden{layer}"
+        if locked in masks:
+            inputs = inputs * masks[locked][None]  # (T, B, H): the same mask at every step
     return inputs, pt.stack(h_last), pt.stack(c_last)
 
 
-def forward(params, cfg: ModelConfig, x, mask, h0, c0, keep=None):
-    """x (T, B) int32 token ids -> logits (T, B, V), hT (L, B, H), cT (L, B, H)."""
+def output_logits(params, cfg: ModelConfig, top, precision: str = "float32"):
+    """The output layer: top (..., H) -> logits (..., V), its products in `precision`.
+
+        untied:  z = h W_out + b
+        tied:    z = (h P) Eᵀ + b      (P, output/proj (H, E), only when H ≠ E)
+
+    Tied (Press & Wolf 2017; Inan et al. 2017), the embedding matrix E is used twice, so
+    `pytensor.grad` sums the gradients of its two uses into one."""
+    dot = matmul(precision)
+    if not cfg.tie_weights:
+        return dot(top, params["output/W"]) + params["output/b"]
+    if "output/proj" in params:
+        top = dot(top, params["output/proj"])  # (..., E)
+    return matmul_nt(precision)(top, params["embedding"]) + params["output/b"]
+
+
+def forward(params, cfg: ModelConfig, x, mask, h0, c0, masks=None):
+    """x (T, B) int32 token ids -> logits (T, B, V), hT (L, B, H), cT (L, B, H). masks: the
+    dropout multipliers of `mask_shapes` (training only), or None."""
+    masks = masks or {}
     emb = params["embedding"][x]  # (T, B, E)
-    top, hT, cT = recurrent_stack(params, cfg, emb, mask, h0, c0, keep)
-    logits = matmul(cfg.precision)(top, params["output/W"]) + params["output/b"]  # (T, B, V)
+    if "embed" in masks:
+        emb = emb * masks["embed"][x][..., None]  # a dropped character's whole row is 0 in every place
+    if "input" in masks:
+        emb = emb * masks["input"][None]  # (T, B, E): the same mask at every step
+    top, hT, cT = recurrent_stack(params, cfg, emb, mask, h0, c0, masks)
+    logits = output_logits(params, cfg, top, cfg.precision)  # (T, B, V)
     return logits, hT, cT
 
 
@@ -132,12 +202,12 @@ def token_nll(logits, y):
     return softmax_cross_entropy(logits, y)
 
 
-def loss_terms(params, cfg: ModelConfig, x, y, mask, h0, c0, keep=None):
+def loss_terms(params, cfg: ModelConfig, x, y, mask, h0, c0, masks=None):
     """Masked loss of a batch: (mean NLL per token, summed NLL, token count, hT, cT).
 
     Padded positions (mask 0) enter neither the sum nor the count. NLL is in nats.
     """
-    logits, hT, cT = forward(params, cfg, x, mask, h0, c0, keep)
+    logits, hT, cT = forward(params, cfg, x, mask, h0, c0, masks)
     nll = token_nll(logits, y) * mask  # (T, B)
     total = nll.sum(acc_dtype=cfg.dtype)
     count = mask.sum(acc_dtype=cfg.dtype)
@@ -158,5 +228,5 @@ def single_step(params, cfg: ModelConfig, tokens, h_tm1, c_tm1):
         h_new.append(h)
         c_new.append(c)
         inputs = h
-    logits = pt.dot(inputs, params["output/W"]) + params["output/b"]  # (B, V)
+    logits = output_logits(params, cfg, inputs)  # (B, V)
     return logits, pt.stack(h_new), pt.stack(c_new)

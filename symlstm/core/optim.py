@@ -65,6 +65,8 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
             v_new = c(cfg.beta2) * v + c(1 - cfg.beta2) * g ** 2
             out += [(m, m_new), (v, v_new)]
             new = p - lr * (m_new / correct1) / (pt.sqrt(v_new / correct2) + c(cfg.eps))
+            if cfg.weight_decay and decays(name):  # AdamW (Loshchilov & Hutter 2019): p -= lr λ p, apart from g
+                new = new - lr * c(cfg.weight_decay) * p
         elif cfg.optimizer == "rmsprop":  # Tieleman & Hinton: ms = ρ ms + (1-ρ) g²
             ms = state[f"{name}.ms"]
             ms_new = c(cfg.decay) * ms + c(1 - cfg.decay) * g ** 2
@@ -83,19 +85,28 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
     return out
 
 
+def decays(name: str) -> bool:
+    """Whether weight decay applies to a parameter: the matrices (the embedding, tied or not, W, U,
+    the output matrix and projection), not the biases, as AdamW is usually set up (nanoGPT)."""
+    return not name.endswith("/b")
+
+
 def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int, elapsed: float = 0.0) -> float:
     """The scheduled rate at a 0-based step within 0-based `epoch`, `elapsed` seconds of training
-    in. The cosine runs to zero over total_steps or, with a time budget, over the budget, whichever
-    comes first: a run stopped by its budget ends on a small rate, not in the middle of its decay."""
+    in. The cosine and the linear decay ("Budgeted training", Li et al. 2020) run to zero over
+    total_steps or, with a time budget, over the budget, whichever comes first: a run stopped by its
+    budget ends on a small rate, not in the middle of its decay. Both warm up linearly first."""
     lr = cfg.learning_rate
     if cfg.schedule == "step":  # char-rnn: decay every epoch after decay_after
         return lr * cfg.decay_rate ** max(0, epoch + 1 - cfg.decay_after)
-    if cfg.schedule == "cosine":
+    if cfg.schedule in ("cosine", "linear"):
         if step < cfg.warmup_steps:
             return lr * (step + 1) / cfg.warmup_steps
         span = max(1, total_steps - cfg.warmup_steps)
         progress = min(1.0, (step - cfg.warmup_steps) / span)
         if cfg.time_budget:
             progress = max(progress, min(1.0, elapsed / cfg.time_budget))
+        if cfg.schedule == "linear":
+            return lr * (1 - progress)
         return lr * 0.5 * (1 + math.cos(math.pi * progress))
     return lr

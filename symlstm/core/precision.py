@@ -126,6 +126,17 @@ def matmul(precision: str):
     return {"bf16": bf16_dot, "bf16-reference": reference_dot}.get(precision, pt.dot)
 
 
+def matmul_nt(precision: str):
+    """a · bᵀ in `precision`: the tied output layer's h · Eᵀ. For bf16 the transpose is Bf16Dot's
+    flag, not a transposed view: XLA's CPU runtime refused the view's gradient product ("Unsupported
+    element type for DotThunk::Execute: BF16 x BF16 = F32"), while the flag gives the same three
+    products as the untied layer."""
+    if precision == "bf16":
+        return Bf16Dot(transpose_b=True)
+    dot = matmul(precision)
+    return lambda a, b: dot(a, b.T)
+
+
 def resolve(precision: str, backend: str) -> str:
     """The precision a model runs at: `auto` becomes bf16 where this machine's backend runs bf16
     products faster than float32 (`bf16_is_faster`), else float32; the others stay as they are."""

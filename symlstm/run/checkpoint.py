@@ -1,10 +1,12 @@
 """HDF5 checkpoints, written atomically (temporary file, fsync, rename), and `load_model`, which
 turns one into a compiled model for sampling and evaluation (so those never import the training loop).
 
-Layout (version 2): attrs format, version, form_tokens (whether the vocabulary holds form tokens
+Layout (version 3): attrs format, version, form_tokens (whether the vocabulary holds form tokens
 and sequences start with one instead of <bos>; version 1 files have none), config (JSON), step,
 epoch, best_valid_loss; dataset
-`vocab` (UTF-8 strings, index = token id); group `params` (embedding, layer{l}/W|U|b, output/W|b);
+`vocab` (UTF-8 strings, index = token id); group `params` (embedding, layer{l}/W|U|b, output/W|b,
+or for a tied model (config model.tie_weights, new in version 3) output/b and, when hidden ≠
+embedding, output/proj instead of output/W; version 2 files are the untied layout and load as such);
 group `optimizer` (state named `<param>.<slot>`, and `t` for Adam); group `rng` (attr `state`, the
 JSON of NumPy's bit-generator states); attr `extra` (JSON: data order, metrics).
 """
@@ -23,8 +25,8 @@ from symlstm.errors import UserError
 from symlstm.vocab import Vocab, VocabError
 
 FORMAT = "symlstm-checkpoint"
-VERSION = 2
-READS = (1, 2)  # version 1: the same layout without form tokens
+VERSION = 3
+READS = (1, 2, 3)  # version 1: version 2 without form tokens; version 2: version 3 without tied weights
 
 
 class CheckpointError(UserError, ValueError):

@@ -10,7 +10,7 @@ import numpy as np
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig
 from symlstm.core import model as M
-from symlstm.core.compiled import build_param_fns
+from symlstm.core.compiled import build_param_fns, draw_masks
 
 TOLERANCE = 1e-6
 BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa: one rounding is off by up to 2^-9 ≈ 2e-3
@@ -33,9 +33,10 @@ def gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, length
 
     Tensors with at most `max_entries` entries are checked whole, larger ones at a seeded random
     sample of that many entries. Returns one row per tensor: name, shape, entries, max_abs_error,
-    max_rel_error, passed. Runs in float64 whatever cfg.dtype says.
+    max_rel_error, passed. Runs in float64 whatever cfg.dtype says. Each dropout of cfg enters
+    as a seeded mask (`compiled.draw_masks`), an input held fixed while the entries are perturbed.
     """
-    cfg = dataclasses.replace(cfg, dtype="float64", dropout=0.0)
+    cfg = dataclasses.replace(cfg, dtype="float64")
     mode = get_mode(cfg.backend)
     values = M.init_params(vocab_size, cfg, seed)
     rng = np.random.default_rng(seed + 1)
@@ -46,8 +47,8 @@ def gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, length
     c0 = rng.normal(0, 0.5, (cfg.num_layers, batch, cfg.hidden))
 
     static = (length, batch) if cfg.backend == "jax" else None
-    f_loss, f_grad = build_param_fns({k: v.shape for k, v in values.items()}, cfg, mode, static)
-    data = [x, y, mask, h0, c0]
+    f_loss, f_grad = build_param_fns({k: v.shape for k, v in values.items()}, cfg, mode, static, masks=True)
+    data = [x, y, mask, h0, c0] + draw_masks(np.random.default_rng(seed + 4), cfg, vocab_size, length, batch)
     names = list(values)
     symbolic = dict(zip(names, (np.asarray(g) for g in f_grad(*values.values(), *data))))
 
@@ -88,8 +89,8 @@ def bf16_gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, l
     (it is a staircase), so this is the check the issue asks for. The error of a tensor is
     max |a - r| / max |r|; it passes at BF16_TOLERANCE.
     """
-    ref_cfg = dataclasses.replace(cfg, dtype="float64", dropout=0.0, precision="bf16-reference")
-    run_cfg = dataclasses.replace(cfg, dtype="float32", dropout=0.0, precision="bf16")
+    ref_cfg = dataclasses.replace(cfg, dtype="float64", precision="bf16-reference")
+    run_cfg = dataclasses.replace(cfg, dtype="float32", precision="bf16")
     values = M.init_params(vocab_size, ref_cfg, seed)
     rng = np.random.default_rng(seed + 1)
     for v in values.values():
@@ -97,12 +98,13 @@ def bf16_gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, l
     x, y, mask = check_batch(vocab_size, batch, length, seed + 2)
     h0 = rng.normal(0, 0.5, (cfg.num_layers, batch, cfg.hidden))
     c0 = rng.normal(0, 0.5, (cfg.num_layers, batch, cfg.hidden))
+    drop = draw_masks(np.random.default_rng(seed + 4), ref_cfg, vocab_size, length, batch)
     grads = {}
     for c in (ref_cfg, run_cfg):
         static = (length, batch) if c.backend == "jax" else None
-        _, f = build_param_fns({k: v.shape for k, v in values.items()}, c, get_mode(c.backend), static)
+        _, f = build_param_fns({k: v.shape for k, v in values.items()}, c, get_mode(c.backend), static, masks=True)
         data = [v.astype(c.dtype) for v in values.values()] + [x, y, mask.astype(c.dtype), h0.astype(c.dtype),
-                                                               c0.astype(c.dtype)]
+                                                               c0.astype(c.dtype)] + [m.astype(c.dtype) for m in drop]
         grads[c.precision] = [np.asarray(g, np.float64) for g in f(*data)]
     rows = []
     for name, a, r in zip(values, grads["bf16"], grads["bf16-reference"]):
@@ -112,8 +114,15 @@ def bf16_gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, l
     return rows
 
 
+AWD = {"dropout_embed": 0.3, "dropout_input": 0.3, "dropout_hidden": 0.3, "dropout_output": 0.3,
+       "weight_dropout": 0.3}  # every dropout of the regularised recipe, as fixed masks
+
+
 def standard_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
-    """The models `symlstm gradcheck` checks by default: each cell with 1 and 2 layers."""
-    return [ModelConfig(cell=cell, num_layers=layers, hidden=hidden, embedding=embedding,
-                        dtype="float64", backend=backend, init="uniform", init_scale=0.5)
-            for cell in ("lstm", "gru", "rnn") for layers in (1, 2)]
+    """The models `symlstm gradcheck` checks by default: each cell with 1 and 2 layers, and the
+    regularised LSTM: tied output with a projection (H ≠ E) and without (H = E), every dropout on."""
+    base = dict(dtype="float64", backend=backend, init="uniform", init_scale=0.5)
+    plain = [ModelConfig(cell=cell, num_layers=layers, hidden=hidden, embedding=embedding, **base)
+             for cell in ("lstm", "gru", "rnn") for layers in (1, 2)]
+    return plain + [ModelConfig(cell="lstm", num_layers=2, hidden=h, embedding=embedding, tie_weights=True,
+                                **AWD, **base) for h in (hidden, embedding)]

@@ -54,7 +54,7 @@ def build_gradflow_fn(params, cfg: ModelConfig, T: int, B: int):
     probe_c = pt.tensor("probe_c", dtype=cfg.dtype, shape=(T, B, cfg.hidden))
     h0 = pt.zeros((cfg.num_layers, B, cfg.hidden), dtype=cfg.dtype)
     hs, xw, h_prev, U = _probed_top_layer(params, cfg, x, h0, h0, probe_h, probe_c)
-    logits = pt.dot(hs[-1], params["output/W"]) + params["output/b"]  # (B, V): the last step only
+    logits = M.output_logits(params, cfg, hs[-1])  # (B, V): the last step only
     loss_T = M.token_nll(logits, y[-1]).mean()
     g_h, g_c = pytensor.grad(loss_T, [probe_h, probe_c], disconnected_inputs="ignore")  # (T, B, H) each
     if cfg.cell == "lstm":

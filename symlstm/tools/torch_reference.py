@@ -3,40 +3,70 @@ reference row. Benchmark only: PyTorch stays optional, and nothing else imports 
 
 The same corpus, split and vocabulary (`corpus.build_corpus`), the same batches in the same order
 (`train.epoch_batches`: length-sorted pools, masked padding, zero initial states), the same model
-(embedding, L LSTM layers, dropout on each layer's output, linear output layer), Adam with the same
-rate, betas and epsilon, the same global-norm clip, the same step-time budget and validation
+(embedding, L LSTM layers, dropout on each layer's output, linear or tied output layer), Adam (AdamW
+with `train.weight_decay`, on the same parameters) with the same rate, betas and epsilon, the same
+schedule (`optim.learning_rate`), the same global-norm clip, the same step-time budget and validation
 schedule, the best validation checkpoint scored on the test split with the same token count.
 Layers and initialisation are PyTorch's own (`nn.Embedding`, `nn.LSTM`, `nn.Linear`), as a PyTorch
-user would write them; `autocast` bf16 with `--bf16`.
+user would write them; `autocast` bf16 with `--bf16`. The regularisers as AWD-LSTM writes them:
+embedding dropout on the weight's rows, locked dropout masks of shape (1, B, ·), weight dropout
+through `torch.func.functional_call` on a masked `weight_hh_l0`, tying by sharing the Parameter.
+Masks come from PyTorch's generator, not symlstm's: the same distributions, other draws.
 """
 import math
 import time
+
+_last_net = None
 from pathlib import Path
 
 import numpy as np
 
 from symlstm.config import Config
+from symlstm.core.optim import decays, learning_rate
 from symlstm.corpus.loading import build_corpus
 from symlstm.run.train import epoch_batches
 
 
 def _net(torch, V, cfg):
+    m = cfg.model
+    F = torch.nn.functional
+
+    def locked(h, p):  # one mask per sequence and unit, the same at every step
+        if not net.training or p == 0:
+            return h
+        return h * h.new_empty((1,) + h.shape[1:]).bernoulli_(1 - p) / (1 - p)
+
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            m = cfg.model
             self.emb = torch.nn.Embedding(V, m.embedding)
             self.layers = torch.nn.ModuleList(torch.nn.LSTM(m.embedding if l == 0 else m.hidden, m.hidden)
                                               for l in range(m.num_layers))
             self.drop = torch.nn.Dropout(m.dropout)
-            self.out = torch.nn.Linear(m.hidden, V)
+            self.proj = torch.nn.Linear(m.hidden, m.embedding, bias=False) \
+                if m.tie_weights and m.hidden != m.embedding else None
+            self.out = torch.nn.Linear(m.embedding if m.tie_weights else m.hidden, V)
+            if m.tie_weights:
+                self.out.weight = self.emb.weight
 
         def forward(self, x):
-            h = self.emb(x)
-            for layer in self.layers:
-                h = self.drop(layer(h)[0])  # (T, B, H): dropout on each layer's output, as symlstm
-            return self.out(h)
-    return Net()
+            w = self.emb.weight
+            if self.training and m.dropout_embed > 0:  # whole rows of the embedding
+                w = w * w.new_empty((V, 1)).bernoulli_(1 - m.dropout_embed) / (1 - m.dropout_embed)
+            h = locked(F.embedding(x, w), m.dropout_input)
+            for l, layer in enumerate(self.layers):
+                if self.training and m.weight_dropout > 0:  # DropConnect on weight_hh, one mask per batch
+                    u = layer.weight_hh_l0
+                    mask = u.new_empty(u.shape).bernoulli_(1 - m.weight_dropout) / (1 - m.weight_dropout)
+                    weights = dict(layer.named_parameters(), weight_hh_l0=u * mask)
+                    h = torch.func.functional_call(layer, weights, (h,))[0]
+                else:
+                    h = layer(h)[0]
+                h = locked(self.drop(h), m.dropout_output if l == m.num_layers - 1 else m.dropout_hidden)
+            return self.out(h if self.proj is None else self.proj(h))
+
+    net = Net()
+    return net
 
 
 def _nll(torch, net, x, y, mask):
@@ -65,12 +95,21 @@ def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dic
     torch.manual_seed(cfg.train.seed)
     corpus = build_corpus(cfg.data, Path(root))
     t = cfg.train
-    net = _net(torch, len(corpus.vocab), cfg)
-    opt = torch.optim.Adam(net.parameters(), lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps)
+    global _last_net
+    net = _last_net = _net(torch, len(corpus.vocab), cfg)  # _last_net: for the tests
+    names = {"emb.weight": "embedding", "out.weight": "output/W", "proj.weight": "output/proj"}
+    groups = [{"params": [], "weight_decay": t.weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, p in net.named_parameters():  # symlstm's names decide: matrices decay, biases do not
+        groups[0 if decays(names.get(name, "layer/W" if "weight" in name else "layer/b")) else 1]["params"].append(p)
+    opt = torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps)
+    first = epoch_batches(cfg, corpus, 0)
+    step_limit = t.max_steps or t.max_epochs * len(first)
     elapsed, step, epoch, best, best_state = 0.0, 0, 0, math.inf, None
-    while epoch < t.max_epochs and elapsed < (t.time_budget or math.inf):
-        for x, y, mask in epoch_batches(cfg, corpus, epoch):
+    while epoch < t.max_epochs and elapsed < (t.time_budget or math.inf) and step < (t.max_steps or math.inf):
+        for x, y, mask in (first if epoch == 0 else epoch_batches(cfg, corpus, epoch)):
             start = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = learning_rate(t, step, epoch, step_limit, elapsed)
             opt.zero_grad()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 total, count = _nll(torch, net, x, y, mask)
@@ -81,10 +120,10 @@ def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dic
             opt.step()
             elapsed += time.perf_counter() - start
             step += 1
-            done = t.time_budget and elapsed >= t.time_budget
+            done = (t.time_budget and elapsed >= t.time_budget) or step == t.max_steps
             if step % t.eval_every == 0 or done:
                 valid = _evaluate(torch, net, corpus.splits["valid"], cfg.data.batch_size, cfg.model.dtype)
-                log(f"step {step:6d} | epoch {epoch} | train {float(loss):.4f} | valid ppl {math.exp(valid):8.2f} | "
+                log(f"step {step:6d} | epoch {epoch} | train {loss.item():.4f} | valid ppl {math.exp(valid):8.2f} | "
                     f"{elapsed:6.1f} s")
                 if valid < best:
                     best, best_state = valid, {k: v.clone() for k, v in net.state_dict().items()}

@@ -29,7 +29,7 @@ def report():
 def test_a_step_on_two_devices_equals_one_device(report):
     assert report["devices"] == 2
     one, two = report["losses"]
-    for (l1, n1), (l2, n2) in zip(one, two):  # three steps, dropout on, states carried
+    for (l1, n1), (l2, n2) in zip(one, two):  # three steps, every dropout on, tied, states carried
         assert l1 == pytest.approx(l2, rel=1e-6) and n1 == pytest.approx(n2, rel=1e-5)
     assert report["param_max_abs_diff"] < 1e-6 and report["state_max_abs_diff"] < 1e-6
     assert report["h_max_abs_diff"] < 1e-6

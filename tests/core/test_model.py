@@ -127,6 +127,45 @@ def test_lstm_equals_torch_nn_lstm():
     np.testing.assert_allclose(c, cT.numpy(), rtol=1e-10)
 
 
+def test_a_tied_model_equals_pytorchs_tied_model_in_loss_and_embedding_gradient():
+    """PyTorch's tying idiom (decoder.weight = encoder.weight, Press & Wolf 2017), a bias-free
+    Linear(H, E) as the projection: the same loss, and autograd's gradient of the one embedding
+    matrix (both uses summed) equals pytensor.grad's."""
+    torch = pytest.importorskip("torch")
+    from symlstm.backend.runtime import get_mode
+    from symlstm.core.compiled import build_param_fns
+
+    cfg = ModelConfig(embedding=E, hidden=H, num_layers=2, dtype="float64", init_scale=0.5, tie_weights=True)
+    params = init_params(V, cfg, 3)
+    x, y, mask = _batch(np.random.default_rng(5), pad=False)
+    f_loss, f_grad = build_param_fns({k: v.shape for k, v in params.items()}, cfg, get_mode("jax"), (T, B))
+    zeros = np.zeros((2, B, H))
+    loss = float(f_loss(*params.values(), x, y, mask, zeros, zeros))
+    grad = dict(zip(params, f_grad(*params.values(), x, y, mask, zeros, zeros)))
+
+    emb = torch.nn.Embedding(V, E).double()
+    lstm = torch.nn.LSTM(E, H, num_layers=2).double()
+    proj = torch.nn.Linear(H, E, bias=False).double()
+    decoder = torch.nn.Linear(E, V).double()
+    decoder.weight = emb.weight  # tied
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(params["embedding"]))
+        for l in range(2):
+            getattr(lstm, f"weight_ih_l{l}").copy_(torch.from_numpy(params[f"layer{l}/W"].T))
+            getattr(lstm, f"weight_hh_l{l}").copy_(torch.from_numpy(params[f"layer{l}/U"].T))
+            getattr(lstm, f"bias_ih_l{l}").copy_(torch.from_numpy(params[f"layer{l}/b"]))
+            getattr(lstm, f"bias_hh_l{l}").zero_()
+        proj.weight.copy_(torch.from_numpy(params["output/proj"].T))
+        decoder.bias.copy_(torch.from_numpy(params["output/b"]))
+    out, _ = lstm(emb(torch.from_numpy(x.astype(np.int64))))
+    logits = decoder(proj(out))
+    ref = torch.nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y.astype(np.int64)).reshape(-1))
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(grad["embedding"], emb.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(grad["output/proj"], proj.weight.grad.numpy().T, rtol=1e-9, atol=1e-12)
+
+
 def test_training_is_deterministic_under_a_seed():
     def run():
         cfg = ModelConfig(embedding=E, hidden=H, dropout=0.3)
@@ -194,3 +233,60 @@ def test_pytorch_init_draws_as_pytorch_does():
     b = p["layer1/b"]
     assert abs(b[100:200].mean() - 1.0) < 0.3 * bound and np.abs(b[100:200] - 1.0).max() <= bound
     assert np.abs(b[:100]).max() <= bound and b[:100].std() > 0
+
+
+AWD = dict(dropout_embed=0.2, dropout_input=0.3, dropout_hidden=0.25, dropout_output=0.4, weight_dropout=0.5)
+
+
+@pytest.mark.parametrize("hidden", [H, E], ids=["projected", "square"])
+def test_a_tied_model_has_one_matrix_and_matches_the_numpy_reference(hidden):
+    """Tied: no output/W; the loss is the reference's (h P) Eᵀ + b; evaluation ignores every dropout."""
+    cfg = ModelConfig(embedding=E, hidden=hidden, num_layers=2, dtype="float64", init_scale=0.5, tie_weights=True,
+                      **AWD)
+    params = init_params(V, cfg, 0)
+    assert "output/W" not in params and ("output/proj" in params) == (hidden != E)
+    m = compile_model(params, cfg)
+    rng = np.random.default_rng(1)
+    x, y, mask = _batch(rng)
+    h0, c0 = rng.normal(size=(2, 2, B, hidden))
+    first = m.evaluate(x, y, mask, h0, c0)
+    assert m.evaluate(x, y, mask, h0, c0)[0] == first[0]  # deterministic with every dropout set
+    assert first[0] == pytest.approx(nll_sum(params, "lstm", 2, x, y, mask, h0, c0)[0], rel=1e-12)
+
+
+def test_the_training_loss_applies_each_dropout_as_the_reference_does():
+    """The masks as inputs: locked masks (B, ·) the same at every step, the weight mask on U at every
+    step, embedding rows zeroed wherever the character stands. A per-step mask would not match."""
+    from symlstm.backend.runtime import get_mode
+    from symlstm.core.compiled import build_param_fns, draw_masks
+    from symlstm.core.model import mask_shapes
+
+    cfg = ModelConfig(embedding=E, hidden=H, num_layers=2, dtype="float64", init_scale=0.5, tie_weights=True,
+                      dropout=0.1, **AWD)
+    params = init_params(V, cfg, 0)
+    f_loss, _ = build_param_fns({k: v.shape for k, v in params.items()}, cfg, get_mode("jax"), (T, B), masks=True)
+    rng = np.random.default_rng(2)
+    x, y, mask = _batch(rng)
+    h0, c0 = rng.normal(size=(2, 2, B, H))
+    drop = draw_masks(np.random.default_rng(3), cfg, V, T, B)
+    names = list(mask_shapes(cfg, V, T, B))
+    assert names == ["keep0", "keep1", "embed", "input", "hidden0", "output", "U0", "U1"]
+    assert drop[names.index("U0")].shape == (H, 4 * H) and drop[names.index("input")].shape == (B, E)
+    for d, k in zip(drop, names):  # each 0 or 1/(1-p)
+        p = {"k": 0.1, "e": 0.2, "i": 0.3, "h": 0.25, "o": 0.4, "U": 0.5}[k[0]]
+        assert set(np.unique(d)) <= {0.0, 1 / (1 - p)} and 0 in d
+    total, count = nll_sum(params, "lstm", 2, x, y, mask, h0, c0, drop=dict(zip(names, drop)))[:2]
+    assert float(f_loss(*params.values(), x, y, mask, h0, c0, *drop)) == pytest.approx(total / count, rel=1e-12)
+
+
+def test_each_batch_draws_fresh_masks_from_the_seeded_generator():
+    """The weight-dropout mask differs between batches (and the locked ones): the same batch twice at
+    lr 0 gives two losses; a fresh model of the same seed repeats both."""
+    def losses():
+        cfg = ModelConfig(embedding=E, hidden=H, weight_dropout=0.5, dropout_output=0.3)
+        m = compile_model(init_params(V, cfg, 0), cfg, TrainConfig(), seed=5)
+        x, y, mask = _batch(np.random.default_rng(8))
+        return [m.train_step(x, y, mask.astype("float32"), *m.zero_state(B), 0.0)[0] for _ in range(2)]
+
+    a, b = losses(), losses()
+    assert a == b and a[0] != a[1]

@@ -82,6 +82,36 @@ def test_schedules():
     assert optim.learning_rate(timed, 10, 0, 10_000, elapsed=50.0) == pytest.approx(0.5)
     assert optim.learning_rate(timed, 10, 0, 10_000, elapsed=100.0) == pytest.approx(0.0)
     assert optim.learning_rate(timed, 5_000, 0, 10_000, elapsed=1.0) == pytest.approx(0.5)
+    # linear decay to zero (Li et al. 2020), over the budget or the steps, after its warm-up
+    lin = TrainConfig(learning_rate=1.0, schedule="linear", warmup_steps=10, time_budget=100.0)
+    assert optim.learning_rate(lin, 4, 0, 110) == pytest.approx(0.5)
+    assert optim.learning_rate(lin, 35, 0, 110) == pytest.approx(0.75)
+    assert optim.learning_rate(lin, 10, 0, 10_000, elapsed=25.0) == pytest.approx(0.75)
+    assert optim.learning_rate(lin, 10, 0, 10_000, elapsed=100.0) == 0.0
+
+
+def test_adamw_decays_the_matrices_apart_from_the_gradient():
+    """AdamW (Loshchilov & Hutter 2019, Algorithm 2, schedule multiplier = lr): p ← p − lr(m̂/(√v̂+ε) + λp),
+    written out in NumPy; a bias (a name ending in /b) is not decayed."""
+    cfg = TrainConfig(optimizer="adam", weight_decay=0.1)
+    p0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    shared = {"w": pytensor.shared(p0.copy(), name="w"), "out/b": pytensor.shared(p0.copy(), name="out/b")}
+    state = optim.init_state(shared, "adam")
+    loss = sum((0.5 * A * p ** 2).sum() for p in shared.values())
+    grads = dict(zip(shared, pytensor.grad(loss, list(shared.values()))))
+    fn = pytensor.function([], loss, updates=optim.updates(shared, grads, state, np.float64(0.1), cfg))
+    for _ in range(3):
+        fn()
+    p, m, v = p0.copy(), 0, 0
+    for t in range(1, 4):
+        g = A * p
+        m = cfg.beta1 * m + (1 - cfg.beta1) * g
+        v = cfg.beta2 * v + (1 - cfg.beta2) * g ** 2
+        p = p - 0.1 * ((m / (1 - cfg.beta1 ** t)) / (np.sqrt(v / (1 - cfg.beta2 ** t)) + cfg.eps) + 0.1 * p)
+    np.testing.assert_allclose(shared["w"].get_value(), p, rtol=1e-12)
+    plain = numpy_reference("adam", p0, 3, 0.1, cfg)
+    np.testing.assert_allclose(shared["out/b"].get_value(), plain, rtol=1e-12)
+    assert not np.allclose(p, plain)
 
 
 @pytest.mark.parametrize("name, lr", [("sgd", 0.5), ("momentum", 0.1), ("adam", 0.01), ("rmsprop", 0.01), ("adadelta", 1.0)])

@@ -28,7 +28,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     for k in c.params:
         assert d.params[k].dtype == c.params[k].dtype and np.array_equal(d.params[k], c.params[k])
     with h5py.File(tmp_path / "a.h5") as f:  # the documented layout
-        assert f.attrs["format"] == "symlstm-checkpoint" and f.attrs["version"] == 2
+        assert f.attrs["format"] == "symlstm-checkpoint" and f.attrs["version"] == 3
         assert f["params/layer0/W"].shape == (3, 8) and f["vocab"][4].decode() == "月"
 
 
@@ -61,12 +61,12 @@ def test_bad_checkpoints_are_named(tmp_path):
         ckpt_io.load(tmp_path / "other.h5")
     ckpt_io.save(tmp_path / "v.h5", _ckpt())
     with h5py.File(tmp_path / "v.h5", "a") as f:
-        assert f.attrs["version"] == 2 and not f.attrs["form_tokens"]
+        assert f.attrs["version"] == 3 and not f.attrs["form_tokens"]
         f.attrs["version"] = 1  # the layout before form tokens: still read
     assert ckpt_io.load(tmp_path / "v.h5").step == _ckpt().step
     with h5py.File(tmp_path / "v.h5", "a") as f:
-        f.attrs["version"] = 3
-    with pytest.raises(ckpt_io.CheckpointError, match="checkpoint version 3, this symlstm reads versions 1, 2"):
+        f.attrs["version"] = 4
+    with pytest.raises(ckpt_io.CheckpointError, match="checkpoint version 4, this symlstm reads versions 1, 2, 3"):
         ckpt_io.load(tmp_path / "v.h5")
 
 
@@ -80,3 +80,33 @@ def test_load_model_names_a_foreign_config(tmp_path):
 def test_missing_checkpoint_says_how_to_make_one(tmp_path):
     with pytest.raises(ckpt_io.CheckpointError, match="checkpoint not found; train a model first .*make train"):
         ckpt_io.load(tmp_path / "best.h5")
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["tied-version3", "untied-as-version2"])
+def test_a_tied_model_round_trips_and_a_version_2_file_still_loads(tmp_path, tied):
+    """Version 3 adds tied weights (no output/W); a version 2 file (the untied layout, its config
+    without the new keys) loads as before."""
+    from symlstm import Config, ModelConfig, init_params
+    from symlstm.core.compiled import compile_model
+
+    mcfg = ModelConfig(embedding=3, hidden=4, tie_weights=tied)
+    params = init_params(6, mcfg, 0)
+    config = Config(model=mcfg).to_dict()
+    if not tied:
+        for key in ("tie_weights", "dropout_embed", "dropout_input", "dropout_hidden", "dropout_output",
+                    "weight_dropout"):
+            del config["model"][key]
+        del config["train"]["weight_decay"]
+    c = ckpt_io.Checkpoint(config=config, vocab=_ckpt().vocab, params=params)
+    ckpt_io.save(tmp_path / "m.h5", c)
+    if not tied:
+        with h5py.File(tmp_path / "m.h5", "a") as f:
+            f.attrs["version"] = 2
+    with h5py.File(tmp_path / "m.h5") as f:
+        assert ("output/W" in f["params"]) != tied and ("output/proj" in f["params"]) == tied
+    model, vocab, cfg = ckpt_io.load_model(tmp_path / "m.h5")
+    assert cfg.model.tie_weights == tied
+    x = np.array([[2, 4], [4, 5]], np.int32)
+    mask = np.ones((2, 2), np.float32)
+    want = compile_model(params, mcfg).evaluate(x, x, mask, *model.zero_state(2))[0]
+    assert model.evaluate(x, x, mask, *model.zero_state(2))[0] == want

@@ -39,7 +39,7 @@ def test_a_form_token_model_trains_samples_each_form_and_reports_each_form(form_
 
     train(form_config(max_steps=3, eval_every=3), tmp_path / "run", form_project, log=lambda *_: None, progress=False)
     with h5py.File(tmp_path / "run" / "best.h5", "r") as f:
-        assert f.attrs["version"] == 2 and f.attrs["form_tokens"]
+        assert f.attrs["version"] == 3 and f.attrs["form_tokens"]
     model, vocab, cfg = load_model(tmp_path / "run" / "best.h5")
     sampler = Sampler(model, vocab)
     fed = []  # the first token each path feeds: the form scan (a 七絕) and the step path (a ci)

@@ -4,11 +4,16 @@ import pytest
 from symlstm.tools.gradcheck import TOLERANCE, gradient_check, standard_models
 
 
-@pytest.mark.parametrize("cfg", standard_models(), ids=lambda c: f"{c.cell}-L{c.num_layers}")
+@pytest.mark.parametrize("cfg", standard_models(),
+                         ids=lambda c: f"{c.cell}-L{c.num_layers}-H{c.hidden}" + "-tied-dropout" * c.tie_weights)
 def test_symbolic_gradients_match_central_differences(cfg):
+    """The tied models hold every dropout as fixed masks: the embedding's gradient is the sum of its
+    two uses (lookup and output layer), checked against central differences like any other."""
     rows = gradient_check(cfg)
     names = {r["parameter"] for r in rows}
-    assert "embedding" in names and "output/W" in names and f"layer{cfg.num_layers - 1}/U" in names
+    out = ({"output/proj"} if cfg.hidden != cfg.embedding else set()) if cfg.tie_weights else {"output/W"}
+    layers = {f"layer{l}/{k}" for l in range(cfg.num_layers) for k in "WUb"}
+    assert names == {"embedding", "output/b"} | layers | out
     for r in rows:
         assert r["entries"] > 0
         assert r["max_rel_error"] <= TOLERANCE, r
@@ -23,3 +28,25 @@ def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
     rows = gradient_check(standard_models()[0])
     assert len(rows) == 6 and all(r["entries"] > 0 for r in rows)
     assert not any(r["passed"] for r in rows), rows  # every tensor has a nonzero gradient, so each is off
+
+
+def test_the_gradient_check_sees_a_tied_models_second_use():
+    """Leave the output layer's use of the tied embedding out of the symbolic gradient (treat Eᵀ as a
+    constant there) and the check must fail on the embedding: the sum of both uses is what it checks."""
+    from symlstm.core import model as M
+
+    cfg = standard_models()[-1]
+    real = M.output_logits
+    try:
+        M.output_logits = lambda params, c, top, precision="float32": real(
+            dict(params, embedding=pytensor_constant_grad(params["embedding"])), c, top, precision)
+        rows = {r["parameter"]: r for r in gradient_check(cfg)}
+    finally:
+        M.output_logits = real
+    assert not rows["embedding"]["passed"] and rows["layer0/U"]["passed"]
+
+
+def pytensor_constant_grad(x):
+    from pytensor.gradient import disconnected_grad
+
+    return disconnected_grad(x)

@@ -1,0 +1,53 @@
+"""`symlstm bench --torch-train`: PyTorch follows the recipe's keys (the reference row of the ablation)."""
+import numpy as np
+import pytest
+
+from symlstm.config import from_dict
+
+from conftest import tiny_raw
+
+AWD = {"tie_weights": True, "dropout_embed": 0.1, "dropout_input": 0.2, "dropout_hidden": 0.2,
+       "dropout_output": 0.3, "weight_dropout": 0.4, "num_layers": 2}
+
+
+def test_the_pytorch_net_ties_drops_and_evaluates_without_dropout():
+    torch = pytest.importorskip("torch")
+    from symlstm.tools.torch_reference import _net
+
+    raw = tiny_raw()
+    raw["model"].update(AWD)
+    cfg = from_dict(raw)
+    torch.manual_seed(0)
+    net = _net(torch, 30, cfg)
+    assert net.out.weight is net.emb.weight and net.proj.weight.shape == (8, 16)  # tied, projected H 16 -> E 8
+    x = torch.randint(0, 30, (5, 3))
+    a, b = net(x), net(x)
+    assert not torch.equal(a, b)  # fresh masks per call (per batch)
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    (net(x).sum()).backward()  # the masked weight_hh reaches the real parameter's gradient
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_the_pytorch_run_follows_the_schedule_and_weight_decay(small_corpus, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from symlstm.tools import torch_reference
+
+    raw = tiny_raw(max_steps=4, eval_every=2, schedule="linear", learning_rate=0.01, weight_decay=0.1)
+    raw["model"].update(AWD)
+    cfg = from_dict(raw)
+    rates, decayed = [], {}
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *a, **k):
+        rates.append(self.param_groups[0]["lr"])
+        decayed.update({id(p): g["weight_decay"] for g in self.param_groups for p in g["params"]})
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    out = torch_reference.train_reference(cfg, small_corpus, log=lambda *_: None)
+    assert out["steps"] == 4 and np.isfinite(out["test_perplexity"])
+    assert rates == pytest.approx([0.01, 0.0075, 0.005, 0.0025])  # linear to zero over max_steps
+    net_params = {id(p): n for n, p in torch_reference._last_net.named_parameters()}
+    assert {net_params[i]: d for i, d in decayed.items()} == {
+        n: (0.0 if n.startswith("layers.") and "bias" in n or n == "out.bias" else 0.1) for n in net_params.values()}
