@@ -102,6 +102,8 @@ def _tone_class(v, ours: bool, text: str, lex: Lexicon) -> str:
         if _polyphonic(text, lex):
             return "多音字 at a place the rules look at, read the way that fits"
         return "other (the checker's own gaps or stricter reading)"
+    if not rules and "tones" in v.undecided:
+        return "undecided: a character neither the table nor its supplement knows, where a rule reads it"
     if rules & {"孤平", "三平尾"} and not rules - {"孤平", "三平尾"}:
         return "孤平 or 三平尾 only (rules the checker does not apply)"
     if rules & {"失粘", "失對"} and not rules - {"失粘", "失對"}:
@@ -120,6 +122,8 @@ def _rhyme_class(v, ours: bool, text: str, lex: Lexicon) -> str:
         if any(len(lex.tone(ch)) == 2 or len(lex.groups.get(ch, ())) > 1 for ch in ends):
             return "a rhyme character of two readings or two groups"
         return "other (the checker's own gaps)"
+    if not rules and "rhyme" in v.undecided:
+        return "undecided: a rhyme whose group neither the table nor its supplement knows"
     if rules == {"重韻"}:
         return "重韻 only (a rule the checker does not apply)"
     if any("outside the rhyme group" in f.detail and f.line == 1 for f in v.faults):
