@@ -204,6 +204,9 @@ def from_dict(raw: dict, source: str = "config") -> Config:
     if cfg.model.precision != "float32" and cfg.model.dtype != "float32":
         raise ConfigError(f"{source}: model.precision {cfg.model.precision} needs model.dtype float32 (the master "
                           f"parameters), got {cfg.model.dtype}")
+    if cfg.train.weight_decay and cfg.train.optimizer != "adam":
+        raise ConfigError(f"{source}: train.weight_decay {cfg.train.weight_decay} is AdamW's decoupled decay: it needs "
+                          f"train.optimizer adam, got {cfg.train.optimizer}")
     return cfg
 
 

@@ -27,6 +27,10 @@ def test_wrong_type_and_bad_values(tmp_path):
         load_config(overrides=["train.optimizer=adamw"])
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="train.weight_decay 0.1 is AdamW's decoupled decay: it needs train.optimizer adam"):
+        load_config(overrides=["train.weight_decay=0.1", "train.optimizer=sgd"])
+    with pytest.raises(ConfigError, match=r"model.weight_dropout: must be in \[0, 1\), got 1.0"):
+        load_config(overrides=["model.weight_dropout=1.0"])
 
 
 def test_overrides_and_name(tmp_path):

@@ -51,7 +51,7 @@ class Lexicon:
     def __init__(self, tones: dict, groups: dict, every: dict | None = None, annotated: frozenset = frozenset()):
         self.tones, self.groups = tones, groups  # char -> set of 平/仄; char -> set of 平 groups
         self.every = every or {}  # char -> every group, 平 and 仄 (上聲…, 去聲…, 入聲…)
-        self.annotated = annotated  # chars whose tone is strains_tones.json's: no rhyme group is known
+        self.annotated = annotated  # chars whose tone is the supplement's strains annotation: no rhyme group known
 
     @classmethod
     @functools.lru_cache(maxsize=4)

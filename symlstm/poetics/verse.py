@@ -103,7 +103,7 @@ class Verdict:
     faults: list = field(default_factory=list)  # Fault, in line order
     notes: list = field(default_factory=list)  # licensed variations, in words
     rhyme_note: str = ""  # the rhyme group, or why there is none
-    unjudged: list = field(default_factory=list)  # characters the table lacks where a rule reads them
+    unjudged: list = field(default_factory=list)  # characters the lexicon lacks where a rule reads them
     undecided: tuple = ()  # "tones", "rhyme": the checks an unjudged character left open
     runner_up: str | None = None  # `judge.judge`: the next best form, when it is within two faults
     runner_up_faults: int = 0

@@ -19,8 +19,15 @@ from symlstm.poetics.forms import CHAR, CI, FORMS, form_of, layout, line_starts,
 from symlstm.poetics.lexicon import CI_TONES, PING, ZE, Lexicon
 from symlstm.poetics.script import CJK, PUNCT
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.poetics.verse import (QUATRAIN, guping_columns, is_b_line, loose_columns, pattern_lines, read_columns,
-                                   sanping_column)
+from symlstm.poetics.verse import (
+    QUATRAIN,
+    guping_columns,
+    is_b_line,
+    loose_columns,
+    pattern_lines,
+    read_columns,
+    sanping_column,
+)
 from symlstm.vocab import EOS, Vocab
 
 BLANKS = "＿_"  # a free character in a template

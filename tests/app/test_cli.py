@@ -220,6 +220,6 @@ def test_the_ways_people_write_a_poem_get_one_verdict(capsys):
     assert main(["score", "--no-convert", "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"]) == 0
     out = capsys.readouterr().out  # 黄 is 黃's variant form (the table's supplement); the others are unknown
     assert "no faults, tones and rhyme undecided" in out and "both 0.0%; 1 undecided" in out
-    assert "unjudged 尽 穷 层 楼: not in the 平水韻 table where a rule reads them" in out
+    assert "unjudged 尽 穷 层 楼: not in the 平水韻 table or its supplement where a rule reads them" in out
     assert main(["score", "The quick brown fox."]) == 2
     assert capsys.readouterr().err.strip() == "symlstm score: error: line 1 (The): 'T' is not a Chinese character"

@@ -194,7 +194,8 @@ def _summary_line(summary: dict) -> str:
            f"{summary['rhyme_pass']:.1%}, both {summary['both_pass']:.1%}" if summary["regulated_form"]
            else "none in a regulated form")
     ci = f"; {summary['ci']} ci, no fault in {summary['ci_pass']:.1%}" if summary["ci"] else ""
-    open_ = f"; {summary['undecided']} undecided (a character the 平水韻 table lacks)" if summary["undecided"] else ""
+    n = summary["undecided"]
+    open_ = f"; {n} undecided (a character the lexicon lacks, where a rule reads it)" if n else ""
     return f"{summary['poems']} poems, {shi}{ci}{open_}"
 
 
@@ -262,8 +263,8 @@ def cmd_score(args):
             for note in r["notes"]:
                 print(f"  note     {note}")
             if r["unjudged"]:
-                print(f"  unjudged {' '.join(r['unjudged'])}: not in the 平水韻 table where a rule reads them, so the "
-                      f"{' and '.join(r['undecided'])} cannot pass (shown as ? above)")
+                print(f"  unjudged {' '.join(r['unjudged'])}: not in the 平水韻 table or its supplement where a "
+                      f"rule reads them, so the {' and '.join(r['undecided'])} cannot pass (shown as ? above)")
         if "surprisal" in r:
             print("  bits     " + " ".join(f"{ch}{b:.1f}" for ch, b in r["surprisal"]))
             print(f"  perplexity {r['perplexity']:.1f} ({r['bits_per_token']:.2f} bits per token)"

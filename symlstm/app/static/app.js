@@ -76,7 +76,7 @@ function card(row, locked) {
     for (const f of row.faults) faults.appendChild(el("li", "", `line ${f.line}, character ${f.char}: ${f.rule}: ${f.detail}`));
     if (!row.faults.length) faults.appendChild(el("li", "clean", "no faults"));
     if (row.undecided.length) faults.appendChild(el("li", "", `${row.undecided.join(" and ")} undecided: ` +
-      `${row.unjudged.join(" ")} not in the 平水韻 table where a rule reads them`));
+      `${row.unjudged.join(" ")} not in the 平水韻 table or its supplement where a rule reads them`));
     box.appendChild(faults);
     if (row.notes.length) {
       const notes = el("ul", "notes");
