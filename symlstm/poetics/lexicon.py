@@ -127,10 +127,7 @@ def strains_agreement(poems: list[str], ids: dict, strains: dict, lex: Lexicon) 
     Counts only characters the lexicon gives one tone; 多音字 and unknown ones are reported apart, and
     the annotated ones (whose tone is the strains' own) are left out."""
     agree = disagree = polyphonic = unknown = aligned = 0
-    for text in poems:
-        pattern = "".join(strains.get(ids.get(text, ""), []))
-        if len(pattern) != len(text):
-            continue
+    for text, pattern in _aligned(poems, ids, strains):
         aligned += 1
         for ch, t in zip(text, pattern):
             if t not in (PING, ZE) or ch in lex.annotated:
@@ -147,6 +144,14 @@ def strains_agreement(poems: list[str], ids: dict, strains: dict, lex: Lexicon) 
     judged = agree + disagree
     return {"poems_aligned": aligned, "characters_compared": judged, "agreement": agree / max(judged, 1),
             "polyphonic": polyphonic, "unknown": unknown}
+
+
+def _aligned(poems: list[str], ids: dict, strains: dict):
+    """(text, its 平/仄 pattern) for each poem whose strains align with it character by character."""
+    for text in poems:
+        pattern = "".join(strains.get(ids.get(text, ""), []))
+        if len(pattern) == len(text):
+            yield text, pattern
 
 
 def coverage(poems: list[str], lex: Lexicon) -> dict:
@@ -186,10 +191,7 @@ def strains_tones(poems: list[str], ids: dict, strains: dict, lex: Lexicon) -> d
     characters the table knows, the strains agree with it on 99.8 %; 葡, annotated 仄 16 times
     though 葡萄 is 平, is why a few annotations are not enough). Arguments as strains_agreement's."""
     tally = {}
-    for text in poems:
-        pattern = "".join(strains.get(ids.get(text, ""), []))
-        if len(pattern) != len(text):
-            continue
+    for text, pattern in _aligned(poems, ids, strains):
         for ch, t in zip(text, pattern):
             if t in (PING, ZE) and ch not in lex.every:
                 tally.setdefault(ch, {PING: 0, ZE: 0})[t] += 1
@@ -219,13 +221,12 @@ def write_supplement(full_dir, out=None) -> Path:
     """Write tables/supplement.json from `make data`'s Tang poems and strains (`make supplement`)."""
     import opencc
 
-    found = load_strains(full_dir)
-    if found is None:
+    annotations = load_strains(full_dir)
+    if annotations is None:
         raise FileNotFoundError(f"{full_dir}: no tang_ids.json and strains/ (run make data)")
-    ids, strains = found
+    ids, strains = annotations
     lex = Lexicon.load(supplement=False)
-    t2s = opencc.OpenCC("t2s").convert
-    found = variants("".join(ids), lex, t2s)
+    found = variants("".join(ids), lex, opencc.OpenCC("t2s").convert)
     out = Path(out) if out else Path(str(table("supplement.json")))
     out.write_text(json.dumps({
         "source": "groups: by hand from the 平水韻; variants: OpenCC t2s over the Tang corpus; strains: chinese-poetry "

@@ -125,7 +125,7 @@ class Tones:
         self.n, self.lines = FORMS[form]
         self.locks = dict(locks or {})
         self.only = single_tones(vocab, lex)
-        self.toned = np.array([bool(lex.tone(s)) for s in vocab.itos])  # 多音字 too
+        self.toned = vocab.memo(("toned", id(lex)), lambda: (lex, np.array([bool(lex.tone(s)) for s in vocab.itos])))[1]
         _, self.group_index, self.group_of = vocab.memo(("rhyme groups", id(lex)),
                                                         lambda: (lex, *_rhyme_groups(vocab, lex)))
         rhymes_needed = self.lines // 2 + 1
