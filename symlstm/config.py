@@ -74,6 +74,7 @@ class TrainConfig:
     grad_clip: float = 5.0  # clip the global gradient norm to this (0: off)
     schedule: str = "constant"  # constant | step (char-rnn) | cosine | linear (both to zero at the budget's end)
     warmup_steps: int = 0  # linear warm-up steps (cosine and linear schedules)
+    decay_fraction: float = 1.0  # cosine and linear: decay over this last fraction of the run, at the peak before
     weight_decay: float = 0.0  # AdamW's decoupled decay of the matrices (not the biases); adam only
     decay_after: int = 10  # step schedule: start decaying after this epoch (char-rnn)
     decay_rate: float = 0.97  # step schedule: multiply the rate by this each epoch after decay_after
@@ -159,6 +160,8 @@ def _check_value(section: str, key: str, value, where: str):
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
     if key in ("learning_rate", "eps", "init_scale") and not value > 0:
         raise ConfigError(f"{where}: must be above 0, got {value}")
+    if key == "decay_fraction" and not 0 < value <= 1:
+        raise ConfigError(f"{where}: must be in (0, 1], got {value}")
     if key == "weight_decay" and not 0 <= value < 1:
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
     if key == "seed" and not 0 <= value < 2 ** 32:

@@ -31,6 +31,8 @@ def test_wrong_type_and_bad_values(tmp_path):
         load_config(overrides=["train.weight_decay=0.1", "train.optimizer=sgd"])
     with pytest.raises(ConfigError, match=r"model.weight_dropout: must be in \[0, 1\), got 1.0"):
         load_config(overrides=["model.weight_dropout=1.0"])
+    with pytest.raises(ConfigError, match=r"train.decay_fraction: must be in \(0, 1\], got 0.0"):
+        load_config(overrides=["train.decay_fraction=0"])
 
 
 def test_overrides_and_name(tmp_path):

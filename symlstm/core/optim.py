@@ -95,7 +95,10 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int, ela
     """The scheduled rate at a 0-based step within 0-based `epoch`, `elapsed` seconds of training
     in. The cosine and the linear decay ("Budgeted training", Li et al. 2020) run to zero over
     total_steps or, with a time budget, over the budget, whichever comes first: a run stopped by its
-    budget ends on a small rate, not in the middle of its decay. Both warm up linearly first."""
+    budget ends on a small rate, not in the middle of its decay. Both warm up linearly first. With
+    `decay_fraction` f < 1 the rate stays at its peak until the last fraction f of the run and decays
+    over that fraction only (warmup-stable-decay, the "trapezoid" of Zhai et al. 2022 and Hägele et
+    al. 2024): a budget-limited run learns at the full rate for longer and still ends annealed."""
     lr = cfg.learning_rate
     if cfg.schedule == "step":  # char-rnn: decay every epoch after decay_after
         return lr * cfg.decay_rate ** max(0, epoch + 1 - cfg.decay_after)
@@ -106,6 +109,7 @@ def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int, ela
         progress = min(1.0, (step - cfg.warmup_steps) / span)
         if cfg.time_budget:
             progress = max(progress, min(1.0, elapsed / cfg.time_budget))
+        progress = max(0.0, (progress - (1 - cfg.decay_fraction)) / cfg.decay_fraction)
         if cfg.schedule == "linear":
             return lr * (1 - progress)
         return lr * 0.5 * (1 + math.cos(math.pi * progress))

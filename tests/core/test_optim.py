@@ -88,6 +88,11 @@ def test_schedules():
     assert optim.learning_rate(lin, 35, 0, 110) == pytest.approx(0.75)
     assert optim.learning_rate(lin, 10, 0, 10_000, elapsed=25.0) == pytest.approx(0.75)
     assert optim.learning_rate(lin, 10, 0, 10_000, elapsed=100.0) == 0.0
+    # warmup-stable-decay: the peak until the last fifth, then linearly to zero over it
+    wsd = TrainConfig(learning_rate=1.0, schedule="linear", decay_fraction=0.2, time_budget=100.0)
+    assert [optim.learning_rate(wsd, 10, 0, 10_000, elapsed=t) for t in (0.0, 50.0, 80.0, 90.0, 95.0, 100.0)] == \
+        pytest.approx([1.0, 1.0, 1.0, 0.5, 0.25, 0.0])
+    assert optim.learning_rate(wsd, 900, 0, 1_000) == pytest.approx(0.5)  # over the steps when they end first
 
 
 def test_adamw_decays_the_matrices_apart_from_the_gradient():
