@@ -33,6 +33,7 @@ class ModelConfig:
     dropout_hidden: float = 0.0  # locked dropout between layers (dropouth)
     dropout_output: float = 0.0  # locked dropout on the last layer's output (AWD-LSTM's dropout)
     weight_dropout: float = 0.0  # DropConnect on each layer's recurrent U, one mask per batch (wdrop)
+    lstm_op: bool = False  # train through the LSTM layer Op (core/lstm_layer.py): a hand-written backward pass
     tie_weights: bool = False  # output layer = embedding transposed (after a learned H -> E projection if H != E)
     init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U) | pytorch
     init_scale: float = 0.08  # half-width of the uniform init

@@ -39,7 +39,7 @@ def _keep(mask_t, new, old):
     return m * new + (1 - m) * old
 
 
-def lstm_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
+def lstm_cell(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
     """LSTM (Hochreiter & Schmidhuber 1997, with forget gate), gate blocks i, f, g, o:
 
         z_t = x_t W + h_{t-1} U + b
@@ -48,6 +48,8 @@ def lstm_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
         h_t = o ⊙ tanh(c_t)
 
     This is PyTorch's nn.LSTM with weight_ih = Wᵀ, weight_hh = Uᵀ, bias_ih = b, bias_hh = 0.
+    Returns h_t, c_t and the gate values (i, f, g, o), which the LSTM layer Op saves for its
+    backward pass (`lstm_layer.py`); the scan step is `lstm_step`.
     """
     z = xw_t + hu_tm1  # (B, 4H): x_t W + b, plus h_{t-1} U
     z_i, z_f, z_g, z_o = _blocks(z, 4, h_tm1)  # (B, H) each
@@ -57,7 +59,14 @@ def lstm_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
     output_gate = pt.sigmoid(z_o)
     cell = forget_gate * c_tm1 + input_gate * candidate  # (B, H)
     hidden = output_gate * pt.tanh(cell)  # (B, H)
-    return _keep(mask_t, hidden, h_tm1), _keep(mask_t, cell, c_tm1)
+    gates = (input_gate, forget_gate, candidate, output_gate)
+    return _keep(mask_t, hidden, h_tm1), _keep(mask_t, cell, c_tm1), gates
+
+
+def lstm_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
+    """The LSTM step of `lstm_cell`: (h_t, c_t)."""
+    h_t, c_t, _ = lstm_cell(xw_t, mask_t, h_tm1, c_tm1, hu_tm1)
+    return h_t, c_t
 
 
 def gru_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):

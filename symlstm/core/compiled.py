@@ -20,6 +20,7 @@ import pytensor.tensor as pt
 from symlstm.backend.devices import Placement, resolve
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, TrainConfig
+from symlstm.core import lstm_layer
 from symlstm.core import model as M
 from symlstm.core import optim
 from symlstm.core import sampling as S
@@ -46,10 +47,18 @@ def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None)
     lr = pt.scalar("lr", dtype=cfg.dtype)
     masks = mask_inputs(cfg, params["embedding"].type.shape[0], static)
     mean, _, _, hT, cT = M.loss_terms(params, cfg, x, y, mask, h0, c0, masks)
+    mean, hT, cT = differentiable(cfg, [mean, hT, cT])
     grads = dict(zip(params, pytensor.grad(mean, list(params.values()))))
     grads, norm = optim.clip_by_global_norm(grads, tcfg.grad_clip, cfg.dtype)
     upd = optim.updates(params, grads, state, lr, tcfg)
     return [x, y, mask, h0, c0, lr] + list(masks.values()), [mean, norm, hT, cT], upd
+
+
+def differentiable(cfg: ModelConfig, outputs: list) -> list:
+    """The graph of `outputs` as `pytensor.grad` will differentiate it: with `lstm_op`, each LSTM
+    layer's scan replaced by the LSTM layer Op, whose gradient is written out by hand
+    (`lstm_layer.substitute`); else as built."""
+    return lstm_layer.substitute(outputs) if cfg.lstm_op and cfg.cell == "lstm" else outputs
 
 
 def mask_inputs(cfg: ModelConfig, vocab_size, static=None) -> dict:
@@ -85,7 +94,7 @@ def build_param_fns(shapes: dict, cfg: ModelConfig, mode, static=None, masks: bo
     x, y, mask, h0, c0 = batch_inputs(cfg, static)
     params = {k: pt.tensor(k, dtype=cfg.dtype, shape=s) for k, s in shapes.items()}
     drop = mask_inputs(cfg, shapes["embedding"][0], static) if masks else {}
-    loss = M.loss_terms(params, cfg, x, y, mask, h0, c0, drop)[0]
+    loss = differentiable(cfg, M.loss_terms(params, cfg, x, y, mask, h0, c0, drop)[:1])[0]
     inputs = list(params.values()) + [x, y, mask, h0, c0] + list(drop.values())
     f_loss = pytensor.function(inputs, loss, mode=mode, name="param_loss")
     grads = pytensor.grad(loss, list(params.values()))

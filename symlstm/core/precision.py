@@ -21,9 +21,16 @@ products"), so the JAX backend uses XLA's own bf16 dot. The C and Numba backends
 the NumPy reference below.
 """
 import numpy as np
+import pytensor.scalar as ps
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
+from pytensor.scan.op import Scan
+from pytensor.scan.rewriting.db import scan_seqopt1
+from pytensor.scan.rewriting.push_out import get_outer_ndim, inner_sitsot_only_last_step_used, push_out_inner_vars
+from pytensor.scan.utils import ScanArgs
+from pytensor.tensor.elemwise import Elemwise
 
 from symlstm.backend.machine import measured
 from symlstm.backend.runtime import on_jax
@@ -113,6 +120,54 @@ class RoundBf16(Op):
 
 
 round_to_bf16 = RoundBf16()
+
+
+@node_rewriter([Scan])
+def scan_push_out_add_bf16(fgraph, node):
+    """PyTensor's `scan_push_out_add` for the bf16 weight gradient. In a gradient scan the gradient
+    of U is a sum over steps, acc_t = acc_{t-1} + h_tᵀ·g_t; PyTensor moves that out of the loop as
+    one product over all T·B rows, but only when the product is a `Dot`. This does the same when it
+    is `Bf16Dot(transpose_a=True)` (the pullback's weight product): the loop loses two Bf16Dots and
+    two Adds a step, the graph gains one (T·B, H)ᵀ × (T·B, G·H) Bf16Dot. The change PyTensor
+    itself would need is to match any Op that declares itself a matrix product, e.g. by a
+    property of the Op, instead of `isinstance(op, Dot)`."""
+    op = node.op
+    if op.info.as_while:
+        return False
+    inner = op.fgraph
+    adds = [n for n in inner.apply_nodes if isinstance(n.op, Elemwise) and isinstance(n.op.scalar_op, ps.Add)
+            and len(n.inputs) == 2 and any(_weight_product(i) and len(inner.clients[i]) == 1 for i in n.inputs)]
+    if not adds:
+        return False
+    args = ScanArgs(node.inputs, node.outputs, op.inner_inputs, op.inner_outputs, op.info, clone=False)
+    for add in adds:
+        if add.out not in args.inner_out_sit_sot or not inner_sitsot_only_last_step_used(fgraph, add.out, args):
+            continue
+        k = args.inner_out_sit_sot.index(add.out)
+        if args.inner_in_sit_sot[k] not in add.inputs:
+            continue
+        product = add.inputs[1 - add.inputs.index(args.inner_in_sit_sot[k])]
+        if not _weight_product(product):
+            continue
+        a, g = product.owner.inputs  # (B, K), (B, N) at one step
+        if get_outer_ndim(a, args) != 3 or get_outer_ndim(g, args) != 3:
+            continue
+        (outer_a, outer_g), new_args, replacements = push_out_inner_vars(fgraph, [a, g], node, args)
+        rows_a = outer_a.reshape((-1, outer_a.shape[2]))  # (T·B, K)
+        rows_g = outer_g.reshape((-1, outer_g.shape[2]))  # (T·B, N)
+        last = fgraph.clients[new_args.outer_out_sit_sot[k]][0][0].outputs[0]  # acc[-1]
+        replacements[last] = Bf16Dot(transpose_a=True)(rows_a, rows_g) + new_args.outer_in_sit_sot[k][0]
+        return replacements
+    return False
+
+
+def _weight_product(v):
+    return v.owner is not None and isinstance(v.owner.op, Bf16Dot) and v.owner.op.transpose_a \
+        and not v.owner.op.transpose_b
+
+
+scan_seqopt1.register("scan_push_out_add_bf16", dfs_rewriter(scan_push_out_add_bf16, ignore_newtrees=False),
+                      "fast_run", "more_mem", "scan", "scan_pushout", position=6.01)  # just after PyTensor's own
 
 
 def reference_dot(a, b):

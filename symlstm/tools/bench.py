@@ -3,6 +3,7 @@
 Owns the benchmark shapes (A and B of the speed issue), the timing loops and the table. PyTorch is
 optional: without it the PyTorch columns say so. Results are returned as data; the CLI prints them.
 """
+import dataclasses
 import json
 import os
 import subprocess
@@ -36,9 +37,38 @@ def _data(s, seed=0):
     return x, np.roll(x, -1, axis=0), np.ones((s["T"], s["B"]), np.float32)
 
 
-def _symlstm(s, backend, precision="float32"):
+def _symlstm(s, backend, precision="float32", lstm_op=None):
     cfg = ModelConfig(embedding=s["E"], hidden=s["H"], num_layers=s["L"], backend=backend, precision=precision)
+    cfg = cfg if lstm_op is None else dataclasses.replace(cfg, lstm_op=lstm_op)
     return compile_model(init_params(s["V"], cfg, 0), cfg, TrainConfig(optimizer="sgd", learning_rate=0.01, grad_clip=0))
+
+
+def _output_layer(s, backend, precision):
+    """The output layer and the loss alone, forward and backward, as a compiled function of the
+    top layer's states: what the training step spends outside the recurrence's share."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from symlstm.backend.runtime import get_mode
+    from symlstm.core import model as M
+
+    cfg = ModelConfig(embedding=s["E"], hidden=s["H"], backend=backend, precision=precision)
+    rng = np.random.default_rng(0)
+    params = {k: pytensor.shared(rng.uniform(-0.05, 0.05, shape).astype(np.float32))
+              for k, shape in (("output/W", (s["H"], s["V"])), ("output/b", (s["V"],)))}
+    top = pt.tensor("top", dtype="float32", shape=(s["T"], s["B"], s["H"]))
+    y = pt.tensor("y", dtype="int32", shape=(s["T"], s["B"]))
+    loss = M.token_nll(M.output_logits(params, cfg, top, precision), y).mean()
+    fn = pytensor.function([top, y], [loss] + pytensor.grad(loss, [top] + list(params.values())),
+                           mode=get_mode(backend))
+    h = rng.uniform(-1, 1, (s["T"], s["B"], s["H"])).astype(np.float32)
+    _, y_ = _data(s)[:2]
+
+    def run(state):
+        for v in fn(h, y_):
+            np.asarray(v)  # to NumPy: the work is done
+        return state
+    return run
 
 
 def _torch(s):
@@ -80,25 +110,30 @@ def _torch_step(s, x, y, bf16: bool):
 
 
 PATHS = ("float32", "bf16")  # symlstm's precisions, each measured in every run
+RECURRENCES = {"op": True, "scan": False}  # the LSTM layer Op (model.lstm_op) and the plain scan's autodiff
 
 
 def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: bool = True, warmup: int = 3) -> dict:
     """chars/s of one training step (forward + backward + SGD update), state carried between
-    steps, for symlstm float32 and bf16 and PyTorch float32 and autocast bf16, all four taking
-    turns step by step so that they see the same machine load."""
+    steps, for symlstm in float32 and bf16, each through the LSTM layer Op and through the plain
+    scan, and PyTorch float32 and autocast bf16, all taking turns step by step so that they see
+    the same machine load; and, in the same turns, the output layer and loss alone (forward and
+    backward) at each precision, whose share of the step says what the recurrence's is."""
     s = SHAPES[shape]
     x, y, mask = _data(s)
     runners, first_call = {}, {}
     for precision in PATHS if backend == "jax" else ("float32",):  # elsewhere bf16 is NumPy's perform
-        m = _symlstm(s, backend, precision)
-        state = m.zero_state(s["B"])
-        t0 = time.perf_counter()
-        state = m.train_step(x, y, mask, *state)[2:]
-        first_call[precision] = time.perf_counter() - t0
+        for path, lstm_op in RECURRENCES.items():
+            m = _symlstm(s, backend, precision, lstm_op)
+            state = m.zero_state(s["B"])
+            t0 = time.perf_counter()
+            state = m.train_step(x, y, mask, *state)[2:]
+            first_call.setdefault(precision, time.perf_counter() - t0)
 
-        def run(state, m=m):
-            return m.train_step(x, y, mask, *state)[2:]  # returns NumPy: the work is done
-        runners[f"symlstm {precision}"] = (run, state)
+            def run(state, m=m):
+                return m.train_step(x, y, mask, *state)[2:]  # returns NumPy: the work is done
+            runners[f"symlstm {precision} {path}"] = (run, state)
+        runners[f"output {precision}"] = (_output_layer(s, backend, precision), None)
     if with_torch:
         for bf16 in (False, True):
             runners["torch bf16" if bf16 else "torch float32"] = (_torch_step(s, x, y, bf16), None)
@@ -111,12 +146,22 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
             if i >= warmup:
                 times[k].append(time.perf_counter() - t0)
     chars = s["T"] * s["B"]
+    default = "op" if ModelConfig().lstm_op else "scan"
     out = {"shape": shape, **s, "backend": backend, "first_call_sec": first_call["float32"],
-           "flops_per_char": flops_per_char(s)}
+           "flops_per_char": flops_per_char(s), "recurrence": default}
     for k, ts in times.items():
         key = k.replace(" ", "_").replace("float32", "f32")
-        out[f"{key}_chars_per_sec"] = chars / float(np.median(ts))
-        out[f"{key}_gflops"] = out[f"{key}_chars_per_sec"] * out["flops_per_char"] / 1e9
+        out[f"{key}_ms"] = 1000 * float(np.median(ts))
+        if not k.startswith("output"):
+            out[f"{key}_chars_per_sec"] = chars / float(np.median(ts))
+            out[f"{key}_gflops"] = out[f"{key}_chars_per_sec"] * out["flops_per_char"] / 1e9
+    for p in ("f32", "bf16"):
+        for suffix in ("chars_per_sec", "gflops", "ms"):  # the default path's figures under the plain names
+            if f"symlstm_{p}_{default}_{suffix}" in out:
+                out[f"symlstm_{p}_{suffix}"] = out[f"symlstm_{p}_{default}_{suffix}"]
+        if f"output_{p}_ms" in out:
+            out[f"output_share_{p}"] = out[f"output_{p}_ms"] / out[f"symlstm_{p}_ms"]
+            out[f"op_speedup_{p}"] = out[f"symlstm_{p}_op_chars_per_sec"] / out[f"symlstm_{p}_scan_chars_per_sec"]
     bf16 = out.get("symlstm_bf16_chars_per_sec", float("nan"))
     out["bf16_speedup"] = bf16 / out["symlstm_f32_chars_per_sec"]
     if with_torch:
@@ -311,6 +356,10 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
     return result
 
 
+_PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
+               "scan": "plain scan (model.lstm_op: false, the default)"}
+
+
 def format_table(r: dict) -> str:
     lines = [f"machine: {r['machine']}", f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
              *([f"kernels: {r['kernels']}"] if "kernels" in r else []),
@@ -335,6 +384,20 @@ def format_table(r: dict) -> str:
                       if "ratio" in t else f"{'(torch not installed)':>28}")
         lines.append(f"{t['shape']:<6}{malloc:<7}{t['symlstm_f32_chars_per_sec']:>12.0f}"
                      f"{t.get('symlstm_bf16_chars_per_sec', float('nan')):>7.0f}{t['bf16_speedup']:>9.2f}" + torch_part)
+    paths = [t for t, malloc in rows if malloc == r.get("allocator", "glibc") and "op_speedup_f32" in t]
+    if paths:
+        lines += ["", f"the recurrence, same run: symlstm's rows above are the {_PATH_NAMES[paths[0]['recurrence']]}",
+                  "step: chars/s through the LSTM layer Op (its own backward) and through the plain scan (autodiff);",
+                  "ms: the median step, and the output layer + loss alone (forward and backward) with its share",
+                  f"{'shape':<6}{'precision':<10}{'op':>8}{'scan':>8}{'op/scan':>8}{'step ms':>9}{'output ms':>10}"
+                  f"{'share':>7}{'rest ms':>9}"]
+        for t in paths:
+            for p in ("f32", "bf16"):
+                if f"op_speedup_{p}" in t:
+                    lines.append(f"{t['shape']:<6}{p:<10}{t[f'symlstm_{p}_op_chars_per_sec']:>8.0f}"
+                                 f"{t[f'symlstm_{p}_scan_chars_per_sec']:>8.0f}{t[f'op_speedup_{p}']:>8.2f}"
+                                 f"{t[f'symlstm_{p}_ms']:>9.1f}{t[f'output_{p}_ms']:>10.1f}{t[f'output_share_{p}']:>7.0%}"
+                                 f"{t[f'symlstm_{p}_ms'] - t[f'output_{p}_ms']:>9.1f}")
     lines.append("GFLOP/s (3 × forward FLOPs): " + "; ".join(
         f"{t['shape']} symlstm {t['symlstm_f32_gflops']:.0f} / {t.get('symlstm_bf16_gflops', float('nan')):.0f}"
         + (f", PyTorch {t['torch_f32_gflops']:.0f} / {t['torch_bf16_gflops']:.0f}" if "ratio" in t else "")

@@ -10,7 +10,7 @@ import pytest
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ConfigError, ModelConfig, load_config
 from symlstm.core.precision import Bf16Dot, round_bf16
-from symlstm.tools.gradcheck import BF16_TOLERANCE, bf16_gradient_check, standard_models
+from symlstm.tools.gradcheck import BF16_TOLERANCE, bf16_gradient_check, model_id, standard_models
 
 
 def _bf16_by_bits(x):
@@ -77,7 +77,7 @@ def test_bf16_dot_of_a_3d_input_and_its_gradient():
 
 @pytest.mark.parametrize("cfg", [c for c in standard_models() if c.cell == "lstm"] +
                          [dataclasses.replace(standard_models()[2], num_layers=2)],
-                         ids=lambda c: f"{c.cell}-L{c.num_layers}-H{c.hidden}" + "-tied-dropout" * c.tie_weights)
+                         ids=model_id)
 def test_bf16_model_gradients_match_the_float64_straight_through_reference(cfg):
     rows = bf16_gradient_check(cfg)
     names = {r["parameter"] for r in rows}

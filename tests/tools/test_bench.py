@@ -79,3 +79,14 @@ def test_table_compares_form_sampling_with_pytorchs_batch_one_loop():
                          "form_step_chars_per_sec": 120.0}}
     table = format_table(r)
     assert "compiled form scan 310 (3.10× PyTorch's batch-1 loop); step path 120 (1.20×" in table
+
+
+def test_table_names_the_recurrence_and_the_output_layers_share():
+    row = _row("A", 100.0, 200.0)
+    row.update(recurrence="op", symlstm_f32_op_chars_per_sec=100.0, symlstm_f32_scan_chars_per_sec=80.0,
+               op_speedup_f32=1.25, symlstm_f32_ms=20.0, output_f32_ms=15.0, output_share_f32=0.75)
+    r = {"machine": "m", "backend": "jax", "pytensor": "3", "blas": "x", "gemm_peak_gflops": 1.0,
+         "allocator": "glibc", "train": [row]}
+    table = format_table(r)
+    assert "symlstm's rows above are the LSTM layer Op (model.lstm_op: true" in table
+    assert "A     f32            100      80    1.25     20.0      15.0    75%      5.0" in table

@@ -130,17 +130,18 @@ def cmd_gradcheck(args):
         more = bf16_gradient_check(mcfg, vocab_size=vocab) if args.backend == "jax" else []
         for r in rows + more:
             r["model"] = f"{mcfg.cell} L={mcfg.num_layers} H={mcfg.hidden}" + " tied" * mcfg.tie_weights + \
-                " dropout" * any(v for k, v in dataclasses.asdict(mcfg).items() if "dropout" in k)
+                " dropout" * any(v for k, v in dataclasses.asdict(mcfg).items() if "dropout" in k) + \
+                " op" * (mcfg.lstm_op and mcfg.cell == "lstm")
             ok &= r["passed"]
         table, bf16 = table + rows, bf16 + more
     if args.json:
         print(json.dumps({"tolerance": TOLERANCE, "passed": bool(ok), "rows": table,
                           "bf16_tolerance": BF16_TOLERANCE, "bf16_rows": bf16}, indent=1))
     else:
-        print(f"{'model':<26} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
+        print(f"{'model':<29} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
         for r in table:
             flag = "" if r["passed"] else "  FAIL"
-            print(f"{r['model']:<26} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} {r['entries']:>7} "
+            print(f"{r['model']:<29} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} {r['entries']:>7} "
                   f"{r['max_abs_error']:>12.2e} {r['max_rel_error']:>12.2e}{flag}")
         worst = max(r["max_rel_error"] for r in table)
         print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e})")
@@ -148,7 +149,7 @@ def cmd_gradcheck(args):
             print("\nbf16 path (precision: bf16) against the float64 gradient of the same rounded products")
             for r in bf16:
                 flag = "" if r["passed"] else "  FAIL"
-                print(f"{r['model']:<26} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} "
+                print(f"{r['model']:<29} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} "
                       f"max |a-r|/max|r| {r['max_rel_error']:.2e}{flag}")
             print(f"largest {max(r['max_rel_error'] for r in bf16):.2e} (tolerance {BF16_TOLERANCE:.0e})")
         print("PASSED" if ok else "FAILED")
