@@ -20,9 +20,8 @@ import pytensor.tensor as pt
 from symlstm.backend.devices import Placement, resolve
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, TrainConfig
-from symlstm.core import lstm_layer
+from symlstm.core import lstm_layer, optim
 from symlstm.core import model as M
-from symlstm.core import optim
 from symlstm.core import sampling as S
 from symlstm.core.precision import resolve as resolve_precision
 from symlstm.errors import InputError

@@ -12,9 +12,8 @@ import pytest
 from symlstm import ModelConfig, TrainConfig
 from symlstm.backend.runtime import get_mode
 from symlstm.config import load_config
-from symlstm.core import lstm_layer
+from symlstm.core import lstm_layer, optim
 from symlstm.core import model as M
-from symlstm.core import optim
 from symlstm.core.compiled import batch_inputs, differentiable, draw_masks, mask_inputs, train_graph
 from symlstm.tools.bench import SHAPES
 
