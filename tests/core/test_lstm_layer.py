@@ -134,3 +134,17 @@ def test_the_bf16_push_out_moves_the_weight_gradient_out_of_the_loop():
     assert [r[0] for r in results] == [1, 2]
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_gradient_check_differentiates_through_the_op():
+    """The `-op` models of the gradient check compile the Op's backward loop, not autodiff's."""
+    from pytensor.scan.op import Scan
+
+    from symlstm.core.compiled import build_param_fns
+    from symlstm.tools.gradcheck import standard_models
+
+    for cfg in (c for c in standard_models() if c.lstm_op):
+        shapes = M.param_shapes(6, cfg)
+        _, f_grad = build_param_fns(shapes, cfg, get_mode("jax"), (4, 3), masks=True)
+        scans = [n.op.name for n in f_grad.maker.fgraph.apply_nodes if isinstance(n.op, Scan)]
+        assert scans.count("lstm_layer_grad") == cfg.num_layers and not any("grad_of" in s for s in scans)
