@@ -18,7 +18,8 @@ the product with `matmul(cfg.precision)`: plain `pt.dot` for `precision: float32
 On this project's AMD EPYC (AVX512-BF16, no AMX) XLA's bf16 products ran faster than MKL's
 `cblas_gemm_bf16bf16f32` (which was slower than MKL's own float32 there: docs/measurements.md, "bf16
 products"), so the JAX backend uses XLA's own bf16 dot. The C and Numba backends run `perform`,
-the NumPy reference below.
+the NumPy reference below. `scan_push_out_add_bf16` is PyTensor's rewrite that takes a weight
+gradient's sum out of a gradient scan, made to see Bf16Dot too.
 """
 import numpy as np
 import pytensor.scalar as ps
