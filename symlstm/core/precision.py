@@ -19,7 +19,7 @@ On this project's AMD EPYC (AVX512-BF16, no AMX) XLA's bf16 products ran faster 
 `cblas_gemm_bf16bf16f32` (which was slower than MKL's own float32 there: docs/measurements.md, "bf16
 products"), so the JAX backend uses XLA's own bf16 dot. The C and Numba backends run `perform`,
 the NumPy reference below. `scan_push_out_add_bf16` is PyTensor's rewrite that takes a weight
-gradient's sum out of a gradient scan, made to see Bf16Dot too.
+gradient's sum out of a gradient scan, made to see Bf16Dot too (off unless a mode includes it).
 """
 import numpy as np
 import pytensor.scalar as ps
@@ -167,8 +167,11 @@ def _weight_product(v):
         and not v.owner.op.transpose_b
 
 
+# Registered just after PyTensor's own but not in "fast_run": on this project's machine it made the
+# bf16 step slower, not faster (docs/speed.md, "the bf16 push-out"); a mode turns it on with
+# .including("scan_push_out_add_bf16").
 scan_seqopt1.register("scan_push_out_add_bf16", dfs_rewriter(scan_push_out_add_bf16, ignore_newtrees=False),
-                      "fast_run", "more_mem", "scan", "scan_pushout", position=6.01)  # just after PyTensor's own
+                      "more_mem", "scan", "scan_pushout", position=6.01)
 
 
 def reference_dot(a, b):

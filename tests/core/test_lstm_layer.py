@@ -119,14 +119,14 @@ def test_the_backward_scan_is_the_hand_written_one():
 
 
 def test_the_bf16_push_out_moves_the_weight_gradient_out_of_the_loop():
-    """The plain scan's bf16 gradient: with `precision.scan_push_out_add_bf16` its loop holds one
-    Bf16Dot (dz·Uᵀ), without it two (∂U += hᵀ·dz is summed in the loop); the step computes the
-    same loss, gradient norm and states either way."""
+    """The plain scan's bf16 gradient: with `precision.scan_push_out_add_bf16` included its loop
+    holds one Bf16Dot (dz·Uᵀ), by default two (∂U += hᵀ·dz is summed in the loop); the step
+    computes the same loss, gradient norm and states either way."""
     from pytensor.compile.mode import get_mode as pytensor_mode
 
     cfg = ModelConfig(embedding=4, hidden=6, precision="bf16")
     results = []
-    for mode in (None, pytensor_mode(get_mode("jax")).excluding("scan_push_out_add_bf16")):
+    for mode in (pytensor_mode(get_mode("jax")).including("scan_push_out_add_bf16"), None):
         ops, fn = _scan_ops(cfg, mode)
         (grad_ops,) = [o for name, o in ops.items() if "grad_of" in name]
         params, data = _values(cfg)
