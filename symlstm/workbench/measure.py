@@ -94,18 +94,27 @@ def couplet_checks(first: str, second: str, lex: Lexicon) -> dict:
             "mirrored": bool(mirrored)}
 
 
+def couplet_firsts(poems: list[str], vocab, count: int) -> list[str]:
+    """The first `count` 上聯 `couplets` asks for: the 3rd lines of the quatrains, or the first lines
+    of the couplets, that the vocabulary can write and that end in a character the 平水韻 table
+    itself calls 仄. The table alone, as the couplet decoder reads it: a character only the
+    supplement knows (斾) is a 上聯 the decoder refuses."""
+    table = Lexicon.load(supplement=False)
+    firsts = []
+    for p in poems:
+        lines = split_lines(p)
+        first = lines[2] if form_of(p) in ("wujue", "qijue") else (lines[0] if len(lines) == 2 else "")
+        if first and not vocab.unknown(first) and table.tone(first[-1]) == {"仄"}:
+            firsts.append(first)
+    return firsts[:count]
+
+
 def couplets(sampler: Sampler, poems: list[str], count: int = 100, temperature: float = 1.0, seed: int = 0) -> dict:
     """下聯 for `count` 上聯 ending in 仄: the 3rd lines of the quatrains among `poems`, or the first
     lines of its couplets, that the vocabulary can write; default settings but the temperature. The
     share of opposed tones, of 下聯 without a character of the 上聯, with 疊字 mirrored, in shape."""
     lex = Lexicon.load()
-    firsts = []
-    for p in poems:
-        lines = split_lines(p)
-        first = lines[2] if form_of(p) in ("wujue", "qijue") else (lines[0] if len(lines) == 2 else "")
-        if first and not sampler.vocab.unknown(first) and lex.tone(first[-1]) == {"仄"}:
-            firsts.append(first)
-    firsts = firsts[:count]
+    firsts = couplet_firsts(poems, sampler.vocab, count)
     start = time.perf_counter()
     checks = []
     for k, first in enumerate(firsts):

@@ -60,3 +60,14 @@ def test_couplet_perplexity_counts_the_second_line_only():
         picked = logp[np.arange(len(ids) - 1), 0, ids[1:]][len(line) // 2:]
         total, count = total - picked.sum(), count + picked.size
     assert got["tokens"] == count == 14 and got["nll_per_token"] == pytest.approx(total / count, rel=1e-10)
+
+
+def test_measured_couplets_start_only_from_lines_the_decoder_takes():
+    """`measure couplets` once picked 終日隨征斾: 斾 is 仄 by the lexicon's supplement (a variant of
+    旆) but unknown to the 平水韻 table the couplet decoder reads, which refused it and stopped the
+    measurement. Only 上聯 whose last character the table itself calls 仄 are asked for."""
+    from symlstm.workbench.measure import couplet_firsts
+
+    poems = ["山中春已晚，處處見花開。終日隨征斾，何時更到來。", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"]
+    vocab = Vocab.build(poems)
+    assert couplet_firsts(poems, vocab, 10) == ["欲窮千里目"]
