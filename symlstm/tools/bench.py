@@ -371,7 +371,8 @@ def format_table(r: dict) -> str:
         lines.append(f"start to the end of the first training step, shape B, {precision} (fresh interpreter each): "
                      f"cold {st['cold_start_sec']:.1f} s, warm {st['warm_start_sec']:.1f} s, "
                      f"of which the step itself {st['step_sec']:.1f} s")
-    lines += ["", "training (forward + backward + SGD), chars/s of the median step; the four take turns step by step",
+    lines += ["", "training (forward + backward + SGD), chars/s of the median step; every path below takes turns "
+              "step by step",
               "malloc: tuned = symlstm's allocator setting, in force for both libraries; glibc = untouched",
               "bf16: symlstm precision bf16 (Bf16Dot on XLA's bf16 dot); PyTorch torch.autocast(bfloat16)",
               f"{'shape':<6}{'malloc':<7}{'symlstm f32':>12}{'bf16':>7}{'bf16/f32':>9}{'PyTorch f32':>12}{'bf16':>7}"
@@ -396,7 +397,8 @@ def format_table(r: dict) -> str:
                 if f"op_speedup_{p}" in t:
                     lines.append(f"{t['shape']:<6}{p:<10}{t[f'symlstm_{p}_op_chars_per_sec']:>8.0f}"
                                  f"{t[f'symlstm_{p}_scan_chars_per_sec']:>8.0f}{t[f'op_speedup_{p}']:>8.2f}"
-                                 f"{t[f'symlstm_{p}_ms']:>9.1f}{t[f'output_{p}_ms']:>10.1f}{t[f'output_share_{p}']:>7.0%}"
+                                 f"{t[f'symlstm_{p}_ms']:>9.1f}{t[f'output_{p}_ms']:>10.1f}"
+                                 f"{t[f'output_share_{p}']:>7.0%}"
                                  f"{t[f'symlstm_{p}_ms'] - t[f'output_{p}_ms']:>9.1f}")
     lines.append("GFLOP/s (3 × forward FLOPs): " + "; ".join(
         f"{t['shape']} symlstm {t['symlstm_f32_gflops']:.0f} / {t.get('symlstm_bf16_gflops', float('nan')):.0f}"
