@@ -19,7 +19,7 @@ from symlstm.poetics.tunes import load as load_tunes
 from symlstm.poetics.tunes import parse_layout
 from symlstm.run.evaluate import surprisal
 from symlstm.workbench.constraints import opposed_columns
-from symlstm.workbench.decode import SampleOptions, Sampler
+from symlstm.workbench.decode import DecodeError, SampleOptions, Sampler
 
 
 def independent_checker():
@@ -96,17 +96,26 @@ def couplet_checks(first: str, second: str, lex: Lexicon) -> dict:
 
 def couplet_firsts(poems: list[str], vocab, count: int) -> list[str]:
     """The first `count` 上聯 `couplets` asks for: the 3rd lines of the quatrains, or the first lines
-    of the couplets, that the vocabulary can write and that end in a character the 平水韻 table
-    itself calls 仄. The table alone, as the couplet decoder reads it: a character only the
-    supplement knows (斾) is a 上聯 the decoder refuses."""
-    table = Lexicon.load(supplement=False)
+    of the couplets, that the couplet decoder takes (`SampleOptions.validate`: the vocabulary writes
+    them and the 平水韻 table, which the decoder reads without the supplement, calls their last
+    character 仄; 斾, known only to the supplement, ends a 上聯 it refuses)."""
     firsts = []
     for p in poems:
         lines = split_lines(p)
         first = lines[2] if form_of(p) in ("wujue", "qijue") else (lines[0] if len(lines) == 2 else "")
-        if first and not vocab.unknown(first) and table.tone(first[-1]) == {"仄"}:
+        if first and _decoder_takes(first, vocab):
             firsts.append(first)
-    return firsts[:count]
+            if len(firsts) == count:
+                break
+    return firsts
+
+
+def _decoder_takes(first: str, vocab) -> bool:
+    try:
+        SampleOptions(couplet=first).validate(vocab)
+    except DecodeError:
+        return False
+    return True
 
 
 def couplets(sampler: Sampler, poems: list[str], count: int = 100, temperature: float = 1.0, seed: int = 0) -> dict:
