@@ -231,17 +231,9 @@ def load_config(path: str | Path | None = None, overrides=(), raw: dict | None =
     data: dict = {}
     source = "config"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections")
-        data.setdefault("name", path.stem)
+        data = _read_yaml(Path(path), ())
+        data.setdefault("name", Path(path).stem)
     if raw:
         data = _merge(data, raw)
     for text in overrides:
@@ -257,6 +249,29 @@ def load_config(path: str | Path | None = None, overrides=(), raw: dict | None =
                 raise ConfigError(f"--set {text}: '{k}' is not a section")
         node[keys[-1]] = value
     return from_dict(data, source)
+
+
+def _read_yaml(path: Path, chain: tuple) -> dict:
+    """One config file's mapping, with the file its `base:` key names (beside it) merged underneath."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections")
+    if "base" not in data:
+        return data
+    name = data.pop("base")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{path}: base must name a config file beside it, e.g. 'base: poems.yaml', not {name!r}")
+    base = path.parent / name
+    if base.resolve() in chain + (path.resolve(),):
+        raise ConfigError(f"{path}: base {name} leads back to {path.name}")
+    under = _read_yaml(base, chain + (path.resolve(),))
+    under.pop("name", None)  # a run is named after the file asked for, not its base
+    return _merge(under, data)
 
 
 def _merge(base: dict, extra: dict) -> dict:

@@ -42,9 +42,32 @@ def test_overrides_and_name(tmp_path):
     assert (cfg.model.hidden, cfg.train.learning_rate, cfg.data.path, cfg.name) == (512, 0.002, "x.txt", "mine")
 
 
+def test_base_file_lies_underneath(tmp_path):
+    (tmp_path / "recipe.yaml").write_text("name: recipe\nmodel:\n  hidden: 64\n  num_layers: 2\ntrain:\n  max_steps: 7\n")
+    (tmp_path / "mine.yaml").write_text("base: recipe.yaml\nmodel:\n  hidden: 32\n")
+    cfg = load_config(tmp_path / "mine.yaml", ["train.max_steps=9"])
+    # the child's keys win, the base's others stay, --set wins over both, the run is named after the child
+    assert (cfg.model.hidden, cfg.model.num_layers, cfg.train.max_steps, cfg.name) == (32, 2, 9, "mine")
+    (tmp_path / "lost.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml: config file not found"):
+        load_config(tmp_path / "lost.yaml")
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="b.yaml: base a.yaml leads back to b.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "odd.yaml").write_text("base: [poems.yaml]\n")
+    with pytest.raises(ConfigError, match="odd.yaml: base must name a config file"):
+        load_config(tmp_path / "odd.yaml")
+
+
 def test_shipped_configs_are_valid():
-    for name in ("tiny", "poems", "tang"):
+    for name in ("tiny", "poems", "tang", "couplets", "ci", "all"):
         load_config(ROOT / "configs" / f"{name}.yaml")
+    # the corpora's configs train poems.yaml's recipe: one home for it
+    recipe = load_config(ROOT / "configs" / "poems.yaml")
+    for name in ("couplets", "ci", "all"):
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+        assert cfg.model == recipe.model and cfg.train.learning_rate == recipe.train.learning_rate, name
 
 
 def test_backend_choices_come_from_the_runtime_table():
