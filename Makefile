@@ -8,7 +8,7 @@ CKPT   ?= $(RUN)/best.h5
 ARGS   ?=
 STAMP   = $(VENV)/.installed
 
-.PHONY: install install-bench train resume sample eval serve measure gradcheck bench data supplement plot test fuzz clean
+.PHONY: install install-bench onednn train resume sample eval serve measure gradcheck bench data supplement plot test fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(STAMP)
 # PyTorch (CPU build, pinned) for `make bench`'s columns and the cross-check test; optional.
 install-bench: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
+
+# oneDNN's fused LSTM through XLA FFI (optional; needs g++): symlstm/backend/onednn/_lstm_ffi.so.
+onednn: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,onednn]'
+	$(BIN)/python -c "from symlstm.backend.onednn import build; build()"
 
 train: $(STAMP)
 	$(BIN)/symlstm train --config configs/$(CONFIG) --out $(RUN) $(ARGS)

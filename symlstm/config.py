@@ -34,6 +34,7 @@ class ModelConfig:
     dropout_output: float = 0.0  # locked dropout on the last layer's output (AWD-LSTM's dropout)
     weight_dropout: float = 0.0  # DropConnect on each layer's recurrent U, one mask per batch (wdrop)
     lstm_op: bool = False  # train through the LSTM layer Op (core/lstm_layer.py): a hand-written backward pass
+    onednn_lstm: bool = False  # train each LSTM layer as oneDNN's fused primitive (core/onednn_lstm.py; make onednn)
     tie_weights: bool = False  # output layer = embedding transposed (after a learned H -> E projection if H != E)
     init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U) | pytorch
     init_scale: float = 0.08  # half-width of the uniform init
@@ -208,6 +209,9 @@ def from_dict(raw: dict, source: str = "config") -> Config:
     if cfg.model.precision != "float32" and cfg.model.dtype != "float32":
         raise ConfigError(f"{source}: model.precision {cfg.model.precision} needs model.dtype float32 (the master "
                           f"parameters), got {cfg.model.dtype}")
+    if cfg.model.onednn_lstm and (cfg.model.cell, cfg.model.backend, cfg.model.dtype) != ("lstm", "jax", "float32"):
+        raise ConfigError(f"{source}: model.onednn_lstm needs cell lstm, backend jax and dtype float32 (oneDNN's LSTM "
+                          f"is a JAX custom call), got {cfg.model.cell}, {cfg.model.backend}, {cfg.model.dtype}")
     if cfg.train.weight_decay and cfg.train.optimizer != "adam":
         raise ConfigError(f"{source}: train.weight_decay {cfg.train.weight_decay} is AdamW's decoupled decay: it needs "
                           f"train.optimizer adam, got {cfg.train.optimizer}")

@@ -17,10 +17,11 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from symlstm.backend import onednn
 from symlstm.backend.devices import Placement, resolve
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, TrainConfig
-from symlstm.core import lstm_layer, optim
+from symlstm.core import lstm_layer, onednn_lstm, optim
 from symlstm.core import model as M
 from symlstm.core import sampling as S
 from symlstm.core.precision import resolve as resolve_precision
@@ -54,9 +55,15 @@ def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None)
 
 
 def differentiable(cfg: ModelConfig, outputs: list) -> list:
-    """The graph of `outputs` as `pytensor.grad` will differentiate it: with `lstm_op`, each LSTM
-    layer's scan replaced by the LSTM layer Op, whose gradient is written out by hand
-    (`lstm_layer.substitute`); else as built."""
+    """The graph of `outputs` as `pytensor.grad` will differentiate it: with `onednn_lstm`, each
+    LSTM layer's scan replaced by oneDNN's fused primitive (`onednn_lstm.substitute`); with
+    `lstm_op`, by the LSTM layer Op, whose gradient is written out by hand (`lstm_layer.substitute`);
+    else as built."""
+    if cfg.onednn_lstm:
+        ok, why = onednn.available()
+        if not ok:
+            raise InputError(f"model.onednn_lstm: oneDNN's LSTM is not available here: {why}")
+        outputs = onednn_lstm.substitute(outputs)
     return lstm_layer.substitute(outputs) if cfg.lstm_op and cfg.cell == "lstm" else outputs
 
 
@@ -239,6 +246,9 @@ class CompiledModel:
     def train_step(self, x, y, mask, h0, c0, lr=None):
         """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT)."""
         x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
+        if self.cfg.onednn_lstm and not onednn_lstm.suffix_padded(mask):
+            raise InputError("mask: model.onednn_lstm trains on rows padded at their end only (each row's mask "
+                             "1s then 0s): oneDNN's LSTM has no mask")
         lr = self.tcfg.learning_rate if lr is None else lr
         fn = self._fn("train", x.shape, lambda s: build_train_fn(
             self.params, self.state, self.cfg, self.tcfg, self.mode, s))

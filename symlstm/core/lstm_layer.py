@@ -140,7 +140,7 @@ def _product_of(node):
     return None
 
 
-def _is_tail(node):
+def is_tail(node):
     """Whether node is buffer[1:], the step outputs of a scan buffer."""
     if not isinstance(node.op, Subtensor) or len(node.op.idx_list) != 1:
         return False
@@ -151,8 +151,23 @@ def _is_tail(node):
     return isinstance(start, Constant) and int(start.data) == 1
 
 
-def _replace_one(outputs):
-    """Put the Op in place of the first LSTM scan of `outputs`' graph; (new outputs, whether one was)."""
+def with_layer_op(node, product, clients, h0, c0) -> dict | None:
+    """The replacements that compute one LSTM scan `node` by the LSTM layer Op."""
+    _, xw, mask, _, _, _, U = node.inputs
+    hs, cs = lstm_layer_op(xw, mask, h0, c0, U, product)
+    replace = {}
+    for buffer, first, seq in ((node.outputs[0], h0, hs), (node.outputs[1], c0, cs)):
+        for client in clients.get(buffer, []):
+            if is_tail(client):
+                replace[client.outputs[0]] = seq
+        if any(not is_tail(c) for c in clients.get(buffer, [])):
+            replace[buffer] = pt.concatenate([first[None], seq])
+    return replace
+
+
+def _replace_one(outputs, replace_scan):
+    """Rewrite the first LSTM scan of `outputs`' graph that `replace_scan` takes; (new outputs, whether
+    one was). `replace_scan(node, product, clients, h0, c0)` returns the replacements, or None."""
     nodes = io_toposort([], outputs)
     clients = {}
     for n in nodes:
@@ -162,28 +177,23 @@ def _replace_one(outputs):
         product = _product_of(node)
         if product is None or clients.get(node.outputs[2]):
             continue
-        _, xw, mask, h_buf, c_buf, hu_buf, U = node.inputs
+        _, _, _, h_buf, c_buf, hu_buf, U = node.inputs
         h0, c0 = _initial(h_buf), _initial(c_buf)
         if not equal_computations([_initial(hu_buf)], [PRODUCTS[product][0](h0, U)]):
             continue  # the carried product does not start from h0 U
-        hs, cs = lstm_layer_op(xw, mask, h0, c0, U, product)
-        replace = {}
-        for buffer, first, seq in ((node.outputs[0], h0, hs), (node.outputs[1], c0, cs)):
-            for client in clients.get(buffer, []):
-                if _is_tail(client):
-                    replace[client.outputs[0]] = seq
-            if any(not _is_tail(c) for c in clients.get(buffer, [])):
-                replace[buffer] = pt.concatenate([first[None], seq])
-        return graph_replace(outputs, replace=replace), True
+        replace = replace_scan(node, product, clients, h0, c0)
+        if replace:
+            return graph_replace(outputs, replace=replace), True
     return outputs, False
 
 
-def substitute(outputs: list) -> list:
-    """`outputs` with every LSTM layer scan of their graph computed by the LSTM layer Op. One layer
-    at a time: the next layer's scan reads the replaced layer's outputs."""
+def substitute(outputs: list, replace_scan=with_layer_op) -> list:
+    """`outputs` with every LSTM layer scan of their graph computed by the LSTM layer Op (or as
+    `replace_scan` says: `backend/onednn`'s layer uses the same search). One layer at a time: the
+    next layer's scan reads the replaced layer's outputs."""
     outputs, replaced = list(outputs), True
     while replaced:
-        outputs, replaced = _replace_one(outputs)
+        outputs, replaced = _replace_one(outputs, replace_scan)
     return outputs
 
 

@@ -1,0 +1,100 @@
+"""oneDNN's fused LSTM layer through XLA FFI (`backend/onednn`), where `make onednn` built it.
+
+Checked against the NumPy reference (its forward, and central differences of it in float64 for
+the gradient), not against the project's own graphs; bf16 against the same reference with its
+products' factors rounded to bf16, at the gradient check's bf16 tolerance.
+"""
+import numpy as np
+import pytest
+
+from symlstm.backend import onednn
+from symlstm.tools.gradcheck import BF16_TOLERANCE
+
+from reference import cell_step
+
+pytestmark = pytest.mark.skipif(not onednn.available()[0], reason=onednn.available()[1] or "available")
+
+T, B, E, H = 5, 3, 4, 6
+
+
+def bf16(a):
+    """Round to the nearest bf16 (ties to even), kept in float64."""
+    a32 = np.asarray(a, np.float32)
+    bits = a32.view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def reference(x, W, U, b, h0, c0, mm=np.matmul, mask=None):
+    """hs, hT, cT of one layer by the NumPy reference, float64; padded steps keep the state."""
+    h, c, hs = h0, c0, []
+    for t in range(len(x)):
+        hn, cn = cell_step("lstm", x[t], h, c, W, U, b, mm)
+        m = 1.0 if mask is None else mask[t][:, None]
+        h, c = m * hn + (1 - m) * h, m * cn + (1 - m) * c
+        hs.append(hn if mask is None else m * hn)
+    return np.stack(hs), h, c
+
+
+def draw(seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = [(T, B, E), (E, 4 * H), (H, 4 * H), (4 * H,), (B, H), (B, H)]
+    return [rng.normal(size=s) * k for s, k in zip(shapes, (1, 0.4, 0.4, 0.2, 0.5, 0.5))]
+
+
+def loss_weights(seed=1):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=s) for s in ((T, B, H), (B, H), (B, H))]
+
+
+def test_forward_matches_the_reference():
+    args = draw()
+    got = onednn.lstm_layer(*[np.float32(a) for a in args])
+    for g, want in zip(got, reference(*args)):
+        np.testing.assert_allclose(np.asarray(g), want, atol=2e-6)
+    rounded = onednn.lstm_layer(*[np.float32(a) for a in args], bf16=True)
+    want = reference(bf16(args[0]), *args[1:], mm=lambda a, w: bf16(a) @ bf16(w))  # bf16 factors, exact sums
+    for g, w in zip(rounded, want):
+        assert np.abs(np.asarray(g) - w).max() < 2e-2 * np.abs(w).max()
+
+
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
+def test_gradient_matches_central_differences_of_the_reference(precision):
+    """∂ of Σ w·(hs, hT, cT) with respect to x, W, U, b, h0, c0 by oneDNN's backward, against
+    central differences of the float64 reference; bf16 (whose rounding has no derivative to take
+    differences of) at the gradient check's bf16 tolerance."""
+    import jax
+
+    args, weights = draw(), loss_weights()
+
+    def loss(*a):
+        return sum((o * w).sum() for o, w in zip(reference(*a), weights))
+
+    def onednn_loss(*a):
+        out = onednn.lstm_layer(*a, bf16=precision == "bf16")
+        return sum((o * w).sum() for o, w in zip(out, weights))
+
+    grads = jax.grad(onednn_loss, argnums=range(6))(*[np.float32(a) for a in args])
+    eps = 1e-6
+    for k, (a, g) in enumerate(zip(args, grads)):
+        numeric = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            up, down = [v.copy() for v in args], [v.copy() for v in args]
+            up[k][i] += eps
+            down[k][i] -= eps
+            numeric[i] = (loss(*up) - loss(*down)) / (2 * eps)
+        error = np.abs(np.asarray(g) - numeric).max() / max(np.abs(numeric).max(), 1e-3)
+        assert error < (1e-5 if precision == "float32" else BF16_TOLERANCE), (k, error)
+
+
+def test_padding_at_the_end_leaves_the_real_steps_alone():
+    """oneDNN's LSTM has no mask: rows padded at their end give the masked reference's outputs at
+    every real step (what a masked loss reads), while their hT, cT run on through the padding."""
+    args = draw(2)
+    mask = np.ones((T, B))
+    mask[3:, 0] = mask[4:, 1] = 0  # rows 0 and 1 end early; row 2 is full
+    hs, hT, cT = (np.asarray(v) for v in onednn.lstm_layer(*[np.float32(a) for a in args]))
+    want_hs, want_hT, want_cT = reference(*args, mask=mask)
+    np.testing.assert_allclose(hs * mask[:, :, None], want_hs, atol=2e-6)
+    np.testing.assert_allclose(hT[2], want_hT[2], atol=2e-6)  # the full row's final state agrees
+    assert np.abs(hT[:2] - want_hT[:2]).max() > 1e-3  # the padded rows' do not
