@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from symlstm.backend import onednn
 from symlstm.backend.machine import cpu_flags, machine
 from symlstm.backend.runtime import ALLOCATOR_TUNED
 from symlstm.config import ModelConfig, TrainConfig
@@ -37,9 +38,9 @@ def _data(s, seed=0):
     return x, np.roll(x, -1, axis=0), np.ones((s["T"], s["B"]), np.float32)
 
 
-def _symlstm(s, backend, precision="float32", lstm_op=None):
+def _symlstm(s, backend, precision="float32", **keys):
     cfg = ModelConfig(embedding=s["E"], hidden=s["H"], num_layers=s["L"], backend=backend, precision=precision)
-    cfg = cfg if lstm_op is None else dataclasses.replace(cfg, lstm_op=lstm_op)
+    cfg = dataclasses.replace(cfg, **keys)
     return compile_model(init_params(s["V"], cfg, 0), cfg, TrainConfig(optimizer="sgd", learning_rate=0.01, grad_clip=0))
 
 
@@ -110,21 +111,27 @@ def _torch_step(s, x, y, bf16: bool):
 
 
 PATHS = ("float32", "bf16")  # symlstm's precisions, each measured in every run
-RECURRENCES = {"op": True, "scan": False}  # the LSTM layer Op (model.lstm_op) and the plain scan's autodiff
+# the recurrence's paths, as model keys: the LSTM layer Op, the plain scan's autodiff, oneDNN's primitive
+RECURRENCES = {"op": {"lstm_op": True}, "scan": {"lstm_op": False}, "onednn": {"onednn_lstm": True}}
+
+
+def recurrences(backend: str) -> list[str]:
+    """The recurrence paths this machine can run: oneDNN's only where `make onednn` built it (JAX)."""
+    return [k for k in RECURRENCES if k != "onednn" or (backend == "jax" and onednn.available()[0])]
 
 
 def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: bool = True, warmup: int = 3) -> dict:
     """chars/s of one training step (forward + backward + SGD update), state carried between
-    steps, for symlstm in float32 and bf16, each through the LSTM layer Op and through the plain
-    scan, and PyTorch float32 and autocast bf16, all taking turns step by step so that they see
+    steps, for symlstm in float32 and bf16, each through every path of `recurrences` (the LSTM
+    layer Op, the plain scan, oneDNN's primitive where built), and PyTorch float32 and autocast bf16, all taking turns step by step so that they see
     the same machine load; and, in the same turns, the output layer and loss alone (forward and
     backward) at each precision, whose share of the step says what the recurrence's is."""
     s = SHAPES[shape]
     x, y, mask = _data(s)
     runners, first_call = {}, {}
     for precision in PATHS if backend == "jax" else ("float32",):  # elsewhere bf16 is NumPy's perform
-        for path, lstm_op in RECURRENCES.items():
-            m = _symlstm(s, backend, precision, lstm_op)
+        for path in recurrences(backend):
+            m = _symlstm(s, backend, precision, **RECURRENCES[path])
             state = m.zero_state(s["B"])
             t0 = time.perf_counter()
             state = m.train_step(x, y, mask, *state)[2:]
@@ -146,7 +153,7 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
             if i >= warmup:
                 times[k].append(time.perf_counter() - t0)
     chars = s["T"] * s["B"]
-    default = "op" if ModelConfig().lstm_op else "scan"
+    default = "onednn" if ModelConfig().onednn_lstm else "op" if ModelConfig().lstm_op else "scan"
     out = {"shape": shape, **s, "backend": backend, "first_call_sec": first_call["float32"],
            "flops_per_char": flops_per_char(s), "recurrence": default}
     for k, ts in times.items():
@@ -161,7 +168,10 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
                 out[f"symlstm_{p}_{suffix}"] = out[f"symlstm_{p}_{default}_{suffix}"]
         if f"output_{p}_ms" in out:
             out[f"output_share_{p}"] = out[f"output_{p}_ms"] / out[f"symlstm_{p}_ms"]
-            out[f"op_speedup_{p}"] = out[f"symlstm_{p}_op_chars_per_sec"] / out[f"symlstm_{p}_scan_chars_per_sec"]
+            for path in recurrences(backend):
+                if path != "scan":
+                    out[f"{path}_speedup_{p}"] = (out[f"symlstm_{p}_{path}_chars_per_sec"]
+                                                  / out[f"symlstm_{p}_scan_chars_per_sec"])
     bf16 = out.get("symlstm_bf16_chars_per_sec", float("nan"))
     out["bf16_speedup"] = bf16 / out["symlstm_f32_chars_per_sec"]
     if with_torch:
@@ -357,7 +367,8 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
 
 
 _PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
-               "scan": "plain scan (model.lstm_op: false, the default)"}
+               "scan": "plain scan (model.lstm_op: false, the default)",
+               "onednn": "oneDNN primitive (model.onednn_lstm: true, the default)"}
 
 
 def format_table(r: dict) -> str:
@@ -387,19 +398,28 @@ def format_table(r: dict) -> str:
                      f"{t.get('symlstm_bf16_chars_per_sec', float('nan')):>7.0f}{t['bf16_speedup']:>9.2f}" + torch_part)
     paths = [t for t, malloc in rows if malloc == r.get("allocator", "glibc") and "op_speedup_f32" in t]
     if paths:
+        names = [k for k in RECURRENCES if f"symlstm_f32_{k}_chars_per_sec" in paths[0]]
+        ratios = [k for k in names if k != "scan"]
         lines += ["", f"the recurrence, same run: symlstm's rows above are the {_PATH_NAMES[paths[0]['recurrence']]}",
-                  "step: chars/s through the LSTM layer Op (its own backward) and through the plain scan (autodiff);",
-                  "ms: the median step, and the output layer + loss alone (forward and backward) with its share",
-                  f"{'shape':<6}{'precision':<10}{'op':>8}{'scan':>8}{'op/scan':>8}{'step ms':>9}{'output ms':>10}"
-                  f"{'share':>7}{'rest ms':>9}"]
+                  "step: chars/s through the LSTM layer Op (its own backward), the plain scan (autodiff)"
+                  + (" and oneDNN's LSTM primitive (XLA FFI)" if "onednn" in names else "") + ";",
+                  "ms: the median step, and the output layer + loss alone (forward and backward) with its share;",
+                  "÷PyTorch: the fastest path's chars/s over PyTorch's at the same precision",
+                  f"{'shape':<6}{'precision':<10}" + "".join(f"{k:>8}" for k in names)
+                  + "".join(f"{k + '/scan':>13}" for k in ratios)
+                  + f"{'step ms':>9}{'output ms':>10}{'share':>7}{'rest ms':>9}{'÷PyTorch':>9}"]
         for t in paths:
             for p in ("f32", "bf16"):
                 if f"op_speedup_{p}" in t:
-                    lines.append(f"{t['shape']:<6}{p:<10}{t[f'symlstm_{p}_op_chars_per_sec']:>8.0f}"
-                                 f"{t[f'symlstm_{p}_scan_chars_per_sec']:>8.0f}{t[f'op_speedup_{p}']:>8.2f}"
-                                 f"{t[f'symlstm_{p}_ms']:>9.1f}{t[f'output_{p}_ms']:>10.1f}"
+                    best = max(t[f"symlstm_{p}_{k}_chars_per_sec"] for k in names)
+                    theirs = t.get(f"torch_{p}_chars_per_sec")
+                    lines.append(f"{t['shape']:<6}{p:<10}"
+                                 + "".join(f"{t[f'symlstm_{p}_{k}_chars_per_sec']:>8.0f}" for k in names)
+                                 + "".join(f"{t[f'{k}_speedup_{p}']:>13.2f}" for k in ratios)
+                                 + f"{t[f'symlstm_{p}_ms']:>9.1f}{t[f'output_{p}_ms']:>10.1f}"
                                  f"{t[f'output_share_{p}']:>7.0%}"
-                                 f"{t[f'symlstm_{p}_ms'] - t[f'output_{p}_ms']:>9.1f}")
+                                 f"{t[f'symlstm_{p}_ms'] - t[f'output_{p}_ms']:>9.1f}"
+                                 + (f"{best / theirs:>9.2f}" if theirs else f"{'-':>9}"))
     lines.append("GFLOP/s (3 × forward FLOPs): " + "; ".join(
         f"{t['shape']} symlstm {t['symlstm_f32_gflops']:.0f} / {t.get('symlstm_bf16_gflops', float('nan')):.0f}"
         + (f", PyTorch {t['torch_f32_gflops']:.0f} / {t['torch_bf16_gflops']:.0f}" if "ratio" in t else "")
