@@ -30,7 +30,8 @@ def surprisal(compiled, vocab: Vocab, texts: list[str]) -> list[np.ndarray]:
         logp, h, c = compiled.step(tok, h, c)
         for b, x in enumerate(ids):
             if k < len(x):
-                out[b][k] = -float(logp[b, x[k]]) / math.log(2)
+                # ≥ 0 by definition; a float32 log-softmax can round a near-certain token's to +1e-7
+                out[b][k] = max(0.0, -float(logp[b, x[k]]) / math.log(2))
         tok = np.array([x[k] if k < len(x) else EOS for x in ids], np.int32)
     return out
 
