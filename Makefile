@@ -22,15 +22,20 @@ install: $(STAMP)
 install-bench: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 
-# oneDNN's fused LSTM through XLA FFI (optional; needs g++): symlstm/backend/onednn/_lstm_ffi.so.
+# oneDNN's fused LSTM through XLA FFI (needs g++): symlstm/backend/onednn/_lstm_ffi.so, which configs
+# with `onednn_lstm: auto` (poems.yaml and those built on it) train through; without it, the plain scan.
+ONEDNN = symlstm/backend/onednn/_lstm_ffi.so
 onednn: $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,onednn]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[onednn]'
 	$(BIN)/python -c "from symlstm.backend.onednn import build; build()"
 
-train: $(STAMP)
+$(ONEDNN): symlstm/backend/onednn/lstm_ffi.cc
+	$(MAKE) --no-print-directory onednn || echo "oneDNN's LSTM was not built: training runs through the plain scan"
+
+train: $(STAMP) $(ONEDNN)
 	$(BIN)/symlstm train --config configs/$(CONFIG) --out $(RUN) $(ARGS)
 
-resume: $(STAMP)
+resume: $(STAMP) $(ONEDNN)
 	$(BIN)/symlstm train --resume $(RUN) $(ARGS)
 
 sample: $(STAMP)

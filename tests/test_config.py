@@ -35,6 +35,16 @@ def test_wrong_type_and_bad_values(tmp_path):
         load_config(overrides=["train.decay_fraction=0"])
 
 
+def test_onednn_lstm_is_off_on_or_auto():
+    assert [load_config(overrides=[f"model.onednn_lstm={v}"]).model.onednn_lstm
+            for v in ("true", "false", "on", "off", "auto")] == ["on", "off", "on", "off", "auto"]
+    with pytest.raises(ConfigError, match="model.onednn_lstm: 'sometimes' is not one of off, on, auto"):
+        load_config(overrides=["model.onednn_lstm=sometimes"])
+    with pytest.raises(ConfigError, match="model.onednn_lstm on needs cell lstm, backend jax and dtype float32"):
+        load_config(overrides=["model.onednn_lstm=on", "model.backend=c"])
+    assert load_config(overrides=["model.onednn_lstm=auto", "model.backend=c"]).model.backend == "c"
+
+
 def test_overrides_and_name(tmp_path):
     f = tmp_path / "mine.yaml"
     f.write_text("model:\n  hidden: 3\n")

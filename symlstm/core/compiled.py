@@ -55,11 +55,11 @@ def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None)
 
 
 def differentiable(cfg: ModelConfig, outputs: list) -> list:
-    """The graph of `outputs` as `pytensor.grad` will differentiate it: with `onednn_lstm`, each
-    LSTM layer's scan replaced by oneDNN's fused primitive (`onednn_lstm.substitute`); with
-    `lstm_op`, by the LSTM layer Op, whose gradient is written out by hand (`lstm_layer.substitute`);
-    else as built."""
-    if cfg.onednn_lstm:
+    """The graph of `outputs` as `pytensor.grad` will differentiate it: where `onednn_lstm` is used
+    (`onednn_lstm.used`), each LSTM layer's scan replaced by oneDNN's fused primitive
+    (`onednn_lstm.substitute`); with `lstm_op`, by the LSTM layer Op, whose gradient is written out
+    by hand (`lstm_layer.substitute`); else as built."""
+    if onednn_lstm.used(cfg):
         ok, why = onednn.available()
         if not ok:
             raise InputError(f"model.onednn_lstm: oneDNN's LSTM is not available here: {why}")
@@ -246,7 +246,7 @@ class CompiledModel:
     def train_step(self, x, y, mask, h0, c0, lr=None):
         """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT)."""
         x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
-        if self.cfg.onednn_lstm and not onednn_lstm.suffix_padded(mask):
+        if onednn_lstm.used(self.cfg) and not onednn_lstm.suffix_padded(mask):
             raise InputError("mask: model.onednn_lstm trains on rows padded at their end only (each row's mask "
                              "1s then 0s): oneDNN's LSTM has no mask")
         lr = self.tcfg.learning_rate if lr is None else lr

@@ -112,7 +112,8 @@ def _torch_step(s, x, y, bf16: bool):
 
 PATHS = ("float32", "bf16")  # symlstm's precisions, each measured in every run
 # the recurrence's paths, as model keys: the LSTM layer Op, the plain scan's autodiff, oneDNN's primitive
-RECURRENCES = {"op": {"lstm_op": True}, "scan": {"lstm_op": False}, "onednn": {"onednn_lstm": True}}
+RECURRENCES = {"op": {"lstm_op": True, "onednn_lstm": "off"}, "scan": {"lstm_op": False, "onednn_lstm": "off"},
+               "onednn": {"onednn_lstm": "on"}}
 
 
 def recurrences(backend: str) -> list[str]:
@@ -153,7 +154,7 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
             if i >= warmup:
                 times[k].append(time.perf_counter() - t0)
     chars = s["T"] * s["B"]
-    default = "onednn" if ModelConfig().onednn_lstm else "op" if ModelConfig().lstm_op else "scan"
+    default = "onednn" if ModelConfig().onednn_lstm == "on" else "op" if ModelConfig().lstm_op else "scan"
     out = {"shape": shape, **s, "backend": backend, "first_call_sec": first_call["float32"],
            "flops_per_char": flops_per_char(s), "recurrence": default}
     for k, ts in times.items():
@@ -368,7 +369,7 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
 
 _PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
                "scan": "plain scan (model.lstm_op: false, the default)",
-               "onednn": "oneDNN primitive (model.onednn_lstm: true, the default)"}
+               "onednn": "oneDNN primitive (model.onednn_lstm: on, the default)"}
 
 
 def format_table(r: dict) -> str:

@@ -39,7 +39,8 @@ def _graph(cfg, vocab, T, B):
 def test_the_rewrite_fires_on_poems_training_graph_and_the_bench_shapes(precision):
     """Every layer of poems.yaml's model, with the recipe's masks and tied output, and of both
     `make bench` shapes is computed by the Op; the plain graph holds none, nor does a GRU's."""
-    cfg = dataclasses.replace(load_config(ROOT / "configs" / "poems.yaml", RECIPE + ["model.lstm_op=true"]).model,
+    cfg = dataclasses.replace(load_config(ROOT / "configs" / "poems.yaml", RECIPE + ["model.lstm_op=true",
+                                                                               "model.onednn_lstm=off"]).model,
                               precision=precision)
     _, plain, rewritten = _graph(cfg, 40, 64, 32)
     assert (lstm_layer.count(plain), lstm_layer.count(rewritten)) == (0, cfg.num_layers) == (0, 2)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not onednn.available()[0], reason=onednn.availab
 @pytest.mark.parametrize("precision", ["float32", "bf16"])
 def test_the_rewrite_fires_on_poems_training_graph_and_the_bench_shapes(precision):
     cfg = dataclasses.replace(load_config(ROOT / "configs" / "poems.yaml", RECIPE).model, precision=precision,
-                              onednn_lstm=True)
+                              onednn_lstm="on")
     _, plain, rewritten = _graph(cfg, 40, 64, 32)
     assert (onednn_lstm.count(plain), onednn_lstm.count(rewritten)) == (0, 2)
     for s in SHAPES.values():
@@ -46,7 +46,7 @@ def test_the_primitive_computes_the_plain_graphs_loss_and_gradients(precision):
                                           "model.init_scale=0.5", f"model.precision={precision}"]).model
     results = []
     for on in (False, True):
-        c = dataclasses.replace(cfg, onednn_lstm=on)
+        c = dataclasses.replace(cfg, onednn_lstm="on" if on else "off")
         inputs, _, (mean, hT, cT) = _graph(c, V, T, B)
         params = inputs[:len(M.param_shapes(V, c))]
         fn = pytensor.function(inputs, [mean] + pytensor.grad(mean, params) + [hT[:, 0], cT[:, 0]],

@@ -25,8 +25,10 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SOURCE = HERE / "lstm_ffi.cc"
 LIBRARY = HERE / "_lstm_ffi.so"
-# OpenMP threads per call: 1 measured fastest inside XLA on 2 cores (its own workers take the other)
-THREADS = int(os.environ.get("SYMLSTM_ONEDNN_THREADS", "1"))
+# OpenMP threads per call (SYMLSTM_ONEDNN_THREADS overrides): every core the process may use. XLA
+# waits for the call, so they do not contend with its workers: measured on 2 cores, two threads made
+# bench shape B's float32 step far faster than one and were even elsewhere (docs/speed.md).
+THREADS = int(os.environ.get("SYMLSTM_ONEDNN_THREADS", len(os.sched_getaffinity(0))))
 
 
 def _prefix_dirs() -> tuple[Path, Path]:

@@ -10,8 +10,7 @@
 // The weights are reordered into the primitive's blocked layout at every call, as PyTorch does.
 //
 // Threads: oneDNN here is built on GNU OpenMP; it runs its parallel regions with `threads` threads
-// (the attribute) on the XLA thread that calls it. Measured: XLA's own workers and two OpenMP
-// threads contend on two cores (see ../shared/PERF-NOTES.md), so the Python side passes 1 by default.
+// (the attribute, chosen on the Python side) on the XLA thread that calls it.
 // Scratchpad: user-managed (a library-managed one is sized on the thread that made the primitive
 // and crashed when called from XLA's threads).
 #include <cstdint>
