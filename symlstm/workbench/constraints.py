@@ -264,11 +264,13 @@ def opposed_columns(clause_length: int) -> list[int]:
 class Couplet:
     """The 下聯 of a given 上聯 (對聯), written after the prime `上聯，`: the same clause lengths and
     punctuation, ending in 。; opposite tones at `opposed_columns` of each clause (a character whose
-    every reading is opposite; nothing is asked where the 上聯's character reads both ways); no
-    character of the 上聯, and none twice, except that where the 上聯 repeats a character (疊字) the
-    下聯 repeats its own at the same positions."""
+    every reading in `lex` is opposite; nothing is asked where the 上聯's character reads both ways
+    or its tone is unknown); no character of the 上聯, and none twice, except that where the 上聯
+    repeats a character (疊字) the 下聯 repeats its own at the same positions. The 上聯's tones are
+    read in `reading` (default `lex`): the decoder reads them with the lexicon's supplement, as
+    `score` would, and writes the 下聯 with characters the 平水韻 table itself is sure of."""
 
-    def __init__(self, vocab: Vocab, lex: Lexicon, first: str):
+    def __init__(self, vocab: Vocab, lex: Lexicon, first: str, reading: Lexicon | None = None):
         self.shape = Shape(vocab, "")
         self.vocab, self.first, self.start = vocab, first, len(first) + 1
         self.punct_ids = {**{m: vocab.stoi[s] for m, s in MARK_STAND_INS.items() if s in vocab.stoi},
@@ -284,8 +286,8 @@ class Couplet:
                 continue
             end = k + 1 == len(first) or first[k + 1] in PUNCT
             length = next((j for j in range(k, len(first)) if first[j] in PUNCT), len(first)) - k + col
-            if (col in opposed_columns(length) or end) and lex.definite(ch):
-                self.tone_at[k] = {PING: ZE, ZE: PING}[lex.definite(ch)]
+            if (col in opposed_columns(length) or end) and (reading or lex).definite(ch):
+                self.tone_at[k] = {PING: ZE, ZE: PING}[(reading or lex).definite(ch)]
             col += 1
         for k, tone in list(self.tone_at.items()):  # a 疊字 is chosen at its first place: ask the tone there
             self.tone_at[first.find(first[k])] = tone

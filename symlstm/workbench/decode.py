@@ -146,9 +146,9 @@ class SampleOptions:
         if missing:
             raise DecodeError(f"characters outside the vocabulary: {' '.join(missing)}")
         last = self.couplet[-1]
-        tones = Lexicon.load(supplement=False).tone(last)
+        tones = Lexicon.load().tone(last)  # the 上聯 is read with the supplement, as `score` reads a poem
         if tones != {"仄"}:
-            read = "平" if tones == {"平"} else ("平 or 仄" if tones else "unknown to the 平水韻 table")
+            read = "平" if tones == {"平"} else ("平 or 仄" if tones else "of unknown tone")
             raise DecodeError(f"--first {self.couplet}: it ends in {last}, {read}; a 上聯 ends in 仄 and its 下聯 "
                               "in 平 (if this is the 下聯, give the other line)")
 
@@ -193,7 +193,7 @@ class SampleOptions:
         """The constraints of `count` poems: one object for all, or with keywords one plan each
         (drawn from rng), sharing the tone rule's vocabulary tables."""
         if self.couplet:
-            return [Constraints([Couplet(vocab, Lexicon.load(supplement=False), self.couplet)])] * count
+            return [Constraints([Couplet(vocab, Lexicon.load(supplement=False), self.couplet, Lexicon.load())])] * count
         form = self.shape
         if not form:
             return [Constraints([Shape(vocab, acrostic=self.acrostic)])] * count

@@ -97,8 +97,7 @@ def couplet_checks(first: str, second: str, lex: Lexicon) -> dict:
 def couplet_firsts(poems: list[str], vocab, count: int) -> list[str]:
     """The first `count` 上聯 `couplets` asks for: the 3rd lines of the quatrains, or the first lines
     of the couplets, that the couplet decoder takes (`SampleOptions.validate`: the vocabulary writes
-    them and the 平水韻 table, which the decoder reads without the supplement, calls their last
-    character 仄; 斾, known only to the supplement, ends a 上聯 it refuses)."""
+    them and the lexicon calls their last character 仄)."""
     firsts = []
     for p in poems:
         lines = split_lines(p)

@@ -16,7 +16,7 @@ TONES, _ = pingshui_table(ROOT / "symlstm" / "poetics" / "tables" / "pingshui.js
 
 @pytest.fixture(scope="module")
 def sampler():
-    return tiny_sampler(POEMS + ["風聲雨聲讀書聲，聲聲入耳。"], seed=6)
+    return tiny_sampler(POEMS + ["風聲雨聲讀書聲，聲聲入耳。", "蚊蚋成雷澤，星辰在夜空。"], seed=6)
 
 
 @pytest.mark.parametrize("first", ["白日依山盡", "兩岸猿聲啼不住", "風聲雨聲讀書聲，聲聲入耳", "春風又綠江南岸",
@@ -63,11 +63,23 @@ def test_couplet_perplexity_counts_the_second_line_only():
 
 
 def test_measured_couplets_start_only_from_lines_the_decoder_takes():
-    """`measure couplets` once picked 終日隨征斾: 斾 is 仄 by the lexicon's supplement (a variant of
-    旆) but unknown to the 平水韻 table the couplet decoder reads, which refused it and stopped the
-    measurement. Only 上聯 whose last character the table itself calls 仄 are asked for."""
+    """`measure couplets` asks the decoder's own validation which 上聯 it takes (it once restated the
+    rule beside it, picked 終日隨征斾, which the decoder then read differently, and stopped): a line
+    ending in 平 or in a character of unknown tone (疎: in neither the table nor its supplement) is
+    left out; 斾, 仄 by the supplement only, is taken, as the decoder reads a 上聯 with it."""
     from symlstm.workbench.measure import couplet_firsts
 
-    poems = ["山中春已晚，處處見花開。終日隨征斾，何時更到來。", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"]
+    poems = ["山中春已晚，處處見花開。終日隨征斾，何時更到來。", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。",
+             "江上一帆遠，山中兩鳥歸。行人何日疎，日暮與君違。", "林中花自落，月下客初還。坐看雲影閒，獨對石床寒。"]
     vocab = Vocab.build(poems)
-    assert couplet_firsts(poems, vocab, 10) == ["欲窮千里目"]
+    assert couplet_firsts(poems, vocab, 10) == ["終日隨征斾", "欲窮千里目"]
+
+
+def test_the_first_line_is_read_with_the_supplement(sampler):
+    """蚋 is 仄 by the lexicon's supplement and unknown to the 平水韻 table: the 下聯 opposes it (a 平
+    of the table there), as `measure couplets`, which reads with the supplement, checks. Reading the
+    上聯 with the table alone left that place free, and 1 of 300 asked places failed the measure."""
+    assert "蚋" not in TONES
+    for p in sampler.sample(SampleOptions(num=20, couplet="蚊蚋成雷澤", temperature=1.3, seed=3)):
+        second = p["text"][len("蚊蚋成雷澤") + 1:]
+        assert TONES.get(second[1]) == {"平"}, second
