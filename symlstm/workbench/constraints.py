@@ -186,6 +186,8 @@ class Tones:
                 tone = self._tone(name, line, col, cols)
                 if tone is not None and self.lex.tone(ch) != {tone}:
                     return False
+                if tone is None and self.mode == "loose" and col in read_columns(self.n) and not self.lex.tone(ch):
+                    return False  # as `allowed` asks: a column a rule reads takes a character of known tone
         rhymes = self._rhyme_chars(name, lines)
         ids = [self.group_of[self.vocab.stoi[ch]] if ch in self.vocab.stoi else -1 for ch in rhymes]
         if any(g < 0 for g in ids) or len(set(ids)) > 1 or len(set(rhymes)) < len(rhymes):
