@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from symlstm.backend import onednn
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig
 from symlstm.core import model as M
@@ -89,7 +90,7 @@ def bf16_gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, l
     (it is a staircase), so this is the check the issue asks for. The error of a tensor is
     max |a - r| / max |r|; it passes at BF16_TOLERANCE.
     """
-    ref_cfg = dataclasses.replace(cfg, dtype="float64", precision="bf16-reference")
+    ref_cfg = dataclasses.replace(cfg, dtype="float64", precision="bf16-reference", onednn_lstm="off")
     run_cfg = dataclasses.replace(cfg, dtype="float32", precision="bf16")
     values = M.init_params(vocab_size, ref_cfg, seed)
     rng = np.random.default_rng(seed + 1)
@@ -131,6 +132,18 @@ def standard_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
     return plain + tied + [dataclasses.replace(c, lstm_op=True) for c in (plain[1], tied[0])]
 
 
+def onednn_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
+    """The models whose LSTM layers train through oneDNN's primitive (`model.onednn_lstm`), where it
+    is built: the plain 2-layer LSTM and the tied one with every dropout, as `standard_models` has
+    them. oneDNN computes in float32 and bf16 only, so they get the bf16 check (its bf16 path
+    against the float64 reference), not central differences."""
+    if backend != "jax" or not onednn.available()[0]:
+        return []
+    models = standard_models(backend, hidden, embedding)
+    return [dataclasses.replace(c, onednn_lstm="on") for c in (models[1], models[6])]
+
+
 def model_id(cfg: ModelConfig) -> str:
     """A short name of a checked model, as the tests and the report list it."""
-    return f"{cfg.cell}-L{cfg.num_layers}-H{cfg.hidden}" + "-tied-dropout" * cfg.tie_weights + "-op" * cfg.lstm_op
+    return f"{cfg.cell}-L{cfg.num_layers}-H{cfg.hidden}" + "-tied-dropout" * cfg.tie_weights + "-op" * cfg.lstm_op \
+        + "-onednn" * (cfg.onednn_lstm == "on")

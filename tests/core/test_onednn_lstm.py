@@ -72,3 +72,20 @@ def test_a_mask_with_a_hole_is_refused():
     mask[1, 0] = 0  # a gap inside row 0
     with pytest.raises(InputError, match="rows padded at their end only"):
         compiled.train_step(x, x, mask, *compiled.zero_state(B))
+
+
+def test_the_gradient_checks_bf16_rows_go_through_onednn(monkeypatch):
+    """`make gradcheck` adds the plain 2-layer LSTM and the tied one with every dropout through oneDNN,
+    bf16 only; their gradients against the float64 reference of bf16 pass, computed by the primitive
+    (its forward Op counted as the check builds its graphs)."""
+    from symlstm.tools import gradcheck
+
+    built = []
+    real = onednn_lstm.substitute
+    monkeypatch.setattr(onednn_lstm, "substitute", lambda outs: built.append(outs) or real(outs))
+    models = gradcheck.onednn_models()
+    assert [gradcheck.model_id(m) for m in models] == ["lstm-L2-H5-onednn", "lstm-L2-H5-tied-dropout-onednn"]
+    for m in models:
+        rows = gradcheck.bf16_gradient_check(m)
+        assert rows and all(r["passed"] for r in rows), rows
+    assert len(built) == 2 and all(onednn_lstm.count(real(outs)) == 2 for outs in built)

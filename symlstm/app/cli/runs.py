@@ -114,24 +114,32 @@ def cmd_gradcheck(args):
     import dataclasses
 
     from symlstm.config import load_config
-    from symlstm.tools.gradcheck import BF16_TOLERANCE, TOLERANCE, bf16_gradient_check, gradient_check, standard_models
+    from symlstm.tools.gradcheck import (
+        BF16_TOLERANCE,
+        TOLERANCE,
+        bf16_gradient_check,
+        gradient_check,
+        onednn_models,
+        standard_models,
+    )
 
     if args.config:
         mcfg = load_config(args.config, args.set).model
         models = [dataclasses.replace(mcfg, dtype="float64")]
         vocab = args.vocab_size
-    else:
-        models = standard_models(args.backend)
+    else:  # and through oneDNN where it is built: its bf16 path only (it computes in float32 and bf16)
+        models = standard_models(args.backend) + onednn_models(args.backend)
         vocab = 6
     table, bf16, ok = [], [], True
     for mcfg in models:
-        rows = gradient_check(mcfg, vocab_size=vocab, max_entries=args.max_entries)
+        through_onednn = mcfg.onednn_lstm == "on"
+        rows = [] if through_onednn else gradient_check(mcfg, vocab_size=vocab, max_entries=args.max_entries)
         # the bf16 path (JAX), against the float64 straight-through reference: no central differences
         more = bf16_gradient_check(mcfg, vocab_size=vocab) if args.backend == "jax" else []
         for r in rows + more:
             r["model"] = f"{mcfg.cell} L={mcfg.num_layers} H={mcfg.hidden}" + " tied" * mcfg.tie_weights + \
                 " dropout" * any(v for k, v in dataclasses.asdict(mcfg).items() if "dropout" in k) + \
-                " op" * (mcfg.lstm_op and mcfg.cell == "lstm")
+                " op" * (mcfg.lstm_op and mcfg.cell == "lstm") + " onednn" * through_onednn
             ok &= r["passed"]
         table, bf16 = table + rows, bf16 + more
     if args.json:
