@@ -18,6 +18,7 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply, equal_computations
 from pytensor.graph.op import Op
+from pytensor.graph.traversal import io_toposort
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 from pytensor.tensor.math import Dot
 from pytensor.tensor.subtensor import Subtensor
@@ -182,8 +183,6 @@ def substitute(outputs: list) -> list:
 
 def count(outputs: list) -> int:
     """How many oneDNN LSTM layers the graph of `outputs` holds."""
-    from pytensor.graph.traversal import io_toposort
-
     return sum(isinstance(n.op, OneDNNLSTM) for n in io_toposort([], outputs))
 
 

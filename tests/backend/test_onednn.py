@@ -12,7 +12,7 @@ from symlstm.tools.gradcheck import BF16_TOLERANCE
 
 from reference import cell_step
 
-pytestmark = pytest.mark.skipif(not onednn.available()[0], reason=onednn.available()[1] or "available")
+needs_onednn = pytest.mark.skipif(not onednn.available()[0], reason=onednn.available()[1] or "available")
 
 T, B, E, H = 5, 3, 4, 6
 
@@ -47,6 +47,7 @@ def loss_weights(seed=1):
     return [rng.normal(size=s) for s in ((T, B, H), (B, H), (B, H))]
 
 
+@needs_onednn
 def test_forward_matches_the_reference():
     args = draw()
     got = onednn.lstm_layer(*[np.float32(a) for a in args])
@@ -58,6 +59,7 @@ def test_forward_matches_the_reference():
         assert np.abs(np.asarray(g) - w).max() < 2e-2 * np.abs(w).max()
 
 
+@needs_onednn
 @pytest.mark.parametrize("precision", ["float32", "bf16"])
 def test_gradient_matches_central_differences_of_the_reference(precision):
     """∂ of Σ w·(hs, hT, cT) with respect to x, W, U, b, h0, c0 by oneDNN's backward, against
@@ -87,6 +89,7 @@ def test_gradient_matches_central_differences_of_the_reference(precision):
         assert error < (1e-5 if precision == "float32" else BF16_TOLERANCE), (k, error)
 
 
+@needs_onednn
 def test_padding_at_the_end_leaves_the_real_steps_alone():
     """oneDNN's LSTM has no mask: rows padded at their end give the masked reference's outputs at
     every real step (what a masked loss reads), while their hT, cT run on through the padding."""
@@ -98,3 +101,18 @@ def test_padding_at_the_end_leaves_the_real_steps_alone():
     np.testing.assert_allclose(hs * mask[:, :, None], want_hs, atol=2e-6)
     np.testing.assert_allclose(hT[2], want_hT[2], atol=2e-6)  # the full row's final state agrees
     assert np.abs(hT[:2] - want_hT[:2]).max() > 1e-3  # the padded rows' do not
+
+
+def test_the_thread_count_comes_from_the_environment_or_the_cores(monkeypatch):
+    import os
+
+    from symlstm.errors import UserError
+
+    monkeypatch.delenv("SYMLSTM_ONEDNN_THREADS", raising=False)
+    assert onednn.threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("SYMLSTM_ONEDNN_THREADS", "1")
+    assert onednn.threads() == 1
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv("SYMLSTM_ONEDNN_THREADS", bad)
+        with pytest.raises(UserError, match=f"SYMLSTM_ONEDNN_THREADS='{bad}': expected a number of threads"):
+            onednn.threads()

@@ -22,13 +22,23 @@ import sysconfig
 from functools import lru_cache
 from pathlib import Path
 
+from symlstm.errors import UserError
+
 HERE = Path(__file__).parent
 SOURCE = HERE / "lstm_ffi.cc"
 LIBRARY = HERE / "_lstm_ffi.so"
-# OpenMP threads per call (SYMLSTM_ONEDNN_THREADS overrides): every core the process may use. XLA
-# waits for the call, so they do not contend with its workers: measured on 2 cores, two threads made
-# bench shape B's float32 step far faster than one and were even elsewhere (docs/speed.md).
-THREADS = int(os.environ.get("SYMLSTM_ONEDNN_THREADS", len(os.sched_getaffinity(0))))
+
+
+def threads() -> int:
+    """OpenMP threads per call: $SYMLSTM_ONEDNN_THREADS, else every core the process may use. XLA
+    waits for the call, so they do not contend with its workers: measured on 2 cores, two threads
+    made bench shape B's float32 step far faster than one and were even elsewhere (docs/speed.md)."""
+    value = os.environ.get("SYMLSTM_ONEDNN_THREADS", "")
+    if not value:
+        return len(os.sched_getaffinity(0))
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"SYMLSTM_ONEDNN_THREADS={value!r}: expected a number of threads, 1 or more")
+    return int(value)
 
 
 def _prefix_dirs() -> tuple[Path, Path]:
@@ -98,7 +108,7 @@ def forward(bf16: bool, x, W, U, b, h0, c0):
            jax.ShapeDtypeStruct((workspace_bytes(T, B, E, H, bf16),), jnp.uint8))
     call = jax.ffi.ffi_call("SymlstmLstmForward", out, vmap_method="sequential")
     hs, hT, cT, ws = call(x.astype(low), W.astype(low), U.astype(low), b.astype(jnp.float32), h0.astype(low),
-                          c0.astype(jnp.float32), bf16=bf16, threads=THREADS)
+                          c0.astype(jnp.float32), bf16=bf16, threads=threads())
     return hs.astype(jnp.float32), hT.astype(jnp.float32), cT, ws
 
 
@@ -113,7 +123,7 @@ def backward(bf16: bool, x, W, U, b, h0, c0, hs, hT, cT, ws, d_hs, d_hT, d_cT):
     call = jax.ffi.ffi_call("SymlstmLstmBackward", out, vmap_method="sequential")
     return call(x.astype(low), W.astype(low), U.astype(low), b.astype(f32), h0.astype(low), c0.astype(f32),
                 hs.astype(low), hT.astype(low), cT.astype(f32), ws, d_hs.astype(f32), d_hT.astype(f32),
-                d_cT.astype(f32), bf16=bf16, threads=THREADS)
+                d_cT.astype(f32), bf16=bf16, threads=threads())
 
 
 @lru_cache(maxsize=2)
