@@ -27,7 +27,7 @@ install-bench: $(STAMP)
 ONEDNN = symlstm/backend/onednn/_lstm_ffi.so
 onednn: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[onednn]'
-	$(BIN)/python -c "from symlstm.backend.onednn import build; build()"
+	$(BIN)/python -m symlstm.backend.onednn
 
 $(ONEDNN): symlstm/backend/onednn/lstm_ffi.cc
 	$(MAKE) --no-print-directory onednn || echo "oneDNN's LSTM was not built: training runs through the plain scan"

@@ -116,3 +116,16 @@ def test_the_thread_count_comes_from_the_environment_or_the_cores(monkeypatch):
         monkeypatch.setenv("SYMLSTM_ONEDNN_THREADS", bad)
         with pytest.raises(UserError, match=f"SYMLSTM_ONEDNN_THREADS='{bad}': expected a number of threads"):
             onednn.threads()
+
+
+def test_building_without_headers_or_compiler_says_what_is_missing(tmp_path, monkeypatch):
+    from symlstm.errors import UserError
+
+    monkeypatch.setattr(onednn, "_prefix_dirs", lambda: (tmp_path / "include", tmp_path / "lib"))
+    with pytest.raises(UserError, match=r"include/oneapi/dnnl/dnnl.hpp: oneDNN's headers are not installed"):
+        onednn.build()
+    (tmp_path / "include" / "oneapi" / "dnnl").mkdir(parents=True)
+    (tmp_path / "include" / "oneapi" / "dnnl" / "dnnl.hpp").write_text("")
+    monkeypatch.setattr(onednn.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="g\\+\\+: not found; oneDNN's LSTM needs a C\\+\\+ compiler"):
+        onednn.build()

@@ -17,6 +17,7 @@ outputs at real steps, and so a masked loss and its gradient, are the same.
 """
 import ctypes
 import os
+import shutil
 import subprocess
 import sysconfig
 from functools import lru_cache
@@ -48,13 +49,16 @@ def _prefix_dirs() -> tuple[Path, Path]:
 
 
 def build(verbose: bool = True) -> Path:
-    """Compile `_lstm_ffi.so` against the installed oneDNN and jaxlib's FFI headers."""
+    """Compile `_lstm_ffi.so` against the installed oneDNN and jaxlib's FFI headers (`make onednn`);
+    what is missing for it is a one-line UserError."""
     import jax
 
     include, lib = _prefix_dirs()
     if not (include / "oneapi" / "dnnl" / "dnnl.hpp").is_file():
-        raise FileNotFoundError(f"{include}/oneapi/dnnl/dnnl.hpp: oneDNN's headers are not installed "
-                                "(pip install onednn-devel-cpu-gomp)")
+        raise UserError(f"{include}/oneapi/dnnl/dnnl.hpp: oneDNN's headers are not installed "
+                        "(pip install onednn-devel-cpu-gomp)")
+    if shutil.which("g++") is None:
+        raise UserError("g++: not found; oneDNN's LSTM needs a C++ compiler (without it, LSTMs train through the scan)")
     command = ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", str(SOURCE), f"-I{include}",
                f"-I{jax.ffi.include_dir()}", f"-L{lib}", "-ldnnl", f"-Wl,-rpath,{lib}", "-w", "-o", str(LIBRARY)]
     if verbose:
