@@ -189,8 +189,8 @@ def _replace_one(outputs, replace_scan):
 
 def substitute(outputs: list, replace_scan=with_layer_op) -> list:
     """`outputs` with every LSTM layer scan of their graph computed by the LSTM layer Op (or as
-    `replace_scan` says: `backend/onednn`'s layer uses the same search). One layer at a time: the
-    next layer's scan reads the replaced layer's outputs."""
+    `replace_scan` says: `onednn_lstm` puts oneDNN's primitive there by the same search). One layer
+    at a time: the next layer's scan reads the replaced layer's outputs."""
     outputs, replaced = list(outputs), True
     while replaced:
         outputs, replaced = _replace_one(outputs, replace_scan)

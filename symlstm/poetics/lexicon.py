@@ -57,9 +57,9 @@ class Lexicon:
     @functools.lru_cache(maxsize=4)
     def load(cls, path=None, supplement: bool = True) -> "Lexicon":
         """Read the table (the shipped one with its supplement, or without it, or the file at `path`
-        alone) once per path (sampling asks for it on every call). The decoder reads the table
-        alone (`workbench/decode.py`): every character it places for its tone is then one that an
-        independent 平水韻 checker knows too."""
+        alone) once per path (sampling asks for it on every call). The decoder places characters
+        for their tone by the table alone (`workbench/decode.py`): every one is then one that an
+        independent 平水韻 checker knows too; it reads a given 上聯 with the supplement."""
         source = Path(path) if path else table("pingshui.json")
         rows = json.loads(source.read_text(encoding="utf-8"))
         tones, groups, every = {}, {}, {}

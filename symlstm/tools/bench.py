@@ -124,9 +124,10 @@ def recurrences(backend: str) -> list[str]:
 def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: bool = True, warmup: int = 3) -> dict:
     """chars/s of one training step (forward + backward + SGD update), state carried between
     steps, for symlstm in float32 and bf16, each through every path of `recurrences` (the LSTM
-    layer Op, the plain scan, oneDNN's primitive where built), and PyTorch float32 and autocast bf16, all taking turns step by step so that they see
-    the same machine load; and, in the same turns, the output layer and loss alone (forward and
-    backward) at each precision, whose share of the step says what the recurrence's is."""
+    layer Op, the plain scan, oneDNN's primitive where built), and PyTorch float32 and autocast
+    bf16, all taking turns step by step so that they see the same machine load; and, in the same
+    turns, the output layer and loss alone (forward and backward) at each precision, whose share of
+    the step says what the recurrence's is."""
     s = SHAPES[shape]
     x, y, mask = _data(s)
     runners, first_call = {}, {}
