@@ -56,10 +56,9 @@ class OneDNNLSTM(Op):
         raise NotImplementedError("OneDNNLSTM runs on the JAX backend only (model.onednn_lstm)")
 
     def pullback(self, inputs, outputs, output_grads):
-        hs, hT, cT, workspace = outputs
         d = [pt.zeros_like(o) if isinstance(g.type, DisconnectedType) else g
-             for o, g in zip(outputs[:3], output_grads[:3])]
-        return OneDNNLSTMGrad(self.bf16)(*inputs, hs, hT, cT, workspace, *d)
+             for o, g in zip(outputs[:3], output_grads[:3])]  # of hs, hT, cT; the workspace has none
+        return OneDNNLSTMGrad(self.bf16)(*inputs, *outputs, *d)
 
     def connection_pattern(self, node):
         return [[True, True, True, False] for _ in node.inputs]

@@ -134,13 +134,13 @@ def standard_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
 
 def onednn_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
     """The models whose LSTM layers train through oneDNN's primitive (`model.onednn_lstm`), where it
-    is built: the plain 2-layer LSTM and the tied one with every dropout, as `standard_models` has
-    them. oneDNN computes in float32 and bf16 only, so they get the bf16 check (its bf16 path
-    against the float64 reference), not central differences."""
+    is built: the two `standard_models` checks through the LSTM layer Op (the plain 2-layer LSTM
+    and the tied one with every dropout). oneDNN computes in float32 and bf16 only, so they get the
+    bf16 check (its bf16 path against the float64 reference), not central differences."""
     if backend != "jax" or not onednn.available()[0]:
         return []
-    models = standard_models(backend, hidden, embedding)
-    return [dataclasses.replace(c, onednn_lstm="on") for c in (models[1], models[6])]
+    return [dataclasses.replace(c, lstm_op=False, onednn_lstm="on")
+            for c in standard_models(backend, hidden, embedding) if c.lstm_op]
 
 
 def model_id(cfg: ModelConfig) -> str:
