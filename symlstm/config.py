@@ -78,6 +78,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up steps (cosine and linear schedules)
     decay_fraction: float = 1.0  # cosine and linear: decay over this last fraction of the run, at the peak before
     weight_decay: float = 0.0  # AdamW's decoupled decay of the matrices (not the biases); adam only
+    decay_embedding: bool = True  # weight_decay also shrinks the embedding (the output matrix too, when tied)
     decay_after: int = 10  # step schedule: start decaying after this epoch (char-rnn)
     decay_rate: float = 0.97  # step schedule: multiply the rate by this each epoch after decay_after
     max_epochs: int = 10  # stop after this many epochs

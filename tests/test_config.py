@@ -1,4 +1,6 @@
 """Config files and overrides: strict keys with suggestions, types, values, the shipped configs."""
+import dataclasses
+
 import pytest
 
 from symlstm.backend.runtime import BACKENDS
@@ -71,13 +73,23 @@ def test_base_file_lies_underneath(tmp_path):
 
 
 def test_shipped_configs_are_valid():
-    for name in ("tiny", "poems", "tang", "couplets", "ci", "all"):
+    shipped = sorted(f.stem for f in (ROOT / "configs").glob("*.yaml"))
+    assert {"tiny", "poems", "poems-long", "tang", "couplets", "ci", "all"} <= set(shipped)
+    for name in shipped:
         load_config(ROOT / "configs" / f"{name}.yaml")
     # the corpora's configs train poems.yaml's recipe: one home for it
     recipe = load_config(ROOT / "configs" / "poems.yaml")
     for name in ("couplets", "ci", "all"):
         cfg = load_config(ROOT / "configs" / f"{name}.yaml")
         assert cfg.model == recipe.model and cfg.train.learning_rate == recipe.train.learning_rate, name
+    # the long run is the same recipe with its dropouts raised and its budget (and so its decay) longer
+    long = load_config(ROOT / "configs" / "poems-long.yaml")
+    raised = ("dropout_input", "dropout_hidden", "dropout_output", "weight_dropout")
+    assert all(getattr(long.model, k) > getattr(recipe.model, k) for k in raised)
+    assert dataclasses.replace(long.model, **{k: getattr(recipe.model, k) for k in raised}) == recipe.model
+    assert long.data == recipe.data and long.train.time_budget == 2400
+    assert dataclasses.replace(long.train, time_budget=recipe.train.time_budget,
+                               max_epochs=recipe.train.max_epochs) == recipe.train
 
 
 def test_backend_choices_come_from_the_runtime_table():

@@ -65,7 +65,7 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
             v_new = c(cfg.beta2) * v + c(1 - cfg.beta2) * g ** 2
             out += [(m, m_new), (v, v_new)]
             new = p - lr * (m_new / correct1) / (pt.sqrt(v_new / correct2) + c(cfg.eps))
-            if cfg.weight_decay and decays(name):  # AdamW (Loshchilov & Hutter 2019): p -= lr λ p, apart from g
+            if cfg.weight_decay and decays(name, cfg.decay_embedding):  # AdamW (Loshchilov & Hutter 2019): p -= lr λ p, apart from g
                 new = new - lr * c(cfg.weight_decay) * p
         elif cfg.optimizer == "rmsprop":  # Tieleman & Hinton: ms = ρ ms + (1-ρ) g²
             ms = state[f"{name}.ms"]
@@ -85,10 +85,11 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
     return out
 
 
-def decays(name: str) -> bool:
-    """Whether weight decay applies to a parameter: the matrices (the embedding, tied or not, W, U,
-    the output matrix and projection), not the biases, as AdamW is usually set up (nanoGPT)."""
-    return not name.endswith("/b")
+def decays(name: str, embedding: bool = True) -> bool:
+    """Whether weight decay applies to a parameter: the matrices (W, U, the output matrix and
+    projection, and the embedding, tied or not, unless `embedding` is false), not the biases, as
+    AdamW is usually set up (nanoGPT)."""
+    return not name.endswith("/b") and (embedding or name != "embedding")
 
 
 def learning_rate(cfg: TrainConfig, step: int, epoch: int, total_steps: int, elapsed: float = 0.0) -> float:

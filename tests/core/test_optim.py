@@ -119,6 +119,23 @@ def test_adamw_decays_the_matrices_apart_from_the_gradient():
     assert not np.allclose(p, plain)
 
 
+def test_decay_embedding_false_leaves_the_embedding_alone():
+    """With `decay_embedding: false` the embedding (the tied output matrix) follows plain Adam, the
+    NumPy reference's, while another matrix still decays."""
+    cfg = TrainConfig(optimizer="adam", weight_decay=0.1, decay_embedding=False)
+    p0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    shared = {n: pytensor.shared(p0.copy(), name=n) for n in ("embedding", "layer0/U")}
+    state = optim.init_state(shared, "adam")
+    loss = sum((0.5 * A * p ** 2).sum() for p in shared.values())
+    grads = dict(zip(shared, pytensor.grad(loss, list(shared.values()))))
+    fn = pytensor.function([], loss, updates=optim.updates(shared, grads, state, np.float64(0.1), cfg))
+    for _ in range(3):
+        fn()
+    plain = numpy_reference("adam", p0, 3, 0.1, cfg)
+    np.testing.assert_allclose(shared["embedding"].get_value(), plain, rtol=1e-12)
+    assert not np.allclose(shared["layer0/U"].get_value(), plain, rtol=1e-6)
+
+
 @pytest.mark.parametrize("name, lr", [("sgd", 0.5), ("momentum", 0.1), ("adam", 0.01), ("rmsprop", 0.01), ("adadelta", 1.0)])
 def test_each_optimizer_decreases_the_loss_of_the_model(name, lr):
     cfg = ModelConfig(embedding=8, hidden=8)

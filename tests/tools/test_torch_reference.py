@@ -29,11 +29,13 @@ def test_the_pytorch_net_ties_drops_and_evaluates_without_dropout():
     assert all(p.grad is not None for p in net.parameters())
 
 
-def test_the_pytorch_run_follows_the_schedule_and_weight_decay(small_corpus, monkeypatch):
+@pytest.mark.parametrize("embedding", [True, False])
+def test_the_pytorch_run_follows_the_schedule_and_weight_decay(small_corpus, monkeypatch, embedding):
     torch = pytest.importorskip("torch")
     from symlstm.tools import torch_reference
 
-    raw = tiny_raw(max_steps=4, eval_every=2, schedule="linear", learning_rate=0.01, weight_decay=0.1)
+    raw = tiny_raw(max_steps=4, eval_every=2, schedule="linear", learning_rate=0.01, weight_decay=0.1,
+                   decay_embedding=embedding)
     raw["model"].update(AWD)
     cfg = from_dict(raw)
     rates, decayed = [], {}
@@ -50,4 +52,5 @@ def test_the_pytorch_run_follows_the_schedule_and_weight_decay(small_corpus, mon
     assert rates == pytest.approx([0.01, 0.0075, 0.005, 0.0025])  # linear to zero over max_steps
     net_params = {id(p): n for n, p in torch_reference._last_net.named_parameters()}
     assert {net_params[i]: d for i, d in decayed.items()} == {
-        n: (0.0 if n.startswith("layers.") and "bias" in n or n == "out.bias" else 0.1) for n in net_params.values()}
+        n: (0.0 if n.startswith("layers.") and "bias" in n or n == "out.bias" or n == "emb.weight" and not embedding
+            else 0.1) for n in net_params.values()}
