@@ -65,7 +65,8 @@ def updates(params: dict, grads: dict, state: dict, lr, cfg: TrainConfig) -> lis
             v_new = c(cfg.beta2) * v + c(1 - cfg.beta2) * g ** 2
             out += [(m, m_new), (v, v_new)]
             new = p - lr * (m_new / correct1) / (pt.sqrt(v_new / correct2) + c(cfg.eps))
-            if cfg.weight_decay and decays(name, cfg.decay_embedding):  # AdamW (Loshchilov & Hutter 2019): p -= lr λ p, apart from g
+            # AdamW (Loshchilov & Hutter 2019): p -= lr λ p, apart from g
+            if cfg.weight_decay and decays(name, cfg.decay_embedding):
                 new = new - lr * c(cfg.weight_decay) * p
         elif cfg.optimizer == "rmsprop":  # Tieleman & Hinton: ms = ρ ms + (1-ρ) g²
             ms = state[f"{name}.ms"]

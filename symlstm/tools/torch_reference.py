@@ -100,7 +100,8 @@ def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dic
     names = {"emb.weight": "embedding", "out.weight": "output/W", "proj.weight": "output/proj"}
     groups = [{"params": [], "weight_decay": t.weight_decay}, {"params": [], "weight_decay": 0.0}]
     for name, p in net.named_parameters():  # symlstm's names decide: matrices decay, biases do not
-        groups[0 if decays(names.get(name, "layer/W" if "weight" in name else "layer/b"), t.decay_embedding) else 1]["params"].append(p)
+        ours = names.get(name, "layer/W" if "weight" in name else "layer/b")
+        groups[0 if decays(ours, t.decay_embedding) else 1]["params"].append(p)
     opt = torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps)
     first = epoch_batches(cfg, corpus, 0)
     step_limit = t.max_steps or t.max_epochs * len(first)
