@@ -95,18 +95,25 @@ def test_schedules():
     assert optim.learning_rate(wsd, 900, 0, 1_000) == pytest.approx(0.5)  # over the steps when they end first
 
 
-def test_adamw_decays_the_matrices_apart_from_the_gradient():
-    """AdamW (Loshchilov & Hutter 2019, Algorithm 2, schedule multiplier = lr): p ← p − lr(m̂/(√v̂+ε) + λp),
-    written out in NumPy; a bias (a name ending in /b) is not decayed."""
-    cfg = TrainConfig(optimizer="adam", weight_decay=0.1)
-    p0 = np.array([[0.3, -0.7], [1.2, 0.4]])
-    shared = {"w": pytensor.shared(p0.copy(), name="w"), "out/b": pytensor.shared(p0.copy(), name="out/b")}
+def three_adam_steps(names, p0, cfg):
+    """Parameters named `names`, each starting at p0, after three of `optim.updates`' steps at rate
+    0.1 on the loss Σ ½ A p²: name -> shared."""
+    shared = {n: pytensor.shared(p0.copy(), name=n) for n in names}
     state = optim.init_state(shared, "adam")
     loss = sum((0.5 * A * p ** 2).sum() for p in shared.values())
     grads = dict(zip(shared, pytensor.grad(loss, list(shared.values()))))
     fn = pytensor.function([], loss, updates=optim.updates(shared, grads, state, np.float64(0.1), cfg))
     for _ in range(3):
         fn()
+    return shared
+
+
+def test_adamw_decays_the_matrices_apart_from_the_gradient():
+    """AdamW (Loshchilov & Hutter 2019, Algorithm 2, schedule multiplier = lr): p ← p − lr(m̂/(√v̂+ε) + λp),
+    written out in NumPy; a bias (a name ending in /b) is not decayed."""
+    cfg = TrainConfig(optimizer="adam", weight_decay=0.1)
+    p0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    shared = three_adam_steps(("w", "out/b"), p0, cfg)
     p, m, v = p0.copy(), 0, 0
     for t in range(1, 4):
         g = A * p
@@ -124,13 +131,7 @@ def test_decay_embedding_false_leaves_the_embedding_alone():
     NumPy reference's, while another matrix still decays."""
     cfg = TrainConfig(optimizer="adam", weight_decay=0.1, decay_embedding=False)
     p0 = np.array([[0.3, -0.7], [1.2, 0.4]])
-    shared = {n: pytensor.shared(p0.copy(), name=n) for n in ("embedding", "layer0/U")}
-    state = optim.init_state(shared, "adam")
-    loss = sum((0.5 * A * p ** 2).sum() for p in shared.values())
-    grads = dict(zip(shared, pytensor.grad(loss, list(shared.values()))))
-    fn = pytensor.function([], loss, updates=optim.updates(shared, grads, state, np.float64(0.1), cfg))
-    for _ in range(3):
-        fn()
+    shared = three_adam_steps(("embedding", "layer0/U"), p0, cfg)
     plain = numpy_reference("adam", p0, 3, 0.1, cfg)
     np.testing.assert_allclose(shared["embedding"].get_value(), plain, rtol=1e-12)
     assert not np.allclose(shared["layer0/U"].get_value(), plain, rtol=1e-6)
