@@ -35,6 +35,7 @@ class ModelConfig:
     weight_dropout: float = 0.0  # DropConnect on each layer's recurrent U, one mask per batch (wdrop)
     lstm_op: bool = False  # train through the LSTM layer Op (core/lstm_layer.py): a hand-written backward pass
     onednn_lstm: str = "off"  # LSTM layers as oneDNN's fused primitive: off | on | auto (where make onednn built it)
+    onednn_matmul: str = "off"  # bf16 products over all steps (output layer) on oneDNN's matmul: off | on | auto
     tie_weights: bool = False  # output layer = embedding transposed (after a learned H -> E projection if H != E)
     init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U) | pytorch
     init_scale: float = 0.08  # half-width of the uniform init
@@ -115,6 +116,7 @@ CHOICES = {
     ("model", "dtype"): ("float32", "float64"),
     ("model", "precision"): ("float32", "bf16", "auto"),
     ("model", "onednn_lstm"): ("off", "on", "auto"),
+    ("model", "onednn_matmul"): ("off", "on", "auto"),
     ("model", "backend"): tuple(BACKENDS),
     ("data", "format"): ("lines", "json", "text"),
     ("data", "form"): ("any", *FORM_GROUPS, *FORMS),
@@ -202,7 +204,7 @@ def from_dict(raw: dict, source: str = "config") -> Config:
             typ = {"int": int, "float": float, "str": str, "bool": bool}[types[k]] if isinstance(types[k], str) else types[k]
             if (key, k, v) == ("train", "devices", "all"):
                 v = 0
-            if (key, k) == ("model", "onednn_lstm") and isinstance(v, bool):
+            if (key, k) in (("model", "onednn_lstm"), ("model", "onednn_matmul")) and isinstance(v, bool):
                 v = "on" if v else "off"  # YAML reads on/off/true/false as booleans
             section[k] = _coerce(f"{source}: {key}.{k}", v, typ)
             _check_value(key, k, section[k], f"{source}: {key}.{k}")
@@ -217,6 +219,10 @@ def from_dict(raw: dict, source: str = "config") -> Config:
         raise ConfigError(f"{source}: model.onednn_lstm on needs cell lstm, backend jax and dtype float32 (oneDNN's "
                           f"LSTM is a JAX custom call), got {cfg.model.cell}, {cfg.model.backend}, {cfg.model.dtype}; "
                           "auto uses it only where it can")
+    if cfg.model.onednn_matmul == "on" and (cfg.model.backend, cfg.model.dtype) != ("jax", "float32"):
+        raise ConfigError(f"{source}: model.onednn_matmul on needs backend jax and dtype float32 (oneDNN's matmul "
+                          f"is a JAX custom call), got {cfg.model.backend}, {cfg.model.dtype}; auto uses it only "
+                          "where it can")
     if cfg.train.weight_decay and cfg.train.optimizer != "adam":
         raise ConfigError(f"{source}: train.weight_decay {cfg.train.weight_decay} is AdamW's decoupled decay: it needs "
                           f"train.optimizer adam, got {cfg.train.optimizer}")

@@ -37,6 +37,15 @@ def test_wrong_type_and_bad_values(tmp_path):
         load_config(overrides=["train.decay_fraction=0"])
 
 
+def test_onednn_matmul_is_off_on_or_auto():
+    assert [load_config(overrides=[f"model.onednn_matmul={v}"]).model.onednn_matmul
+            for v in ("off", "on", "auto", "true", "false")] == ["off", "on", "auto", "on", "off"]
+    with pytest.raises(ConfigError, match="model.onednn_matmul: 'often' is not one of off, on, auto"):
+        load_config(overrides=["model.onednn_matmul=often"])
+    with pytest.raises(ConfigError, match="model.onednn_matmul on needs backend jax and dtype float32"):
+        load_config(overrides=["model.onednn_matmul=on", "model.backend=numba"])
+
+
 def test_onednn_lstm_is_off_on_or_auto():
     assert [load_config(overrides=[f"model.onednn_lstm={v}"]).model.onednn_lstm
             for v in ("true", "false", "on", "off", "auto")] == ["on", "off", "on", "off", "auto"]

@@ -21,7 +21,7 @@ from symlstm.backend import onednn
 from symlstm.backend.devices import Placement, resolve
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, TrainConfig
-from symlstm.core import lstm_layer, onednn_lstm, optim
+from symlstm.core import lstm_layer, onednn_lstm, optim, precision
 from symlstm.core import model as M
 from symlstm.core import sampling as S
 from symlstm.core.precision import resolve as resolve_precision
@@ -58,12 +58,16 @@ def differentiable(cfg: ModelConfig, outputs: list) -> list:
     """The graph of `outputs` as `pytensor.grad` will differentiate it: where `onednn_lstm` is used
     (`onednn_lstm.used`), each LSTM layer's scan replaced by oneDNN's fused primitive
     (`onednn_lstm.substitute`); with `lstm_op`, by the LSTM layer Op, whose gradient is written out
-    by hand (`lstm_layer.substitute`); else as built."""
-    if onednn_lstm.used(cfg):
+    by hand (`lstm_layer.substitute`); else as built. Where `onednn_matmul` is used, the bf16
+    products left outside the recurrence run on oneDNN's matmul (`precision.with_onednn`)."""
+    for key, used in (("onednn_lstm", onednn_lstm.used(cfg)), ("onednn_matmul", onednn_lstm.matmul_used(cfg))):
         ok, why = onednn.available()
-        if not ok:
-            raise InputError(f"model.onednn_lstm: oneDNN's LSTM is not available here: {why}")
+        if used and not ok:
+            raise InputError(f"model.{key}: oneDNN is not available here: {why}")
+    if onednn_lstm.used(cfg):
         outputs = onednn_lstm.substitute(outputs)
+    if onednn_lstm.matmul_used(cfg):
+        outputs = precision.with_onednn(outputs)
     return lstm_layer.substitute(outputs) if cfg.lstm_op and cfg.cell == "lstm" else outputs
 
 

@@ -175,6 +175,15 @@ def used(cfg) -> bool:
         and onednn.available()[0]
 
 
+def matmul_used(cfg) -> bool:
+    """Whether a model of `cfg` runs its bf16 products over all steps on oneDNN's matmul
+    (`model.onednn_matmul`): `on`, or `auto` where it is built, on JAX, in bf16 products."""
+    if cfg.onednn_matmul == "on":
+        return True
+    return cfg.onednn_matmul == "auto" and (cfg.backend, cfg.dtype) == ("jax", "float32") \
+        and cfg.precision == "bf16" and onednn.available()[0]
+
+
 def substitute(outputs: list) -> list:
     """`outputs` with every LSTM scan that oneDNN's primitive can compute computed by it."""
     return lstm_layer.substitute(outputs, with_onednn)

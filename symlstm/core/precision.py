@@ -20,6 +20,11 @@ On this project's AMD EPYC (AVX512-BF16, no AMX) XLA's bf16 products ran faster 
 products"), so the JAX backend uses XLA's own bf16 dot. The C and Numba backends run `perform`,
 the NumPy reference below. `scan_push_out_add_bf16` is PyTensor's rewrite that takes a weight
 gradient's sum out of a gradient scan, made to see Bf16Dot too (off unless a mode includes it).
+
+`model.onednn_matmul` runs the training graph's large products (those outside the recurrence: the
+output layer and its two gradient products) on oneDNN's matmul primitive instead, as PyTorch runs
+`Linear` under autocast: `with_onednn` marks those Bf16Dots (the `onednn` flag, inherited by their
+gradients) and the JAX code calls `backend/onednn` for them, each factor read in its own layout.
 """
 import numpy as np
 import pytensor.scalar as ps
@@ -51,13 +56,14 @@ class Bf16Dot(Op):
     The flags exist for XLA's sake: it runs a bf16 product whose left factor is read transposed
     (the weight gradient aᵀ·g) at a third of the speed of the same product on a transposed copy
     (docs/measurements.md, "transposed bf16 factor"), so the
-    Op states the transpose and the JAX code below decides how to read it.
+    Op states the transpose and the JAX code below decides how to read it. `onednn`: the JAX code
+    runs the product on oneDNN's matmul primitive (`with_onednn`); the value is the same product.
     """
 
-    __props__ = ("transpose_a", "transpose_b")
+    __props__ = ("transpose_a", "transpose_b", "onednn")
 
-    def __init__(self, transpose_a=False, transpose_b=False):
-        self.transpose_a, self.transpose_b = transpose_a, transpose_b
+    def __init__(self, transpose_a=False, transpose_b=False, onednn=False):
+        self.transpose_a, self.transpose_b, self.onednn = transpose_a, transpose_b, bool(onednn)
 
     def make_node(self, a, b):
         a, b = pt.as_tensor_variable(a), pt.as_tensor_variable(b)
@@ -81,15 +87,15 @@ class Bf16Dot(Op):
     def pullback(self, inputs, outputs, output_grads):
         a, b = inputs
         g = output_grads[0]
-        ta, tb = self.transpose_a, self.transpose_b
+        ta, tb, k = self.transpose_a, self.transpose_b, self.onednn
         if ta:  # out = aᵀ·op(b), a (K, M): ∂a = op(b)·gᵀ, ∂b = a·g (or its transpose)
-            da = Bf16Dot(tb, True)(b, g)  # (K, M)
-            db = Bf16Dot(True, True)(g, a) if tb else Bf16Dot()(a, g)
+            da = Bf16Dot(tb, True, k)(b, g)  # (K, M)
+            db = Bf16Dot(True, True, k)(g, a) if tb else Bf16Dot(onednn=k)(a, g)
             return [da, db]
         rows_a = a.reshape((-1, a.shape[-1])) if a.ndim != 2 else a  # (M, K)
         rows_g = g.reshape((-1, g.shape[-1])) if g.ndim != 2 else g  # (M, N)
-        da = Bf16Dot(False, not tb)(g, b)  # (..., K): g·op(b)ᵀ
-        db = Bf16Dot(True, False)(rows_g, rows_a) if tb else Bf16Dot(True, False)(rows_a, rows_g)
+        da = Bf16Dot(False, not tb, k)(g, b)  # (..., K): g·op(b)ᵀ
+        db = Bf16Dot(True, False, k)(rows_g, rows_a) if tb else Bf16Dot(True, False, k)(rows_a, rows_g)
         return [da, db]
 
 
@@ -160,6 +166,28 @@ def scan_push_out_add_bf16(fgraph, node):
         replacements[last] = Bf16Dot(transpose_a=True)(rows_a, rows_g) + new_args.outer_in_sit_sot[k][0]
         return replacements
     return False
+
+
+def with_onednn(outputs: list) -> list:
+    """`outputs` with every Bf16Dot of their graph (outside scans: the products over all steps)
+    run on oneDNN's matmul; `pytensor.grad` then gives their gradient products the same flag."""
+    from pytensor.graph.replace import graph_replace
+    from pytensor.graph.traversal import io_toposort
+
+    while True:  # one at a time, first to last, so that a product feeding another is replaced once
+        node = next((n for n in io_toposort([], outputs) if isinstance(n.op, Bf16Dot) and not n.op.onednn), None)
+        if node is None:
+            return outputs
+        op = node.op
+        outputs = graph_replace(outputs, {node.outputs[0]: Bf16Dot(op.transpose_a, op.transpose_b, True)(*node.inputs)},
+                                strict=False)
+
+
+def onednn_count(outputs: list) -> int:
+    """How many products of the graph of `outputs` run on oneDNN's matmul."""
+    from pytensor.graph.traversal import io_toposort
+
+    return sum(isinstance(n.op, Bf16Dot) and n.op.onednn for n in io_toposort([], outputs))
 
 
 def _weight_product(v):
@@ -250,6 +278,13 @@ def register_jax():
     def _bf16_dot(op, **kwargs):
         def f(a, b):
             a, b = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+            if op.onednn:  # oneDNN reads either layout itself: no transposed copy
+                from symlstm.backend import onednn
+
+                rows = a.shape[1:] if op.transpose_a else a.shape[:-1]
+                flat = a if op.transpose_a else a.reshape(-1, a.shape[-1])
+                out = onednn.matmul(flat, b, op.transpose_a, op.transpose_b)
+                return out.reshape(tuple(rows) + out.shape[1:])
             if op.transpose_a:
                 a = transposed(a)
             contract = (((a.ndim - 1,), (1 if op.transpose_b else 0,)), ((), ()))

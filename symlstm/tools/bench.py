@@ -113,7 +113,7 @@ def _torch_step(s, x, y, bf16: bool):
 PATHS = ("float32", "bf16")  # symlstm's precisions, each measured in every run
 # the recurrence's paths, as model keys: the LSTM layer Op, the plain scan's autodiff, oneDNN's primitive
 RECURRENCES = {"op": {"lstm_op": True, "onednn_lstm": "off"}, "scan": {"lstm_op": False, "onednn_lstm": "off"},
-               "onednn": {"onednn_lstm": "on"}}
+               "onednn": {"onednn_lstm": "on", "onednn_matmul": "on"}}
 
 
 def recurrences(backend: str) -> list[str]:
@@ -340,6 +340,9 @@ def backend_info(backend: str) -> dict:
         info["kernels"] = ("float32: XLA's f32 dot; bf16: XLA's bf16 dot, float32 accumulation (Bf16Dot); "
                            "CPU bf16 units: " + (", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
                                                  or "none (XLA emulates bf16: slower than float32)"))
+        ok, why = onednn.available()
+        info["onednn"] = (f"oneDNN {onednn.version()}, {onednn.threads()} OpenMP thread(s) a call" if ok
+                          else f"not built ({why})")
     else:
         info["blas"] = pytensor.config.blas__ldflags or "none found: NumPy C-API fallback"
     return info
@@ -370,12 +373,13 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
 
 _PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
                "scan": "plain scan (model.lstm_op: false, the default)",
-               "onednn": "oneDNN primitive (model.onednn_lstm: on, the default)"}
+               "onednn": "oneDNN primitives (model.onednn_lstm and onednn_matmul: on, the default)"}
 
 
 def format_table(r: dict) -> str:
     lines = [f"machine: {r['machine']}", f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
              *([f"kernels: {r['kernels']}"] if "kernels" in r else []),
+             *([f"LSTM primitive: {r['onednn']}"] if "onednn" in r else []),
              f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"]
     if not r.get("torch", True):
         lines.append("PyTorch: not run (not installed, or --no-torch); for its columns: .venv/bin/pip install "
@@ -404,7 +408,8 @@ def format_table(r: dict) -> str:
         ratios = [k for k in names if k != "scan"]
         lines += ["", f"the recurrence, same run: symlstm's rows above are the {_PATH_NAMES[paths[0]['recurrence']]}",
                   "step: chars/s through the LSTM layer Op (its own backward), the plain scan (autodiff)"
-                  + (" and oneDNN's LSTM primitive (XLA FFI)" if "onednn" in names else "") + ";",
+                  + (" and oneDNN's primitives (its LSTM; its matmul for the bf16 output layer; XLA FFI)"
+                     if "onednn" in names else "") + ";",
                   "ms: the median step, and the output layer + loss alone (forward and backward) with its share;",
                   "÷PyTorch: the fastest path's chars/s over PyTorch's at the same precision",
                   f"{'shape':<6}{'precision':<10}" + "".join(f"{k:>8}" for k in names)

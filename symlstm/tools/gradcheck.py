@@ -90,7 +90,8 @@ def bf16_gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, l
     (it is a staircase), so this is the check the issue asks for. The error of a tensor is
     max |a - r| / max |r|; it passes at BF16_TOLERANCE.
     """
-    ref_cfg = dataclasses.replace(cfg, dtype="float64", precision="bf16-reference", onednn_lstm="off")
+    ref_cfg = dataclasses.replace(cfg, dtype="float64", precision="bf16-reference", onednn_lstm="off",
+                                  onednn_matmul="off")
     run_cfg = dataclasses.replace(cfg, dtype="float32", precision="bf16")
     values = M.init_params(vocab_size, ref_cfg, seed)
     rng = np.random.default_rng(seed + 1)
@@ -134,12 +135,13 @@ def standard_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
 
 def onednn_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
     """The models whose LSTM layers train through oneDNN's primitive (`model.onednn_lstm`), where it
-    is built: the two `standard_models` checks through the LSTM layer Op (the plain 2-layer LSTM
-    and the tied one with every dropout). oneDNN computes in float32 and bf16 only, so they get the
-    bf16 check (its bf16 path against the float64 reference), not central differences."""
+    is built, with their output layers on oneDNN's matmul (`model.onednn_matmul`): the two
+    `standard_models` checks through the LSTM layer Op (the plain 2-layer LSTM and the tied one with
+    every dropout). oneDNN computes in float32 and bf16 only, so they get the bf16 check (its bf16
+    path against the float64 reference), not central differences."""
     if backend != "jax" or not onednn.available()[0]:
         return []
-    return [dataclasses.replace(c, lstm_op=False, onednn_lstm="on")
+    return [dataclasses.replace(c, lstm_op=False, onednn_lstm="on", onednn_matmul="on")
             for c in standard_models(backend, hidden, embedding) if c.lstm_op]
 
 

@@ -129,3 +129,37 @@ def test_building_without_headers_or_compiler_says_what_is_missing(tmp_path, mon
     monkeypatch.setattr(onednn.shutil, "which", lambda name: None)
     with pytest.raises(UserError, match="g\\+\\+: not found; oneDNN's LSTM needs a C\\+\\+ compiler"):
         onednn.build()
+
+
+@needs_onednn
+def test_the_library_runs_the_onednn_it_was_compiled_against():
+    """`version()` asks the loaded libdnnl; its headers' dnnl_version.h says what the FFI library
+    was built for: they agree unless the loader found another libdnnl.so.3."""
+    import re
+
+    include, _ = onednn._prefix_dirs()
+    text = (include / "oneapi" / "dnnl" / "dnnl_version.h").read_text()
+    want = ".".join(re.search(rf"#define DNNL_VERSION_{k} (\d+)", text).group(1) for k in ("MAJOR", "MINOR", "PATCH"))
+    assert re.fullmatch(rf"{re.escape(want)} \(commit [0-9a-f]{{7}}\)", onednn.version()), onednn.version()
+
+
+
+@needs_onednn
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_matmul_reads_either_layout_in_float32_and_bf16(ta, tb):
+    """op(a)·op(b) by oneDNN's matmul against NumPy in float64: float32 factors to 1e-5; bf16 factors
+    (rounded here) exactly multiplied and summed in float32."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(3)
+    M, K, N = 37, 300, 53
+    a = rng.normal(size=(K, M) if ta else (M, K)).astype(np.float32)
+    b = rng.normal(size=(N, K) if tb else (K, N)).astype(np.float32)
+    op = lambda v, t: v.T if t else v  # noqa: E731
+    want = op(a.astype(np.float64), ta) @ op(b.astype(np.float64), tb)
+    got = np.asarray(onednn.matmul(jnp.asarray(a), jnp.asarray(b), ta, tb))
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5 * np.abs(want).max()
+    want = op(bf16(a), ta) @ op(bf16(b), tb)
+    got = np.asarray(onednn.matmul(jnp.asarray(a, jnp.bfloat16), jnp.asarray(b, jnp.bfloat16), ta, tb))
+    assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()
+    assert np.abs(got - op(a, ta).astype(np.float64) @ op(b, tb)).max() > 1e-4 * np.abs(want).max()  # and it is bf16

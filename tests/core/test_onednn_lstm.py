@@ -14,6 +14,7 @@ from symlstm.backend.runtime import get_mode
 from symlstm.config import load_config
 from symlstm.core import model as M
 from symlstm.core import onednn_lstm
+from symlstm.core import precision as precision_
 from symlstm.errors import InputError
 from symlstm.tools.bench import SHAPES
 from symlstm.tools.gradcheck import BF16_TOLERANCE
@@ -45,12 +46,14 @@ def test_the_primitive_computes_the_plain_graphs_loss_and_gradients(precision):
     cfg = load_config(overrides=RECIPE + ["model.num_layers=2", "model.embedding=4", "model.hidden=6",
                                           "model.init_scale=0.5", f"model.precision={precision}"]).model
     results = []
-    for on in (False, True):
-        c = dataclasses.replace(cfg, onednn_lstm="on" if on else "off")
+    for on in (False, True):  # through oneDNN: its LSTM, and its matmul for the bf16 output layer
+        c = dataclasses.replace(cfg, onednn_lstm="on" if on else "off", onednn_matmul="on" if on else "off")
         inputs, _, (mean, hT, cT) = _graph(c, V, T, B)
         params = inputs[:len(M.param_shapes(V, c))]
         fn = pytensor.function(inputs, [mean] + pytensor.grad(mean, params) + [hT[:, 0], cT[:, 0]],
                                mode=get_mode("jax"))
+        # tied through a projection: two products forward, four in their gradients, on oneDNN in bf16
+        assert precision_.onednn_count(fn.maker.fgraph.outputs) == 6 * (on and precision == "bf16")
         values, data = _values(c)
         data[3], data[4] = np.zeros_like(data[3]), np.zeros_like(data[4])
         results.append(fn(*values.values(), *data))
@@ -62,6 +65,26 @@ def test_the_primitive_computes_the_plain_graphs_loss_and_gradients(precision):
         total, count, _, _ = nll_sum(values, "lstm", 2, x, y, mask, h0, c0,
                                      drop=dict(zip(M.mask_shapes(cfg, V, T, B), drop)))
         np.testing.assert_allclose(results[1][0], total / count, rtol=1e-5)
+
+
+def test_the_matmul_rewrite_takes_the_bf16_products_over_all_steps():
+    """`model.onednn_matmul` puts on oneDNN's matmul every bf16 product outside the recurrence:
+    poems.yaml's tied output layer (the projection and the product with the embedding), a bench
+    shape's output layer, and each layer's input projection and h0·U too where the plain scan keeps
+    them; none in
+    float32 (no Bf16Dot), none with the key off; `auto` where built and the products are bf16."""
+    cfg = load_config(ROOT / "configs" / "poems.yaml", RECIPE + ["model.precision=bf16", "model.onednn_lstm=on",
+                                                                 "model.onednn_matmul=on"]).model
+    count = lambda c, vocab=40, T=64, B=32: precision_.onednn_count(_graph(c, vocab, T, B)[2])  # noqa: E731
+    assert count(cfg) == 2
+    assert count(dataclasses.replace(cfg, onednn_matmul="off")) == count(dataclasses.replace(cfg, precision="float32")) == 0
+    for s in SHAPES.values():
+        shape_cfg = dataclasses.replace(cfg, embedding=s["E"], hidden=s["H"], num_layers=s["L"], tie_weights=False)
+        assert count(shape_cfg, 40, s["T"], s["B"]) == 1
+        # the plain scan: also each layer's input projection and its first recurrent term h0·U
+        assert count(dataclasses.replace(shape_cfg, onednn_lstm="off"), 40, s["T"], s["B"]) == 1 + 2 * s["L"]
+    auto = dataclasses.replace(cfg, onednn_matmul="auto")
+    assert onednn_lstm.matmul_used(auto) and not onednn_lstm.matmul_used(dataclasses.replace(auto, precision="float32"))
 
 
 def test_a_mask_with_a_hole_is_refused():

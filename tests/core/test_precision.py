@@ -7,10 +7,14 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
+from symlstm.backend import onednn as onednn_backend
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ConfigError, ModelConfig, load_config
 from symlstm.core.precision import Bf16Dot, round_bf16
 from symlstm.tools.gradcheck import BF16_TOLERANCE, bf16_gradient_check, model_id, standard_models
+
+
+needs_onednn = pytest.mark.skipif(not onednn_backend.available()[0], reason=onednn_backend.available()[1] or "-")
 
 
 def _bf16_by_bits(x):
@@ -36,7 +40,8 @@ def test_round_bf16_is_round_to_nearest_even():
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
-@pytest.mark.parametrize("mode", ["jax", "FAST_COMPILE"])  # XLA's bf16 dot; perform (the C and Numba path)
+# XLA's bf16 dot; oneDNN's matmul (model.onednn_matmul, where make onednn built it); perform (C, Numba)
+@pytest.mark.parametrize("mode", ["jax", pytest.param("onednn", marks=needs_onednn), "FAST_COMPILE"])
 def test_bf16_dot_and_its_gradient_equal_float64_products_of_rounded_factors(ta, tb, mode):
     rng = np.random.default_rng(1)
     M, K, N = 37, 300, 53
@@ -44,9 +49,12 @@ def test_bf16_dot_and_its_gradient_equal_float64_products_of_rounded_factors(ta,
     B = rng.normal(size=(N, K) if tb else (K, N)).astype(np.float32)
     G = rng.normal(size=(M, N)).astype(np.float32)
     a, b = pt.matrix("a", dtype="float32"), pt.matrix("b", dtype="float32")
-    out = Bf16Dot(ta, tb)(a, b)
+    out = Bf16Dot(ta, tb, onednn=mode == "onednn")(a, b)
     ga, gb = pytensor.grad((out * G).sum(), [a, b])
-    got = pytensor.function([a, b], [out, ga, gb], mode=get_mode("jax") if mode == "jax" else mode)(A, B)
+    fn = pytensor.function([a, b], [out, ga, gb], mode=mode if mode == "FAST_COMPILE" else get_mode("jax"))
+    # the gradient's products inherit the flag: three products, each on oneDNN or none
+    assert [n.op.onednn for n in fn.maker.fgraph.toposort() if isinstance(n.op, Bf16Dot)] == [mode == "onednn"] * 3
+    got = fn(A, B)
     # float64 NumPy on the bf16-rounded factors (rounded by the independent bit scan above)
     Ar, Br = _bf16_by_bits(A).astype(np.float64), _bf16_by_bits(B).astype(np.float64)
     opA, opB = (Ar.T if ta else Ar), (Br.T if tb else Br)
@@ -61,12 +69,13 @@ def test_bf16_dot_and_its_gradient_equal_float64_products_of_rounded_factors(ta,
     assert np.abs(got[0] - plain @ (B.T if tb else B)).max() / np.abs(want[0]).max() > 1e-4
 
 
-def test_bf16_dot_of_a_3d_input_and_its_gradient():
+@pytest.mark.parametrize("onednn", [False, pytest.param(True, marks=needs_onednn)])
+def test_bf16_dot_of_a_3d_input_and_its_gradient(onednn):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(4, 3, 16)).astype(np.float32)
     W = rng.normal(size=(16, 5)).astype(np.float32)
     x, w = pt.tensor3("x", dtype="float32"), pt.matrix("w", dtype="float32")
-    out = Bf16Dot()(x, w)
+    out = Bf16Dot(onednn=onednn)(x, w)
     gx, gw = pytensor.grad(out.sum(), [x, w])
     o, dx, dw = pytensor.function([x, w], [out, gx, gw], mode=get_mode("jax"))(X, W)
     Xr, Wr = round_bf16(X).astype(np.float64), round_bf16(W).astype(np.float64)

@@ -93,6 +93,6 @@ def test_table_names_the_recurrence_and_the_output_layers_share():
     assert "oneDNN" not in table
     row.update(symlstm_f32_onednn_chars_per_sec=240.0, onednn_speedup_f32=3.0)  # where `make onednn` built it
     table = format_table(r)
-    assert "and oneDNN's LSTM primitive" in table
+    assert "and oneDNN's primitives (its LSTM; its matmul for the bf16 output layer" in table
     assert "A     f32            100      80     240         1.25         3.00     20.0      15.0    75%      5.0     1.20" \
         in table

@@ -6,9 +6,13 @@ makes the same primitive callable from the JAX backend: `lstm_layer(x, W, U, b, 
 forward saved in its workspace.
 
 It is optional. `make onednn` installs the self-contained GNU-OpenMP build of oneDNN from PyPI
-(`onednn-cpu-gomp`, with its headers in `onednn-devel-cpu-gomp`) and compiles `_lstm_ffi.so` beside
-this file; `available()` says whether that library is there and loads, and why not. Without it (no
-compiler, no oneDNN, or a wheel of symlstm installed outside the checkout) nothing here is used.
+(`onednn-cpu-gomp`, with its headers in `onednn-devel-cpu-gomp`: oneDNN 3.2) and compiles
+`_lstm_ffi.so` beside this file; `available()` says whether that library is there and loads, and
+why not, and `version()` names the oneDNN it runs. Without it (no compiler, no oneDNN, or a wheel of
+symlstm installed outside the checkout) nothing here is used.
+
+Besides the LSTM, `matmul(a, b)` runs oneDNN's matmul primitive (what PyTorch's `Linear` runs under
+autocast), for the bf16 products of `model.onednn_matmul` (`core/precision.py`).
 
 What oneDNN's LSTM does not do, the caller must not ask of it: it has no mask, so a padded row's
 states run on through its padding (its hT, cT are those of the padded end, where the masked scan
@@ -76,12 +80,15 @@ def _library():
         lib = ctypes.cdll.LoadLibrary(str(LIBRARY))
     except OSError as err:
         return f"{LIBRARY.name} does not load: {err}"
+    if not hasattr(lib, "symlstm_onednn_version"):
+        return f"{LIBRARY.name} is older than {SOURCE.name} (make onednn)"
     import jax
 
-    for name in ("SymlstmLstmForward", "SymlstmLstmBackward"):
+    for name in ("SymlstmLstmForward", "SymlstmLstmBackward", "SymlstmMatmul"):
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
     lib.symlstm_lstm_workspace.restype = ctypes.c_size_t
     lib.symlstm_lstm_workspace.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int]
+    lib.symlstm_onednn_version.restype = ctypes.c_char_p
     return lib
 
 
@@ -89,6 +96,12 @@ def available() -> tuple[bool, str]:
     """(True, "") where the oneDNN LSTM can run, else (False, why not)."""
     lib = _library()
     return (True, "") if not isinstance(lib, str) else (False, lib)
+
+
+def version() -> str:
+    """The oneDNN the library runs, as "3.12.4 (commit 1a2b3c4)"; "" where it is not available."""
+    lib = _library()
+    return "" if isinstance(lib, str) else lib.symlstm_onednn_version().decode()
 
 
 def workspace_bytes(T: int, B: int, E: int, H: int, bf16: bool) -> int:
@@ -128,6 +141,24 @@ def backward(bf16: bool, x, W, U, b, h0, c0, hs, hT, cT, ws, d_hs, d_hT, d_cT):
     return call(x.astype(low), W.astype(low), U.astype(low), b.astype(f32), h0.astype(low), c0.astype(f32),
                 hs.astype(low), hT.astype(low), cT.astype(f32), ws, d_hs.astype(f32), d_hT.astype(f32),
                 d_cT.astype(f32), bf16=bf16, threads=threads())
+
+
+def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
+    """op(a) · op(b) (2-D, float32 out) by oneDNN's matmul primitive, each factor read in the layout
+    it comes in (op transposes where the flag says so); bf16 factors give bf16 products summed in
+    float32, float32 factors float32 ones. Not differentiable: `precision.Bf16Dot` states the gradient."""
+    import jax
+    import jax.numpy as jnp
+
+    ok, why = available()  # loading the library registers its custom calls
+    if not ok:
+        raise RuntimeError(f"oneDNN's matmul is not available: {why}")
+    M = a.shape[1] if transpose_a else a.shape[0]
+    N = b.shape[0] if transpose_b else b.shape[1]
+    bf16 = a.dtype == jnp.bfloat16
+    call = jax.ffi.ffi_call("SymlstmMatmul", jax.ShapeDtypeStruct((M, N), jnp.float32), vmap_method="sequential")
+    return call(a, b, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b), bf16=bool(bf16),
+                threads=threads())
 
 
 @lru_cache(maxsize=2)

@@ -1,5 +1,6 @@
 // One LSTM layer over all time steps as oneDNN's fused primitive (`vanilla_lstm`, the one PyTorch's
-// nn.LSTM runs on CPU), forward and backward, called from XLA as FFI custom calls. Built by
+// nn.LSTM runs on CPU), forward and backward, and a matrix product as oneDNN's matmul primitive (the
+// one PyTorch's Linear runs under autocast), called from XLA as FFI custom calls. Built by
 // `make onednn` (symlstm/backend/onednn/__init__.py: `build`), loaded by the same module.
 //
 // Layouts are the model's own, row-major, so nothing is transposed on the way in:
@@ -14,6 +15,7 @@
 // Scratchpad: user-managed (a library-managed one is sized on the thread that made the primitive
 // and crashed when called from XLA's threads).
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -197,9 +199,69 @@ ffi::Error backward(ffi::AnyBuffer x, ffi::AnyBuffer w, ffi::AnyBuffer u, ffi::A
   return ffi::Error::Success();
 }
 
+// -- matrix products ------------------------------------------------------------------------------
+// c (M, N) float32 = op(a) · op(b), op transposing a factor where its flag says so (then a is (K, M),
+// b (N, K), read in place: oneDNN's matmul takes either layout); a and b both bf16 (float32 sums) or
+// both float32: PyTorch's `Linear` under autocast runs this primitive (brg_matmul).
+using MatKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool>;  // M, K, N, ta, tb, bf16
+
+struct Matmul {
+  memory::desc a, b, c;
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul prim;
+  explicit Matmul(const MatKey &k) {
+    auto [M, K, N, ta, tb, bf16] = k;
+    dt low = bf16 ? dt::bf16 : dt::f32;
+    a = memory::desc({M, K}, low, ta ? tag::ba : tag::ab);
+    b = memory::desc({K, N}, low, tb ? tag::ba : tag::ab);
+    c = memory::desc({M, N}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    pd = dnnl::matmul::primitive_desc(cpu(), a, b, c, attr);
+    prim = dnnl::matmul(pd);
+  }
+};
+
+Matmul &matmul_of(const MatKey &k) {
+  static std::mutex lock;
+  static std::map<MatKey, Matmul *> made;
+  std::lock_guard<std::mutex> guard(lock);
+  auto it = made.find(k);
+  if (it == made.end()) it = made.emplace(k, new Matmul(k)).first;
+  return *it->second;
+}
+
+ffi::Error matmul(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> c, bool transpose_a,
+                  bool transpose_b, bool bf16, int64_t threads) {
+  auto da = a.dimensions(), dc = c->dimensions();
+  int64_t M = dc[0], N = dc[1], K = transpose_a ? da[0] : da[1];
+  try {
+    Matmul &P = matmul_of(MatKey(M, K, N, transpose_a, transpose_b, bf16));
+    omp_set_num_threads(static_cast<int>(threads));
+    dnnl::stream s(cpu());
+    std::vector<uint8_t> pad;
+    P.prim.execute(s, {{DNNL_ARG_SRC, memory(P.a, cpu(), a.untyped_data())},
+                       {DNNL_ARG_WEIGHTS, memory(P.b, cpu(), b.untyped_data())},
+                       {DNNL_ARG_DST, memory(P.c, cpu(), c->untyped_data())},
+                       {DNNL_ARG_SCRATCHPAD, scratch(P.pd.scratchpad_desc(), pad)}});
+    s.wait();
+  } catch (const dnnl::error &e) {
+    return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN matmul: ") + e.what());
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 extern "C" {
+
+// The oneDNN this library runs, as "3.12.4 (commit 1a2b3c4)": `make bench` and the docs name it.
+const char *symlstm_onednn_version() {
+  static char text[64];
+  const dnnl_version_t *v = dnnl_version();
+  std::snprintf(text, sizeof text, "%d.%d.%d (commit %.7s)", v->major, v->minor, v->patch, v->hash);
+  return text;
+}
 
 // The workspace's size in bytes for a shape (the forward's fourth output); 0 if oneDNN refuses it.
 size_t symlstm_lstm_workspace(int64_t T, int64_t B, int64_t E, int64_t H, int bf16) {
@@ -248,5 +310,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SymlstmLstmBackward, backward,
                                   .Ret<ffi::AnyBuffer>()  // d b
                                   .Ret<ffi::AnyBuffer>()  // d h0
                                   .Ret<ffi::AnyBuffer>()  // d c0
+                                  .Attr<bool>("bf16")
+                                  .Attr<int64_t>("threads"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SymlstmMatmul, matmul,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()  // a
+                                  .Arg<ffi::AnyBuffer>()  // b
+                                  .Ret<ffi::AnyBuffer>()  // c
+                                  .Attr<bool>("transpose_a")
+                                  .Attr<bool>("transpose_b")
                                   .Attr<bool>("bf16")
                                   .Attr<int64_t>("threads"));
