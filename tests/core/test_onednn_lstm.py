@@ -98,17 +98,20 @@ def test_a_mask_with_a_hole_is_refused():
 
 
 def test_the_gradient_checks_bf16_rows_go_through_onednn(monkeypatch):
-    """`make gradcheck` adds the plain 2-layer LSTM and the tied one with every dropout through oneDNN,
-    bf16 only; their gradients against the float64 reference of bf16 pass, computed by the primitive
-    (its forward Op counted as the check builds its graphs)."""
+    """`make gradcheck` adds the plain 2-layer LSTM and the tied one with every dropout through oneDNN
+    (its LSTM and its matmul), bf16 only; their gradients against the float64 reference of bf16
+    pass, computed by the primitives (counted as the check builds its graphs)."""
     from symlstm.tools import gradcheck
 
-    built = []
-    real = onednn_lstm.substitute
+    built, products = [], []
+    real, real_products = onednn_lstm.substitute, precision_.with_onednn
     monkeypatch.setattr(onednn_lstm, "substitute", lambda outs: built.append(outs) or real(outs))
+    monkeypatch.setattr(precision_, "with_onednn",
+                        lambda outs: products.append(precision_.onednn_count(real_products(outs))) or real_products(outs))
     models = gradcheck.onednn_models()
     assert [gradcheck.model_id(m) for m in models] == ["lstm-L2-H5-onednn", "lstm-L2-H5-tied-dropout-onednn"]
     for m in models:
         rows = gradcheck.bf16_gradient_check(m)
         assert rows and all(r["passed"] for r in rows), rows
     assert len(built) == 2 and all(onednn_lstm.count(real(outs)) == 2 for outs in built)
+    assert products == [1, 2]  # and the output layer on oneDNN's matmul: untied; tied through a projection
