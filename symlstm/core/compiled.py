@@ -60,8 +60,8 @@ def differentiable(cfg: ModelConfig, outputs: list) -> list:
     (`onednn_lstm.substitute`); with `lstm_op`, by the LSTM layer Op, whose gradient is written out
     by hand (`lstm_layer.substitute`); else as built. Where `onednn_matmul` is used, the bf16
     products left outside the recurrence run on oneDNN's matmul (`precision.with_onednn`)."""
+    ok, why = onednn.available()
     for key, used in (("onednn_lstm", onednn_lstm.used(cfg)), ("onednn_matmul", onednn_lstm.matmul_used(cfg))):
-        ok, why = onednn.available()
         if used and not ok:
             raise InputError(f"model.{key}: oneDNN is not available here: {why}")
     if onednn_lstm.used(cfg):

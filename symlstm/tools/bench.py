@@ -111,7 +111,8 @@ def _torch_step(s, x, y, bf16: bool):
 
 
 PATHS = ("float32", "bf16")  # symlstm's precisions, each measured in every run
-# the recurrence's paths, as model keys: the LSTM layer Op, the plain scan's autodiff, oneDNN's primitive
+# the recurrence's paths, as model keys: the LSTM layer Op, the plain scan's autodiff, oneDNN's primitives
+# (its LSTM, and its matmul for the bf16 output layer)
 RECURRENCES = {"op": {"lstm_op": True, "onednn_lstm": "off"}, "scan": {"lstm_op": False, "onednn_lstm": "off"},
                "onednn": {"onednn_lstm": "on", "onednn_matmul": "on"}}
 
@@ -341,7 +342,7 @@ def backend_info(backend: str) -> dict:
                            "CPU bf16 units: " + (", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
                                                  or "none (XLA emulates bf16: slower than float32)"))
         ok, why = onednn.available()
-        info["onednn"] = (f"oneDNN {onednn.version()}, {onednn.threads()} OpenMP thread(s) a call" if ok
+        info["onednn"] = (f"{onednn.version()}, {onednn.threads()} OpenMP thread(s) a call" if ok
                           else f"not built ({why})")
     else:
         info["blas"] = pytensor.config.blas__ldflags or "none found: NumPy C-API fallback"
@@ -379,7 +380,7 @@ _PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
 def format_table(r: dict) -> str:
     lines = [f"machine: {r['machine']}", f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
              *([f"kernels: {r['kernels']}"] if "kernels" in r else []),
-             *([f"LSTM primitive: {r['onednn']}"] if "onednn" in r else []),
+             *([f"oneDNN (its LSTM and matmul): {r['onednn']}"] if "onednn" in r else []),
              f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"]
     if not r.get("torch", True):
         lines.append("PyTorch: not run (not installed, or --no-torch); for its columns: .venv/bin/pip install "

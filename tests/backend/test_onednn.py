@@ -163,3 +163,15 @@ def test_matmul_reads_either_layout_in_float32_and_bf16(ta, tb):
     got = np.asarray(onednn.matmul(jnp.asarray(a, jnp.bfloat16), jnp.asarray(b, jnp.bfloat16), ta, tb))
     assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()
     assert np.abs(got - op(a, ta).astype(np.float64) @ op(b, tb)).max() > 1e-4 * np.abs(want).max()  # and it is bf16
+
+
+def test_asking_for_onednn_where_it_is_not_built_names_the_key(monkeypatch):
+    from symlstm.config import load_config
+    from symlstm.core import compiled
+    from symlstm.errors import InputError
+
+    monkeypatch.setattr(onednn, "available", lambda: (False, "_lstm_ffi.so is not built (make onednn)"))
+    for key in ("onednn_lstm", "onednn_matmul"):
+        cfg = load_config(overrides=[f"model.{key}=on", "model.precision=bf16"]).model
+        with pytest.raises(InputError, match=f"model.{key}: oneDNN is not available here: _lstm_ffi.so is not built"):
+            compiled.differentiable(cfg, [])

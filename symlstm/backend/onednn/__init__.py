@@ -99,7 +99,7 @@ def available() -> tuple[bool, str]:
 
 
 def version() -> str:
-    """The oneDNN the library runs, as "3.12.4 (commit 1a2b3c4)"; "" where it is not available."""
+    """The oneDNN the library runs, as "3.2.0 (commit 4011219)"; "" where it is not available."""
     lib = _library()
     return "" if isinstance(lib, str) else lib.symlstm_onednn_version().decode()
 
