@@ -37,23 +37,16 @@ def test_wrong_type_and_bad_values(tmp_path):
         load_config(overrides=["train.decay_fraction=0"])
 
 
-def test_onednn_matmul_is_off_on_or_auto():
-    assert [load_config(overrides=[f"model.onednn_matmul={v}"]).model.onednn_matmul
-            for v in ("off", "on", "auto", "true", "false")] == ["off", "on", "auto", "on", "off"]
-    with pytest.raises(ConfigError, match="model.onednn_matmul: 'often' is not one of off, on, auto"):
-        load_config(overrides=["model.onednn_matmul=often"])
-    with pytest.raises(ConfigError, match="model.onednn_matmul on needs backend jax and dtype float32"):
-        load_config(overrides=["model.onednn_matmul=on", "model.backend=numba"])
-
-
-def test_onednn_lstm_is_off_on_or_auto():
-    assert [load_config(overrides=[f"model.onednn_lstm={v}"]).model.onednn_lstm
+@pytest.mark.parametrize("key,needs,backend", [("onednn_lstm", "cell lstm, backend jax and dtype float32", "c"),
+                                                ("onednn_matmul", "backend jax and dtype float32", "numba")])
+def test_onednn_keys_are_off_on_or_auto(key, needs, backend):
+    assert [getattr(load_config(overrides=[f"model.{key}={v}"]).model, key)
             for v in ("true", "false", "on", "off", "auto")] == ["on", "off", "on", "off", "auto"]
-    with pytest.raises(ConfigError, match="model.onednn_lstm: 'sometimes' is not one of off, on, auto"):
-        load_config(overrides=["model.onednn_lstm=sometimes"])
-    with pytest.raises(ConfigError, match="model.onednn_lstm on needs cell lstm, backend jax and dtype float32"):
-        load_config(overrides=["model.onednn_lstm=on", "model.backend=c"])
-    assert load_config(overrides=["model.onednn_lstm=auto", "model.backend=c"]).model.backend == "c"
+    with pytest.raises(ConfigError, match=f"model.{key}: 'sometimes' is not one of off, on, auto"):
+        load_config(overrides=[f"model.{key}=sometimes"])
+    with pytest.raises(ConfigError, match=f"model.{key} on needs {needs}"):
+        load_config(overrides=[f"model.{key}=on", f"model.backend={backend}"])
+    assert load_config(overrides=[f"model.{key}=auto", f"model.backend={backend}"]).model.backend == backend
 
 
 def test_overrides_and_name(tmp_path):

@@ -60,13 +60,14 @@ def differentiable(cfg: ModelConfig, outputs: list) -> list:
     (`onednn_lstm.substitute`); with `lstm_op`, by the LSTM layer Op, whose gradient is written out
     by hand (`lstm_layer.substitute`); else as built. Where `onednn_matmul` is used, the bf16
     products left outside the recurrence run on oneDNN's matmul (`precision.with_onednn`)."""
-    ok, why = onednn.available()
-    for key, used in (("onednn_lstm", onednn_lstm.used(cfg)), ("onednn_matmul", onednn_lstm.matmul_used(cfg))):
-        if used and not ok:
-            raise InputError(f"model.{key}: oneDNN is not available here: {why}")
-    if onednn_lstm.used(cfg):
+    lstm, matmul = onednn_lstm.used(cfg), onednn_lstm.matmul_used(cfg)
+    if lstm or matmul:  # only then: loading the library imports JAX
+        ok, why = onednn.available()
+        if not ok:
+            raise InputError(f"model.{'onednn_lstm' if lstm else 'onednn_matmul'}: oneDNN is not available here: {why}")
+    if lstm:
         outputs = onednn_lstm.substitute(outputs)
-    if onednn_lstm.matmul_used(cfg):
+    if matmul:
         outputs = precision.with_onednn(outputs)
     return lstm_layer.substitute(outputs) if cfg.lstm_op and cfg.cell == "lstm" else outputs
 
