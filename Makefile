@@ -8,7 +8,7 @@ CKPT   ?= $(RUN)/best.h5
 ARGS   ?=
 STAMP   = $(VENV)/.installed
 
-.PHONY: install install-bench onednn train resume sample eval serve measure gradcheck bench data supplement plot test fuzz clean
+.PHONY: install install-bench onednn train resume sample eval serve measure gradcheck bench data supplement plot test test-avx2 fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,8 +73,18 @@ supplement: $(STAMP)
 plot: $(STAMP)
 	$(BIN)/symlstm plot $(RUN)
 
+# Both instruction-set classes: the suite on this machine as it is, then the tests whose outcome depends
+# on the instruction set (`-m isa`) again with XLA, oneDNN, PyTorch and MKL capped to AVX2, as on a CPU
+# without AVX-512 (docs/speed.md#machine-classes). `make test-avx2` runs the second leg alone.
+AVX2_CAP = XLA_FLAGS="--xla_cpu_max_isa=AVX2 $(XLA_FLAGS)" ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \
+           MKL_ENABLE_INSTRUCTIONS=AVX2
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
+	@if [ -z "$(ARGS)" ]; then $(MAKE) --no-print-directory test-avx2; fi
+
+test-avx2: $(STAMP)
+	@echo "the instruction-set tests again, capped to AVX2 ($(AVX2_CAP)):"
+	$(AVX2_CAP) $(BIN)/python -m pytest -q -m isa $(AVX2_ARGS)
 
 # The long fuzzing campaign: N generated command lines and N API requests (make test runs 40 of each).
 N ?= 10000

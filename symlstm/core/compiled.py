@@ -17,14 +17,12 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from symlstm.backend import onednn
 from symlstm.backend.devices import Placement, resolve
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, TrainConfig
-from symlstm.core import lstm_layer, onednn_lstm, optim, precision
+from symlstm.core import lstm_layer, onednn_lstm, optim, paths, precision
 from symlstm.core import model as M
 from symlstm.core import sampling as S
-from symlstm.core.precision import resolve as resolve_precision
 from symlstm.errors import InputError
 from symlstm.vocab import EOS, PAD
 
@@ -55,19 +53,16 @@ def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None)
 
 
 def differentiable(cfg: ModelConfig, outputs: list) -> list:
-    """The graph of `outputs` as `pytensor.grad` will differentiate it: where `onednn_lstm` is used
-    (`onednn_lstm.used`), each LSTM layer's scan replaced by oneDNN's fused primitive
+    """The graph of `outputs` as `pytensor.grad` will differentiate it: where `paths.decide` sends
+    the LSTM layers through oneDNN, each LSTM layer's scan replaced by oneDNN's fused primitive
     (`onednn_lstm.substitute`); with `lstm_op`, by the LSTM layer Op, whose gradient is written out
-    by hand (`lstm_layer.substitute`); else as built. Where `onednn_matmul` is used, the bf16
-    products left outside the recurrence run on oneDNN's matmul (`precision.with_onednn`)."""
-    lstm, matmul = onednn_lstm.used(cfg), onednn_lstm.matmul_used(cfg)
-    if lstm or matmul:  # only then: loading the library imports JAX
-        ok, why = onednn.available()
-        if not ok:
-            raise InputError(f"model.{'onednn_lstm' if lstm else 'onednn_matmul'}: oneDNN is not available here: {why}")
-    if lstm:
+    by hand (`lstm_layer.substitute`); else as built. Where it sends the bf16 products over all
+    steps to oneDNN's matmul, those left outside the recurrence run there (`precision.with_onednn`)."""
+    asks = (cfg.onednn_lstm, cfg.onednn_matmul) != ("off", "off")
+    chosen = paths.decide(cfg) if asks else None  # only then: asking oneDNN loads it, and JAX
+    if chosen and chosen.onednn_lstm:
         outputs = onednn_lstm.substitute(outputs)
-    if matmul:
+    if chosen and chosen.onednn_matmul:
         outputs = precision.with_onednn(outputs)
     return lstm_layer.substitute(outputs) if cfg.lstm_op and cfg.cell == "lstm" else outputs
 
@@ -174,7 +169,7 @@ class CompiledModel:
     def __init__(self, params: dict, cfg: ModelConfig, tcfg: TrainConfig | None = None, seed: int = 0,
                  devices: int = 1):
         self.mode = get_mode(cfg.backend)
-        cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, cfg.backend))
+        cfg = dataclasses.replace(cfg, precision=precision.resolve(cfg.precision, cfg.backend))
         self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
         n = resolve(devices, cfg.backend)
         self.placement = Placement(n) if n > 1 else None
@@ -185,6 +180,14 @@ class CompiledModel:
         self._fns = {}
         self._ran = set()  # (T, B) shapes the training step has run at: compiled
         self._tables = None  # the last constraint tables and their device copies
+
+    @functools.cached_property
+    def paths(self) -> paths.Paths:
+        """Which path each part of the training graph takes here (`paths.decide`), decided at the
+        first training step: evaluation and sampling run none of oneDNN's kernels, so a checkpoint
+        trained with `onednn_lstm: on` samples on any machine, while training it where oneDNN cannot
+        run is refused in one line."""
+        return paths.decide(self.cfg)
 
     @functools.cached_property
     def state(self) -> dict:
@@ -251,7 +254,7 @@ class CompiledModel:
     def train_step(self, x, y, mask, h0, c0, lr=None):
         """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT)."""
         x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
-        if onednn_lstm.used(self.cfg) and not onednn_lstm.suffix_padded(mask):
+        if self.paths.onednn_lstm and not onednn_lstm.suffix_padded(mask):
             raise InputError("mask: model.onednn_lstm trains on rows padded at their end only (each row's mask "
                              "1s then 0s): oneDNN's LSTM has no mask")
         lr = self.tcfg.learning_rate if lr is None else lr

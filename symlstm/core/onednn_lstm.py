@@ -166,24 +166,6 @@ def with_onednn(node, product, clients, h0, c0) -> dict | None:
     return replace
 
 
-def used(cfg) -> bool:
-    """Whether a model of `cfg` (a ModelConfig) trains through oneDNN: `on`, or `auto` where it is
-    built and the model is one it computes (an LSTM, on JAX, in float32 parameters)."""
-    if cfg.onednn_lstm == "on":
-        return True
-    return cfg.onednn_lstm == "auto" and (cfg.cell, cfg.backend, cfg.dtype) == ("lstm", "jax", "float32") \
-        and onednn.available()[0]
-
-
-def matmul_used(cfg) -> bool:
-    """Whether a model of `cfg` runs its bf16 products over all steps on oneDNN's matmul
-    (`model.onednn_matmul`): `on`, or `auto` where it is built, on JAX, in bf16 products."""
-    if cfg.onednn_matmul == "on":
-        return True
-    return cfg.onednn_matmul == "auto" and (cfg.backend, cfg.dtype) == ("jax", "float32") \
-        and cfg.precision == "bf16" and onednn.available()[0]
-
-
 def substitute(outputs: list) -> list:
     """`outputs` with every LSTM scan that oneDNN's primitive can compute computed by it."""
     return lstm_layer.substitute(outputs, with_onednn)

@@ -38,7 +38,7 @@ from pytensor.scan.rewriting.push_out import get_outer_ndim, inner_sitsot_only_l
 from pytensor.scan.utils import ScanArgs
 from pytensor.tensor.elemwise import Elemwise
 
-from symlstm.backend.machine import measured
+from symlstm.backend import machine
 from symlstm.backend.runtime import on_jax
 
 
@@ -225,40 +225,69 @@ def matmul_nt(precision: str):
 
 
 def resolve(precision: str, backend: str) -> str:
-    """The precision a model runs at: `auto` becomes bf16 where this machine's backend runs bf16
-    products faster than float32 (`bf16_is_faster`), else float32; the others stay as they are."""
+    """The precision a model runs at: `auto` becomes bf16 or float32 (`choose`), the others stay."""
+    return choose(precision, backend)[0]
+
+
+def choose(precision: str, backend: str) -> tuple[str, str]:
+    """(the precision a model runs at, why). `auto` becomes bf16 only on the JAX backend where
+    XLA has bf16 units to use (`machine.bf16_units`: read from the CPU, never timed) and where
+    they measured faster than float32 (`bf16_is_faster`); else float32."""
     if precision != "auto":
-        return precision
-    return "bf16" if backend == "jax" and bf16_is_faster() else "float32"
+        return precision, f"model.precision {precision}"
+    if backend != "jax":
+        return "float32", f"precision auto: float32 (bf16 needs the jax backend, not {backend})"
+    if machine.jax_platform() == "cpu":
+        ok, why = machine.bf16_units()
+        if not ok:
+            return "float32", f"precision auto: float32 ({why})"
+    faster, figures = bf16_is_faster()
+    return ("bf16" if faster else "float32"), f"precision auto: {'bf16' if faster else 'float32'} ({figures})"
 
 
-def bf16_is_faster() -> bool:
-    """Whether XLA's bf16 product beats its float32 one here, by a 0.1 s measurement made once per
-    machine and JAX version and kept in ~/.cache/symlstm (SYMLSTM_JAX_CACHE's parent).
+MARGIN = 0.9  # `auto` takes bf16 only where it takes at most this share of float32's time
 
-    Why measure: it depends on the CPU and XLA, not on a flag one can read: faster on this
-    project's AMD EPYC (AVX512-BF16), slower on an Intel Xeon with AMX, which XLA does not use
-    (docs/measurements.md, "bf16 or float32").
+
+def bf16_is_faster(remeasure: bool = False) -> tuple[bool, str]:
+    """Whether XLA's bf16 product beats its float32 one here by the margin, and the figures: a
+    measurement made once per machine, JAX version and XLA cap and kept in ~/.cache/symlstm
+    (SYMLSTM_JAX_CACHE's parent); `remeasure` (as `symlstm bench` does) makes it again.
+
+    Why measure where the CPU has bf16 units: the answer depends on the CPU and XLA, not on a flag
+    one can read: faster on this project's AMD EPYC (AVX512-BF16), slower on an Intel Xeon with
+    AMX, which XLA does not use (docs/measurements.md, "bf16 or float32"). One cold 0.1 s timing
+    flipped from run to run on a machine where the two were close, so both are warmed up, timed
+    in turns seven times over, and compared by their medians with a margin.
     """
     import time
 
     import jax
     import jax.numpy as jnp
 
-    def measure() -> bool:
-        a = np.random.default_rng(0).random((512, 512), dtype=np.float32)
-        speed = {}
-        for dtype in (jnp.float32, jnp.bfloat16):
-            x = jnp.asarray(a, dtype)
-            f = jax.jit(lambda u: jnp.matmul(u, u, preferred_element_type=jnp.float32))
-            f(x).block_until_ready()
-            start = time.perf_counter()
-            for _ in range(20):
-                f(x).block_until_ready()
-            speed[jnp.dtype(dtype).name] = time.perf_counter() - start
-        return speed["bfloat16"] < speed["float32"]
+    def measure() -> dict:
+        a = np.random.default_rng(0).random((512, 1024), dtype=np.float32)
+        f = jax.jit(lambda u, v: jnp.matmul(u, v, preferred_element_type=jnp.float32))
+        args = {d: (jnp.asarray(a, d), jnp.asarray(a.T, d)) for d in ("float32", "bfloat16")}
+        times = {d: [] for d in args}
+        for d in args:  # compile and warm up
+            for _ in range(3):
+                f(*args[d]).block_until_ready()
+        for _ in range(7):
+            for d in args:
+                start = time.perf_counter()
+                for _ in range(5):
+                    f(*args[d]).block_until_ready()
+                times[d].append((time.perf_counter() - start) / 5)
+        return {d: float(np.median(t)) * 1e3 for d, t in times.items()}
 
-    return bool(measured("precision", f"jax {jax.__version__}", measure))
+    key = f"jax {jax.__version__} | {machine.jax_platform()} | XLA cap {machine.xla_isa_cap() or 'none'}"
+    ms = machine.measured("precision", key, measure, refresh=remeasure)
+    if not isinstance(ms, dict):  # kept by an older symlstm as a bare answer: measure again
+        ms = machine.measured("precision", key, measure, refresh=True)
+    faster = ms["bfloat16"] <= MARGIN * ms["float32"]
+    return faster, (f"a 512×1024×512 product took {ms['bfloat16']:.2f} ms in bf16 against {ms['float32']:.2f} in "
+                    f"float32{'' if faster else f', not under {MARGIN:.0%} of it'}; measured once, kept in "
+                    f"precision.json beside the JAX cache")
 
 
 @on_jax

@@ -21,6 +21,7 @@ from symlstm.config import Config, load_config
 from symlstm.core.compiled import compile_model
 from symlstm.core.model import init_params
 from symlstm.core.optim import learning_rate
+from symlstm.core.paths import decide
 from symlstm.core.sampling import sample_texts
 from symlstm.corpus.batching import batch_shapes, padding_fraction, poem_batches, stream_batches
 from symlstm.corpus.loading import Corpus, load_corpus
@@ -308,7 +309,8 @@ class Trainer:
         except NonFiniteLoss:
             raise  # the parameters are not worth saving; last.h5 holds the last good ones
         except BaseException:
-            self.save("last.h5")  # whatever else stops the run, keep what it trained
+            if self.session_steps:  # whatever else stops the run, keep what it trained; a run that
+                self.save("last.h5")  # took no step leaves nothing that would block its own retry
             raise
         finally:
             bar.close()
@@ -327,9 +329,12 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
     saved = None
     if resume:
         cfg, saved = _resume_config(run_dir, cfg, overrides)
-    else:
+    paths = decide(cfg.model)  # an `on` that cannot run here stops before anything is written or replaced
+    if not resume:
         _prepare_run_dir(run_dir, overwrite)
     log(f"config: {cfg.to_json()}")
+    for line in paths.lines:  # what each part runs here and why
+        log(line)
     corpus = load_corpus(cfg.data, root, warn=log)
     vocab = corpus.vocab
     log(f"corpus: {corpus.stats['poems']} poems, vocabulary {len(vocab)}, "

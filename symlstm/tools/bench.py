@@ -13,11 +13,12 @@ import time
 import numpy as np
 
 from symlstm.backend import onednn
-from symlstm.backend.machine import cpu_flags, machine
+from symlstm.backend.machine import bf16_units, isa_class, machine
 from symlstm.backend.runtime import ALLOCATOR_TUNED
 from symlstm.config import ModelConfig, TrainConfig
 from symlstm.core.compiled import compile_model
 from symlstm.core.model import init_params
+from symlstm.core.precision import bf16_is_faster, choose
 
 DATA = os.path.join("data", "tang_quatrains.txt")  # the shipped poems, relative to the project root (the working directory)
 SHAPES = {
@@ -117,9 +118,11 @@ RECURRENCES = {"op": {"lstm_op": True, "onednn_lstm": "off"}, "scan": {"lstm_op"
                "onednn": {"onednn_lstm": "on", "onednn_matmul": "on"}}
 
 
-def recurrences(backend: str) -> list[str]:
-    """The recurrence paths this machine can run: oneDNN's only where `make onednn` built it (JAX)."""
-    return [k for k in RECURRENCES if k != "onednn" or (backend == "jax" and onednn.available()[0])]
+def recurrences(backend: str, precision: str = "float32") -> list[str]:
+    """The recurrence paths this machine can run at `precision`: oneDNN's only on JAX where oneDNN
+    makes an LSTM of that precision here (`onednn.runs`: built, and bf16 only where its CPU has it)."""
+    return [k for k in RECURRENCES if k != "onednn"
+            or (backend == "jax" and onednn.runs("lstm", precision == "bf16")[0])]
 
 
 def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: bool = True, warmup: int = 3) -> dict:
@@ -133,7 +136,7 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
     x, y, mask = _data(s)
     runners, first_call = {}, {}
     for precision in PATHS if backend == "jax" else ("float32",):  # elsewhere bf16 is NumPy's perform
-        for path in recurrences(backend):
+        for path in recurrences(backend, precision):
             m = _symlstm(s, backend, precision, **RECURRENCES[path])
             state = m.zero_state(s["B"])
             t0 = time.perf_counter()
@@ -171,7 +174,7 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
                 out[f"symlstm_{p}_{suffix}"] = out[f"symlstm_{p}_{default}_{suffix}"]
         if f"output_{p}_ms" in out:
             out[f"output_share_{p}"] = out[f"output_{p}_ms"] / out[f"symlstm_{p}_ms"]
-            for path in recurrences(backend):
+            for path in recurrences(backend, "bf16" if p == "bf16" else "float32"):
                 if path != "scan":
                     out[f"{path}_speedup_{p}"] = (out[f"symlstm_{p}_{path}_chars_per_sec"]
                                                   / out[f"symlstm_{p}_scan_chars_per_sec"])
@@ -337,16 +340,25 @@ def backend_info(backend: str) -> dict:
         import jax
         info["blas"] = (f"none: XLA's own CPU kernels (YNNPACK, Eigen) via jax {jax.__version__}, "
                         f"{jax.device_count()} device(s)")
-        flags = cpu_flags()
+        units, why = bf16_units()
         info["kernels"] = ("float32: XLA's f32 dot; bf16: XLA's bf16 dot, float32 accumulation (Bf16Dot); "
-                           "CPU bf16 units: " + (", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
-                                                 or "none (XLA emulates bf16: slower than float32)"))
+                           + (why if units else f"{why}: XLA emulates bf16, slower than float32"))
+        if units:  # `precision: auto`'s measurement, made again here; `make train` reuses it
+            bf16_is_faster(remeasure=True)
+        info["auto"] = choose("auto", backend)[1].replace("measured once", "measured again by this bench")
         ok, why = onednn.available()
-        info["onednn"] = (f"{onednn.version()}, {onednn.threads()} OpenMP thread(s) a call" if ok
-                          else f"not built ({why})")
+        can = {f"{p} {prim}": onednn.runs(prim, p == "bf16")[0] for prim in ("lstm", "matmul")
+               for p in ("float32", "bf16")} if ok else {}
+        info["onednn"] = (f"{onednn.version()}, instruction set {onednn.isa()}, {onednn.threads()} OpenMP thread(s) "
+                          f"a call; makes " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in can.items())
+                          if ok else f"not built ({why})")
     else:
         info["blas"] = pytensor.config.blas__ldflags or "none found: NumPy C-API fallback"
     return info
+
+
+# The variables that cap the instruction sets XLA, oneDNN, PyTorch and MKL use (docs/speed.md)
+ISA_CAPS = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = None, sampling: bool = True,
@@ -357,7 +369,8 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
             with_torch = True
         except ImportError:
             with_torch = False
-    result = {"machine": machine(), **backend_info(backend), "torch": with_torch}
+    caps = " ".join(f"{k}={os.environ[k]}" for k in ISA_CAPS if os.environ.get(k))
+    result = {"machine": machine(), "class": isa_class(), "caps": caps, **backend_info(backend), "torch": with_torch}
     if starts:
         result["starts"] = {p: start_times(backend, precision=p) for p in PATHS if backend == "jax" or p == "float32"}
     result["gemm_peak_gflops"] = gemm_peak()
@@ -378,8 +391,11 @@ _PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
 
 
 def format_table(r: dict) -> str:
-    lines = [f"machine: {r['machine']}", f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
+    lines = [f"machine: {r['machine']}; class {r['class']}"
+             + (f" (capped: {r['caps']})" if r.get("caps") else ""),
+             f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
              *([f"kernels: {r['kernels']}"] if "kernels" in r else []),
+             *([r["auto"]] if "auto" in r else []),
              *([f"oneDNN (its LSTM and matmul): {r['onednn']}"] if "onednn" in r else []),
              f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"]
     if not r.get("torch", True):
@@ -404,6 +420,7 @@ def format_table(r: dict) -> str:
         lines.append(f"{t['shape']:<6}{malloc:<7}{t['symlstm_f32_chars_per_sec']:>12.0f}"
                      f"{t.get('symlstm_bf16_chars_per_sec', float('nan')):>7.0f}{t['bf16_speedup']:>9.2f}" + torch_part)
     paths = [t for t, malloc in rows if malloc == r.get("allocator", "glibc") and "op_speedup_f32" in t]
+    nan = float("nan")  # a path that does not run at a precision here (oneDNN's bf16 LSTM without AVX-512)
     if paths:
         names = [k for k in RECURRENCES if f"symlstm_f32_{k}_chars_per_sec" in paths[0]]
         ratios = [k for k in names if k != "scan"]
@@ -419,11 +436,11 @@ def format_table(r: dict) -> str:
         for t in paths:
             for p in ("f32", "bf16"):
                 if f"op_speedup_{p}" in t:
-                    best = max(t[f"symlstm_{p}_{k}_chars_per_sec"] for k in names)
+                    best = max(t.get(f"symlstm_{p}_{k}_chars_per_sec", 0.0) for k in names)
                     theirs = t.get(f"torch_{p}_chars_per_sec")
                     lines.append(f"{t['shape']:<6}{p:<10}"
-                                 + "".join(f"{t[f'symlstm_{p}_{k}_chars_per_sec']:>8.0f}" for k in names)
-                                 + "".join(f"{t[f'{k}_speedup_{p}']:>13.2f}" for k in ratios)
+                                 + "".join(f"{t.get(f'symlstm_{p}_{k}_chars_per_sec', nan):>8.0f}" for k in names)
+                                 + "".join(f"{t.get(f'{k}_speedup_{p}', nan):>13.2f}" for k in ratios)
                                  + f"{t[f'symlstm_{p}_ms']:>9.1f}{t[f'output_{p}_ms']:>10.1f}"
                                  f"{t[f'output_share_{p}']:>7.0%}"
                                  f"{t[f'symlstm_{p}_ms'] - t[f'output_{p}_ms']:>9.1f}"

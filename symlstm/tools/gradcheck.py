@@ -133,16 +133,20 @@ def standard_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
     return plain + tied + [dataclasses.replace(c, lstm_op=True) for c in (plain[1], tied[0])]
 
 
-def onednn_models(backend: str = "jax", hidden: int = 5, embedding: int = 4):
-    """The models whose LSTM layers train through oneDNN's primitive (`model.onednn_lstm`), where it
-    is built, with their output layers on oneDNN's matmul (`model.onednn_matmul`): the two
-    `standard_models` checks through the LSTM layer Op (the plain 2-layer LSTM and the tied one with
-    every dropout). oneDNN computes in float32 and bf16 only, so they get the bf16 check (its bf16
-    path against the float64 reference), not central differences."""
-    if backend != "jax" or not onednn.available()[0]:
-        return []
-    return [dataclasses.replace(c, lstm_op=False, onednn_lstm="on", onednn_matmul="on")
-            for c in standard_models(backend, hidden, embedding) if c.lstm_op]
+def onednn_models(backend: str = "jax", hidden: int = 5, embedding: int = 4) -> tuple[list, str]:
+    """The models whose LSTM layers train through oneDNN's primitive (`model.onednn_lstm`) with
+    their output layers on oneDNN's matmul (`model.onednn_matmul`), and why there are none where
+    there are none: the two `standard_models` checks through the LSTM layer Op (the plain 2-layer
+    LSTM and the tied one with every dropout). oneDNN computes in float32 and bf16 only, so they
+    get the bf16 check (its bf16 path against the float64 reference), not central differences;
+    hence only where oneDNN makes a bf16 LSTM here (`onednn.runs`)."""
+    if backend != "jax":
+        return [], f"oneDNN's primitives run on the jax backend only, not {backend}"
+    ok, why = onednn.runs("lstm", bf16=True)
+    if not ok:
+        return [], why
+    return [dataclasses.replace(c, lstm_op=False, onednn_lstm="on", onednn_matmul="auto")
+            for c in standard_models(backend, hidden, embedding) if c.lstm_op], ""
 
 
 def model_id(cfg: ModelConfig) -> str:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from symlstm.backend.onednn import available as onednn_available
+from symlstm.backend.onednn import runs as onednn_runs
 
 from conftest import ROOT
 
@@ -150,9 +150,10 @@ def test_gradcheck_json_version_and_help():
     # through the LSTM layer Op, the 2-layer LSTM and the tied one with the projection
     assert result["passed"] is True and len(result["rows"]) == 3 * (6 + 9) + 9 + 8 + 9 + 9
     assert all(r["passed"] is True and r["max_rel_error"] <= result["tolerance"] for r in result["rows"])
-    # and, where `make onednn` built it, the same two through oneDNN (bf16 only)
-    onednn = 9 + 9 if onednn_available()[0] else 0
-    assert len(result["bf16_rows"]) == 3 * (6 + 9) + 9 + 8 + 9 + 9 + onednn and result["bf16_tolerance"] == 2e-2
+    # and, where oneDNN makes a bf16 LSTM here, the same two through oneDNN (bf16 only); else the reason
+    through, why = onednn_runs("lstm", True)
+    assert len(result["bf16_rows"]) == 3 * (6 + 9) + 9 + 8 + 9 + 9 + 18 * through and result["bf16_tolerance"] == 2e-2
+    assert result.get("onednn_rows_left_out", "") == why
     assert all(r["passed"] is True and r["max_rel_error"] <= 2e-2 for r in result["bf16_rows"])
     proc = run("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == "symlstm 0.1.0"

@@ -13,6 +13,13 @@ from symlstm.tools.gradcheck import BF16_TOLERANCE
 from reference import cell_step
 
 needs_onednn = pytest.mark.skipif(not onednn.available()[0], reason=onednn.available()[1] or "available")
+pytestmark = pytest.mark.isa  # also run capped to AVX2 (make test's second leg)
+
+
+def precisions(primitive):
+    """float32, and bf16 where oneDNN makes this primitive in bf16 here (not without AVX-512)."""
+    ok, why = onednn.runs(primitive, True)
+    return ["float32", pytest.param("bf16", marks=pytest.mark.skipif(not ok, reason=why))]
 
 T, B, E, H = 5, 3, 4, 6
 
@@ -48,11 +55,14 @@ def loss_weights(seed=1):
 
 
 @needs_onednn
-def test_forward_matches_the_reference():
+@pytest.mark.parametrize("precision", precisions("lstm"))
+def test_forward_matches_the_reference(precision):
     args = draw()
-    got = onednn.lstm_layer(*[np.float32(a) for a in args])
-    for g, want in zip(got, reference(*args)):
-        np.testing.assert_allclose(np.asarray(g), want, atol=2e-6)
+    if precision == "float32":
+        got = onednn.lstm_layer(*[np.float32(a) for a in args])
+        for g, want in zip(got, reference(*args)):
+            np.testing.assert_allclose(np.asarray(g), want, atol=2e-6)
+        return
     rounded = onednn.lstm_layer(*[np.float32(a) for a in args], bf16=True)
     want = reference(bf16(args[0]), *args[1:], mm=lambda a, w: bf16(a) @ bf16(w))  # bf16 factors, exact sums
     for g, w in zip(rounded, want):
@@ -60,7 +70,7 @@ def test_forward_matches_the_reference():
 
 
 @needs_onednn
-@pytest.mark.parametrize("precision", ["float32", "bf16"])
+@pytest.mark.parametrize("precision", precisions("lstm"))
 def test_gradient_matches_central_differences_of_the_reference(precision):
     """∂ of Σ w·(hs, hT, cT) with respect to x, W, U, b, h0, c0 by oneDNN's backward, against
     central differences of the float64 reference; bf16 (whose rounding has no derivative to take
@@ -145,8 +155,9 @@ def test_the_library_runs_the_onednn_it_was_compiled_against():
 
 
 @needs_onednn
+@pytest.mark.parametrize("precision", precisions("matmul"))
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
-def test_matmul_reads_either_layout_in_float32_and_bf16(ta, tb):
+def test_matmul_reads_either_layout_in_float32_and_bf16(ta, tb, precision):
     """op(a)·op(b) by oneDNN's matmul against NumPy in float64: float32 factors to 1e-5; bf16 factors
     (rounded here) exactly multiplied and summed in float32."""
     import jax.numpy as jnp
@@ -156,9 +167,11 @@ def test_matmul_reads_either_layout_in_float32_and_bf16(ta, tb):
     a = rng.normal(size=(K, M) if ta else (M, K)).astype(np.float32)
     b = rng.normal(size=(N, K) if tb else (K, N)).astype(np.float32)
     op = lambda v, t: v.T if t else v  # noqa: E731
-    want = op(a.astype(np.float64), ta) @ op(b.astype(np.float64), tb)
-    got = np.asarray(onednn.matmul(jnp.asarray(a), jnp.asarray(b), ta, tb))
-    assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5 * np.abs(want).max()
+    if precision == "float32":
+        want = op(a.astype(np.float64), ta) @ op(b.astype(np.float64), tb)
+        got = np.asarray(onednn.matmul(jnp.asarray(a), jnp.asarray(b), ta, tb))
+        assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5 * np.abs(want).max()
+        return
     want = op(bf16(a), ta) @ op(bf16(b), tb)
     got = np.asarray(onednn.matmul(jnp.asarray(a, jnp.bfloat16), jnp.asarray(b, jnp.bfloat16), ta, tb))
     assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()

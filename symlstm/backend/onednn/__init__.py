@@ -80,7 +80,7 @@ def _library():
         lib = ctypes.cdll.LoadLibrary(str(LIBRARY))
     except OSError as err:
         return f"{LIBRARY.name} does not load: {err}"
-    if not hasattr(lib, "symlstm_onednn_version"):
+    if not hasattr(lib, "symlstm_matmul_supported"):
         return f"{LIBRARY.name} is older than {SOURCE.name} (make onednn)"
     import jax
 
@@ -89,6 +89,8 @@ def _library():
     lib.symlstm_lstm_workspace.restype = ctypes.c_size_t
     lib.symlstm_lstm_workspace.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int]
     lib.symlstm_onednn_version.restype = ctypes.c_char_p
+    lib.symlstm_onednn_isa.restype = ctypes.c_char_p
+    lib.symlstm_matmul_supported.argtypes = [ctypes.c_int]
     return lib
 
 
@@ -102,6 +104,33 @@ def version() -> str:
     """The oneDNN the library runs, as "3.2.0 (commit 4011219)"; "" where it is not available."""
     lib = _library()
     return "" if isinstance(lib, str) else lib.symlstm_onednn_version().decode()
+
+
+def isa() -> str:
+    """The instruction set oneDNN dispatches to here, as oneDNN names it ("avx512_core_bf16", "avx2"
+    …): the CPU's own, or lower where ONEDNN_MAX_CPU_ISA caps it; "" where it is not available."""
+    lib = _library()
+    return "" if isinstance(lib, str) else lib.symlstm_onednn_isa().decode()
+
+
+@lru_cache(maxsize=4)
+def runs(primitive: str, bf16: bool) -> tuple[bool, str]:
+    """Whether oneDNN makes its `primitive` ("lstm" or "matmul") at this precision on this CPU:
+    (True, "") or (False, why not). Found out once per process by creating the primitive's
+    descriptor at a small shape, which is how oneDNN itself says what it has: its bf16 kernels
+    exist only for some instruction sets (oneDNN 3.2: none on a CPU without AVX-512, or under
+    ONEDNN_MAX_CPU_ISA=AVX2), its float32 ones everywhere it runs."""
+    ok, why = available()
+    if not ok:
+        return False, why
+    lib = _library()
+    made = lib.symlstm_lstm_workspace(2, 2, 4, 4, int(bf16)) > 0 if primitive == "lstm" \
+        else lib.symlstm_matmul_supported(int(bf16)) == 1
+    if made:
+        return True, ""
+    missing = "" if isa().startswith("avx512_core") else ", no AVX512_CORE"
+    return False, (f"oneDNN {version().split()[0]} has no {'bf16' if bf16 else 'float32'} {primitive} "
+                   f"on this CPU (its instruction set: {isa()}{missing})")
 
 
 def workspace_bytes(T: int, B: int, E: int, H: int, bf16: bool) -> int:

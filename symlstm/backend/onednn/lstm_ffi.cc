@@ -263,6 +263,37 @@ const char *symlstm_onednn_version() {
   return text;
 }
 
+// The instruction set oneDNN dispatches to on this CPU, as its enum names it ("avx512_core_bf16",
+// "avx2" …): the CPU's own, or lower where ONEDNN_MAX_CPU_ISA caps it.
+const char *symlstm_onednn_isa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx2_vnni_2: return "avx2_vnni_2";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_fp16: return "avx512_core_fp16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::avx512_core_amx_fp16: return "avx512_core_amx_fp16";
+    default: return "default";
+  }
+}
+
+// 1 if oneDNN makes a matmul of this precision here, in every layout the model asks of it (either
+// factor transposed), else 0: its bf16 kernels exist only for some instruction sets.
+int symlstm_matmul_supported(int bf16) {
+  try {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) matmul_of(MatKey(8, 16, 8, ta, tb, bf16 != 0));
+    return 1;
+  } catch (const dnnl::error &) {
+    return 0;
+  }
+}
+
 // The workspace's size in bytes for a shape (the forward's fourth output); 0 if oneDNN refuses it.
 size_t symlstm_lstm_workspace(int64_t T, int64_t B, int64_t E, int64_t H, int bf16) {
   try {
