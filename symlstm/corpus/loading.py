@@ -7,6 +7,7 @@ Owns everything between files on disk and encoded int32 token arrays (the vocabu
 import glob
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -214,7 +215,7 @@ def cache_key(cfg: DataConfig, root: Path) -> str:
 
 
 def _write_cache(path: Path, corpus: Corpus):
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one per process: two runs may build the same cache at once
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(tmp, "w") as f:
         f.create_dataset("vocab", data=np.array(corpus.vocab.itos, dtype=object), dtype=h5py.string_dtype())

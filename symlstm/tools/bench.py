@@ -391,7 +391,7 @@ _PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
 
 
 def format_table(r: dict) -> str:
-    lines = [f"machine: {r['machine']}; class {r['class']}"
+    lines = [f"machine: {r['machine']}; class {r.get('class', 'unknown')}"
              + (f" (capped: {r['caps']})" if r.get("caps") else ""),
              f"backend: {r['backend']} (PyTensor {r['pytensor']}); BLAS: {r['blas']}",
              *([f"kernels: {r['kernels']}"] if "kernels" in r else []),

@@ -20,6 +20,7 @@ from symlstm.tools.bench import SHAPES
 from conftest import ROOT
 from reference import nll_sum
 
+pytestmark = pytest.mark.isa  # also run capped to AVX2 (make test's second leg)
 V, T, B = 7, 5, 3
 RECIPE = ["model.tie_weights=true", "model.dropout=0", "model.dropout_input=0.1", "model.dropout_hidden=0.25",
           "model.dropout_output=0.4", "model.weight_dropout=0.2", "model.dropout_embed=0.1"]

@@ -96,3 +96,20 @@ def test_table_names_the_recurrence_and_the_output_layers_share():
     assert "and oneDNN's primitives (its LSTM; its matmul for the bf16 output layer" in table
     assert "A     f32            100      80     240         1.25         3.00     20.0      15.0    75%      5.0     1.20" \
         in table
+
+
+def test_the_header_names_the_machine_class_its_caps_and_a_path_that_does_not_run_at_a_precision():
+    row = _row("B", 100.0, 200.0)
+    row.update(recurrence="scan", symlstm_f32_op_chars_per_sec=90.0, symlstm_f32_scan_chars_per_sec=100.0,
+               symlstm_f32_onednn_chars_per_sec=120.0, op_speedup_f32=0.9, onednn_speedup_f32=1.2,
+               symlstm_f32_ms=20.0, output_f32_ms=10.0, output_share_f32=0.5,
+               symlstm_bf16_op_chars_per_sec=250.0, symlstm_bf16_scan_chars_per_sec=300.0, op_speedup_bf16=0.83,
+               symlstm_bf16_ms=10.0, output_bf16_ms=5.0, output_share_bf16=0.5)  # no oneDNN bf16 on this class
+    r = {"machine": "m", "class": "AVX2", "caps": "ONEDNN_MAX_CPU_ISA=AVX2", "backend": "jax", "pytensor": "3",
+         "blas": "x", "gemm_peak_gflops": 1.0, "allocator": "glibc", "train": [row],
+         "auto": "precision auto: float32 (no bf16 units on this CPU)"}
+    table = format_table(r)
+    assert table.startswith("machine: m; class AVX2 (capped: ONEDNN_MAX_CPU_ISA=AVX2)\n")
+    assert "precision auto: float32 (no bf16 units on this CPU)" in table
+    assert "B     bf16           250     300     nan         0.83          nan     10.0       5.0    50%      5.0     0.38" \
+        in table  # the fastest path that ran, over PyTorch's bf16

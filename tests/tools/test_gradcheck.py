@@ -3,6 +3,8 @@ import pytest
 
 from symlstm.tools.gradcheck import TOLERANCE, gradient_check, model_id, standard_models
 
+pytestmark = pytest.mark.isa  # also run capped to AVX2 (make test's second leg)
+
 
 @pytest.mark.parametrize("cfg", standard_models(),
                          ids=model_id)
