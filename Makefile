@@ -76,15 +76,19 @@ plot: $(STAMP)
 # Both instruction-set classes: the suite on this machine as it is, then the tests whose outcome depends
 # on the instruction set (`-m isa`) again with XLA, oneDNN, PyTorch and MKL capped to AVX2, as on a CPU
 # without AVX-512 (docs/speed.md#machine-classes). `make test-avx2` runs the second leg alone.
+# Tests run in WORKERS processes (pytest-xdist; `auto`: one per core), a test file to a process so that
+# what a module compiles once serves all of its tests: 10 min of tests take 5 on 2 cores.
 AVX2_CAP = XLA_FLAGS="--xla_cpu_max_isa=AVX2 $(XLA_FLAGS)" ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \
            MKL_ENABLE_INSTRUCTIONS=AVX2
+WORKERS ?= auto
+PYTEST   = $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 	@if [ -z "$(ARGS)" ]; then $(MAKE) --no-print-directory test-avx2; fi
 
 test-avx2: $(STAMP)
 	@echo "the instruction-set tests again, capped to AVX2 ($(AVX2_CAP)):"
-	$(AVX2_CAP) $(BIN)/python -m pytest -q -m isa $(AVX2_ARGS)
+	$(AVX2_CAP) $(PYTEST) -m isa $(AVX2_ARGS)
 
 # The long fuzzing campaign: N generated command lines and N API requests (make test runs 40 of each).
 N ?= 10000
