@@ -91,21 +91,24 @@ def build_train_fn(params, state, cfg: ModelConfig, tcfg: TrainConfig, mode, sta
                              on_unused_input="ignore")  # adadelta has no lr
 
 
-def build_param_fns(shapes: dict, cfg: ModelConfig, mode, static=None, masks: bool = False):
+def build_param_fns(shapes: dict, cfg: ModelConfig, mode, static=None, masks: bool = False,
+                    want=("loss", "grads")):
     """(loss, gradients) as two functions of (parameter values..., x, y, mask, h0, c0[, masks...]),
     in the order of `shapes` (name -> shape): the parameters are inputs rather than shared
     variables, so that a gradient check can evaluate the loss at perturbed values. With masks=True
     the dropout masks of `model.mask_shapes` are inputs too (fixed while the check perturbs).
-    Nothing is updated."""
+    Nothing is updated. Only the functions named in `want` are compiled (the other is None):
+    compiling is most of a small check's time."""
     x, y, mask, h0, c0 = batch_inputs(cfg, static)
     params = {k: pt.tensor(k, dtype=cfg.dtype, shape=s) for k, s in shapes.items()}
     drop = mask_inputs(cfg, shapes["embedding"][0], static) if masks else {}
     loss = differentiable(cfg, M.loss_terms(params, cfg, x, y, mask, h0, c0, drop)[:1])[0]
     inputs = list(params.values()) + [x, y, mask, h0, c0] + list(drop.values())
-    f_loss = pytensor.function(inputs, loss, mode=mode, name="param_loss")
+    f_loss = pytensor.function(inputs, loss, mode=mode, name="param_loss") if "loss" in want else None
+    if "grads" not in want:
+        return f_loss, None
     grads = pytensor.grad(loss, list(params.values()))
-    f_grad = pytensor.function(inputs, grads, mode=mode, name="param_grads")
-    return f_loss, f_grad
+    return f_loss, pytensor.function(inputs, grads, mode=mode, name="param_grads")
 
 
 def build_eval_fn(params, cfg: ModelConfig, mode, static=None):

@@ -104,7 +104,8 @@ def bf16_gradient_check(cfg: ModelConfig, vocab_size: int = 6, batch: int = 3, l
     grads = {}
     for c in (ref_cfg, run_cfg):
         static = (length, batch) if c.backend == "jax" else None
-        _, f = build_param_fns({k: v.shape for k, v in values.items()}, c, get_mode(c.backend), static, masks=True)
+        _, f = build_param_fns({k: v.shape for k, v in values.items()}, c, get_mode(c.backend), static, masks=True,
+                               want=("grads",))
         data = [v.astype(c.dtype) for v in values.values()] + [x, y, mask.astype(c.dtype), h0.astype(c.dtype),
                                                                c0.astype(c.dtype)] + [m.astype(c.dtype) for m in drop]
         grads[c.precision] = [np.asarray(g, np.float64) for g in f(*data)]
