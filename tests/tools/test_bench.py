@@ -105,11 +105,13 @@ def test_the_header_names_the_machine_class_its_caps_and_a_path_that_does_not_ru
                symlstm_f32_ms=20.0, output_f32_ms=10.0, output_share_f32=0.5,
                symlstm_bf16_op_chars_per_sec=250.0, symlstm_bf16_scan_chars_per_sec=300.0, op_speedup_bf16=0.83,
                symlstm_bf16_ms=10.0, output_bf16_ms=5.0, output_share_bf16=0.5)  # no oneDNN bf16 on this class
+    row["torch_bf16_not_run"] = "could not create a primitive descriptor for the LSTM forward propagation primitive"
     r = {"machine": "m", "class": "AVX2", "caps": "ONEDNN_MAX_CPU_ISA=AVX2", "backend": "jax", "pytensor": "3",
          "blas": "x", "gemm_peak_gflops": 1.0, "allocator": "glibc", "train": [row],
          "auto": "precision auto: float32 (no bf16 units on this CPU)"}
     table = format_table(r)
     assert table.startswith("machine: m; class AVX2 (capped: ONEDNN_MAX_CPU_ISA=AVX2)\n")
     assert "precision auto: float32 (no bf16 units on this CPU)" in table
+    assert "B: torch bf16 not run here (could not create a primitive descriptor for the LSTM forward" in table
     assert "B     bf16           250     300     nan         0.83          nan     10.0       5.0    50%      5.0     0.38" \
         in table  # the fastest path that ran, over PyTorch's bf16
