@@ -190,7 +190,7 @@ def test_verdicts_read_right(tmp_path, capsys):
     assert main(["check-verse", ci]) == 0
     out = capsys.readouterr().out
     assert "ci:生查子" in out and "marked   仄平平仄平，平×平平仄。" in out
-    assert out.strip().endswith("1 poems, none in a regulated form; 1 ci, no fault in 0.0%")
+    assert out.strip().endswith("1 poem, none in a regulated form; 1 ci, no fault in 0.0%")
     assert main(["check-verse", "床前明月光"]) == 0
     out = capsys.readouterr().out
     assert "not a regulated form (4 or 8 lines of 5 or 7 characters) nor the layout of a shipped ci tune" in out

@@ -196,7 +196,7 @@ def _summary_line(summary: dict) -> str:
     ci = f"; {summary['ci']} ci, no fault in {summary['ci_pass']:.1%}" if summary["ci"] else ""
     n = summary["undecided"]
     open_ = f"; {n} undecided (a character the lexicon lacks, where a rule reads it)" if n else ""
-    return f"{summary['poems']} poems, {shi}{ci}{open_}"
+    return f"{summary['poems']} poem{'' if summary['poems'] == 1 else 's'}, {shi}{ci}{open_}"
 
 
 def cmd_score(args):
