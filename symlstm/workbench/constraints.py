@@ -17,7 +17,7 @@ import numpy as np
 from symlstm.errors import UserError
 from symlstm.poetics.forms import CHAR, CI, FORMS, form_of, layout, line_starts, plan
 from symlstm.poetics.lexicon import CI_TONES, PING, ZE, Lexicon
-from symlstm.poetics.script import CJK, PUNCT
+from symlstm.poetics.script import ASCII_PUNCT, CJK, PUNCT
 from symlstm.poetics.tunes import load as load_tunes
 from symlstm.poetics.verse import (
     QUATRAIN,
@@ -352,13 +352,15 @@ class Constraints:
 
 
 def parse_template(template: str) -> tuple[str, dict]:
-    """A template such as 春眠不覺曉，＿＿＿＿＿。… -> (form, {position: locked character})."""
-    blanked = "".join("一" if ch in BLANKS else ch for ch in template.strip())
+    """A template such as 春眠不覺曉，＿＿＿＿＿。… -> (form, {position: locked character}); ASCII
+    marks (`,` `.`) read as `score` reads them (`script.ASCII_PUNCT`)."""
+    typed, template = template, template.strip().translate(ASCII_PUNCT)
+    blanked = "".join("一" if ch in BLANKS else ch for ch in template)
     form = form_of(blanked)
     if form is None:
-        raise DecodeError(f"--template {template!r}: not 4 or 8 lines of 5 or 7 characters (＿ or _ for a free "
+        raise DecodeError(f"--template {typed!r}: not 4 or 8 lines of 5 or 7 characters (＿ or _ for a free "
                           "one), each ending in ，or 。 alternately")
-    return form, {k: ch for k, ch in enumerate(template.strip()) if ch not in BLANKS and ch not in PUNCT}
+    return form, {k: ch for k, ch in enumerate(template) if ch not in BLANKS and ch not in PUNCT}
 
 
 def slots(keyword: str, form: str) -> list[list[int]]:

@@ -89,7 +89,7 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     proc = run("sample", "--checkpoint", ckpt, "--num", "2", "--form", "qijue", "--keywords", "明月,秋", "--json")
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert all(p["keywords"] == {"明月": True, "秋": True} for p in json.loads(proc.stdout))
-    proc = run("sample", "--checkpoint", ckpt, "--template", "白日依山盡，＿＿＿＿＿。欲窮千里目，＿＿＿＿＿。")
+    proc = run("sample", "--checkpoint", ckpt, "--template", "白日依山盡,＿＿＿＿＿.欲窮千里目，_____。")  # marks as score reads them
     assert proc.returncode == 0 and [l[:6] + l[12:18] for l in proc.stdout.split()] == ["白日依山盡，欲窮千里目，"] * 5
     proc = run("sample", "--checkpoint", ckpt, "--form", "wujue", "--keywords", "白日依山盡盡")
     assert proc.returncode == 2 and "longer than a line" in proc.stderr

@@ -141,6 +141,9 @@ def test_a_template_keeps_its_characters_under_every_other_constraint(sampler, l
     free = sampler.sample(SampleOptions(num=2, template="春＿＿＿＿，＿＿＿＿＿。秋＿＿＿＿，＿＿＿＿＿。", acrostic="春夏秋冬",
                                         seed=4))
     assert all(p["text"][0::6] == "春夏秋冬" for p in free)
+    typed = sampler.sample(SampleOptions(num=2, template="白日依山盡,_____.欲窮千里目,_____.", seed=2))  # as score reads it
+    assert all(p["text"][:6] + p["text"][12:18] == "白日依山盡，欲窮千里目，" and form_of(p["text"]) == "wujue"
+               for p in typed)
 
 
 @pytest.mark.parametrize("opts, message", [
