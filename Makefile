@@ -79,7 +79,7 @@ plot: $(STAMP)
 # Tests run in WORKERS processes (pytest-xdist; `auto`: one per core), a test file to a process so that
 # what a module compiles once serves all of its tests: 10 min of tests take 5 on 2 cores. The ten
 # slowest tests are listed at the end (docs/speed.md#machine-classes has the before and after).
-AVX2_CAP = XLA_FLAGS="--xla_cpu_max_isa=AVX2 $(XLA_FLAGS)" ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \
+AVX2_CAP = XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX2" ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \
            MKL_ENABLE_INSTRUCTIONS=AVX2
 WORKERS ?= auto
 PYTEST   = $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --durations=10

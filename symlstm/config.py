@@ -34,7 +34,7 @@ class ModelConfig:
     dropout_output: float = 0.0  # locked dropout on the last layer's output (AWD-LSTM's dropout)
     weight_dropout: float = 0.0  # DropConnect on each layer's recurrent U, one mask per batch (wdrop)
     lstm_op: bool = False  # train through the LSTM layer Op (core/lstm_layer.py): a hand-written backward pass
-    onednn_lstm: str = "off"  # LSTM layers as oneDNN's fused primitive: off | on | auto (where make onednn built it)
+    onednn_lstm: str = "off"  # LSTM layers as oneDNN's fused primitive: off | on | auto (where built and it runs the precision)
     onednn_matmul: str = "off"  # bf16 products over all steps (output layer) on oneDNN's matmul: off | on | auto
     tie_weights: bool = False  # output layer = embedding transposed (after a learned H -> E projection if H != E)
     init: str = "uniform"  # weight init: uniform (±init_scale, char-rnn) | xavier | orthogonal (recurrent U) | pytorch

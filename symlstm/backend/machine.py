@@ -14,6 +14,8 @@ import re
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 # XLA's --xla_cpu_max_isa values below the first x86 level with bf16 instructions (AVX512_BF16).
 _XLA_BELOW_BF16 = ("SSE4_2", "AVX", "AVX2", "AVX512", "AVX512_VNNI", "NEON", "SVE", "SVE2")
+# XLA's and oneDNN's cap values below AVX-512 (oneDNN's ONEDNN_MAX_CPU_ISA names: SSE41, AVX2_VNNI …).
+_BELOW_AVX512 = ("SSE4_2", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
 
 
 def cpu_flags() -> set:
@@ -49,14 +51,14 @@ def bf16_units() -> tuple[bool, str]:
 def isa_class() -> str:
     """The class of machine the figures of `make bench` belong to: "AVX-512 BF16", "AVX-512",
     "AVX2", "aarch64" or the architecture's name, with XLA's and oneDNN's caps applied (the CPU
-    under XLA_FLAGS=--xla_cpu_max_isa=AVX2 and ONEDNN_MAX_CPU_ISA=AVX2 is measured as AVX2)."""
+    under XLA_FLAGS=--xla_cpu_max_isa=AVX2 and ONEDNN_MAX_CPU_ISA=AVX2 is measured as AVX2; one
+    library capped alone is not, and `make bench` names the caps beside the class)."""
     arch = platform.machine().lower()
     if arch in ("aarch64", "arm64"):
         return "aarch64"
     flags = cpu_flags()
-    caps = {xla_isa_cap(), os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()} - {""}
-    capped = caps and all(c.startswith(("SSE", "AVX2", "AVX")) and not c.startswith("AVX512") for c in caps)
-    if "avx512f" in flags and not capped:
+    capped = xla_isa_cap() in _BELOW_AVX512 and os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _BELOW_AVX512
+    if "avx512f" in flags and not capped:  # both libraries capped below AVX-512: measured as the AVX2 class
         return "AVX-512 BF16" if bf16_units()[0] else "AVX-512"
     if "avx2" in flags:
         return "AVX2"
@@ -103,10 +105,12 @@ def measured(name: str, key: str, measure, refresh: bool = False):
         known = {}
     if refresh or key not in known:
         known[key] = measure()
-        try:
+        try:  # through a temporary file: processes measuring at once (tests in parallel) never read half a file
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as f:
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(known, f, indent=1)
+            os.replace(tmp, path)
         except OSError:
             pass
     return known[key]

@@ -8,8 +8,9 @@ the platform JAX compiles for (`machine.jax_platform`: oneDNN's custom calls are
 the CPU only) and whether oneDNN makes each primitive at the precision asked (`onednn.runs`, which
 sees ONEDNN_MAX_CPU_ISA). `auto` takes a path only where it can run and otherwise goes on through
 XLA (the scan, or the LSTM layer Op with `lstm_op`); `on` where it cannot is refused in one line
-naming the key, the precision and what is missing. `CompiledModel` decides once and keeps the
-answer; `symlstm train` and `make bench` print its lines.
+naming the key, the precision and what is missing. `CompiledModel` keeps its answer (the graph
+builders ask again, from the same probes, each made once per process); `symlstm train` prints its
+lines, and `make bench` the probes' answers.
 """
 import dataclasses
 
@@ -51,16 +52,17 @@ def _onednn(cfg: ModelConfig, key: str, primitive: str, precision: str) -> tuple
     value = getattr(cfg, key)
     if value == "off":
         return False, f"model.{key} off"
-    fits = (cfg.backend, cfg.dtype) == ("jax", "float32") and (primitive == "matmul" or cfg.cell == "lstm")
     if primitive == "matmul" and precision != "bf16":
         return False, f"model.{key} {value}: it takes bf16 products only, and these are {precision}"
-    if not fits:  # `on` with such a model is refused by the config already
-        return False, f"model.{key} {value}: oneDNN computes LSTMs and products on JAX in float32 parameters only"
+    if primitive == "lstm" and cfg.cell != "lstm":
+        return False, f"model.{key} {value}: oneDNN's primitive is an LSTM, and this cell is {cfg.cell}"
+    if (cfg.backend, cfg.dtype) != ("jax", "float32"):  # `on` with such a model is refused by the config already
+        return False, f"model.{key} {value}: oneDNN runs on the jax backend in float32 parameters only"
     platform = machine.jax_platform()
     if platform != "cpu":
         why = f"JAX compiles for {platform}, and oneDNN's custom calls are registered for the CPU only"
         if value == "on":
-            raise InputError(f"model.{key} on: {why}; use auto or off")
+            raise InputError(f"model.{key} on: {why}; use auto (it goes on without oneDNN) or off")
         return False, f"model.{key} auto: {why}"
     ok, why = onednn.available()
     if not ok:

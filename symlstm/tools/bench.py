@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from symlstm.backend import onednn
-from symlstm.backend.machine import bf16_units, isa_class, machine
+from symlstm.backend.machine import bf16_units, isa_class, jax_platform, machine
 from symlstm.backend.runtime import ALLOCATOR_TUNED
 from symlstm.config import ModelConfig, TrainConfig
 from symlstm.core.compiled import compile_model
@@ -115,14 +115,14 @@ PATHS = ("float32", "bf16")  # symlstm's precisions, each measured in every run
 # the recurrence's paths, as model keys: the LSTM layer Op, the plain scan's autodiff, oneDNN's primitives
 # (its LSTM, and its matmul for the bf16 output layer)
 RECURRENCES = {"op": {"lstm_op": True, "onednn_lstm": "off"}, "scan": {"lstm_op": False, "onednn_lstm": "off"},
-               "onednn": {"onednn_lstm": "on", "onednn_matmul": "on"}}
+               "onednn": {"onednn_lstm": "on", "onednn_matmul": "auto"}}
 
 
 def recurrences(backend: str, precision: str = "float32") -> list[str]:
     """The recurrence paths this machine can run at `precision`: oneDNN's only on JAX where oneDNN
     makes an LSTM of that precision here (`onednn.runs`: built, and bf16 only where its CPU has it)."""
     return [k for k in RECURRENCES if k != "onednn"
-            or (backend == "jax" and onednn.runs("lstm", precision == "bf16")[0])]
+            or (backend == "jax" and jax_platform() == "cpu" and onednn.runs("lstm", precision == "bf16")[0])]
 
 
 def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: bool = True, warmup: int = 3) -> dict:
@@ -190,8 +190,9 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
     out["bf16_speedup"] = bf16 / out["symlstm_f32_chars_per_sec"]
     if with_torch:
         nan = float("nan")
-        out.setdefault("torch_bf16_chars_per_sec", nan)
-        out.setdefault("torch_bf16_gflops", nan)
+        for p in ("f32", "bf16"):  # a PyTorch step that did not run here
+            out.setdefault(f"torch_{p}_chars_per_sec", nan)
+            out.setdefault(f"torch_{p}_gflops", nan)
         out["ratio"] = out["symlstm_f32_chars_per_sec"] / out["torch_f32_chars_per_sec"]
         out["bf16_ratio"] = bf16 / out["torch_bf16_chars_per_sec"]
         out["torch_bf16_speedup"] = out["torch_bf16_chars_per_sec"] / out["torch_f32_chars_per_sec"]
@@ -398,7 +399,7 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
 
 _PATH_NAMES = {"op": "LSTM layer Op (model.lstm_op: true, the default)",
                "scan": "plain scan (model.lstm_op: false, the default)",
-               "onednn": "oneDNN primitives (model.onednn_lstm and onednn_matmul: on, the default)"}
+               "onednn": "oneDNN primitives (model.onednn_lstm: on, onednn_matmul: auto)"}
 
 
 def format_table(r: dict) -> str:

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from symlstm.backend import onednn
+from symlstm.backend import machine, onednn
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig
 from symlstm.core import model as M
@@ -143,6 +143,8 @@ def onednn_models(backend: str = "jax", hidden: int = 5, embedding: int = 4) -> 
     hence only where oneDNN makes a bf16 LSTM here (`onednn.runs`)."""
     if backend != "jax":
         return [], f"oneDNN's primitives run on the jax backend only, not {backend}"
+    if machine.jax_platform() != "cpu":
+        return [], f"JAX compiles for {machine.jax_platform()}, and oneDNN's custom calls are registered for the CPU only"
     ok, why = onednn.runs("lstm", bf16=True)
     if not ok:
         return [], why

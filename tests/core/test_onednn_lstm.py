@@ -71,6 +71,7 @@ def test_the_primitive_computes_the_plain_graphs_loss_and_gradients(precision):
 
 
 @BF16
+@pytest.mark.skipif(not onednn.runs("matmul", True)[0], reason=onednn.runs("matmul", True)[1] or "-")
 def test_the_matmul_rewrite_takes_the_bf16_products_over_all_steps():
     """`model.onednn_matmul` puts on oneDNN's matmul every bf16 product outside the recurrence:
     poems.yaml's tied output layer (the projection and the product with the embedding), a bench

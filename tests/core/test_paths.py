@@ -85,16 +85,22 @@ def test_onednn_says_truly_what_it_makes_here():
     import jax.numpy as jnp
 
     assert onednn.runs("lstm", False) == (True, "") and onednn.runs("matmul", False) == (True, "")
+    import jax
+
     a = jnp.ones((8, 16), jnp.bfloat16)
+    x, W, U, b, h0, c0 = (jnp.full(shape, 0.1, jnp.float32) for shape in ((3, 2, 5), (5, 28), (7, 28), (28,),
+                                                                             (2, 7), (2, 7)))
     for primitive in ("lstm", "matmul"):
         ok, why = onednn.runs(primitive, True)
-        if primitive == "lstm":
-            made = onednn._library().symlstm_lstm_workspace(3, 2, 5, 7, 1) > 0  # another shape than runs' own
-        else:
-            try:
+        try:  # the primitive itself, at another shape than runs' own: forward and backward
+            if primitive == "lstm":
+                grads = jax.grad(lambda *v: onednn.lstm_layer(*v, bf16=True)[0].sum(), argnums=(0, 1, 2))(
+                    x, W, U, b, h0, c0)
+                made = all(np.isfinite(np.asarray(g)).all() for g in grads)
+            else:
                 made = bool(np.asarray(onednn.matmul(a, a.T)).all())
-            except Exception:  # jax's error for a refused custom call
-                made = False
+        except (ValueError, RuntimeError, jax.errors.JaxRuntimeError):  # oneDNN refused it
+            made = False
         assert ok == made, why
         assert ok or (why.startswith(f"oneDNN {onednn.version().split()[0]} has no bf16") and onednn.isa() in why)
     capped = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("AVX2")
@@ -130,6 +136,40 @@ def test_on_a_gpu_the_cpu_only_custom_calls_stay_out(monkeypatch):
     assert "JAX compiles for gpu, and oneDNN's custom calls are registered for the CPU only" in chosen.lines[1]
     with pytest.raises(InputError, match="model.onednn_lstm on: JAX compiles for gpu"):
         paths.decide(ModelConfig(onednn_lstm="on"))
+
+
+def test_on_a_gpu_gradcheck_and_bench_leave_onednn_out(monkeypatch):
+    from symlstm.tools import bench, gradcheck
+
+    monkeypatch.setattr(machine, "jax_platform", lambda: "gpu")
+    monkeypatch.setattr(bench, "jax_platform", lambda: "gpu")
+    assert gradcheck.onednn_models() == ([], "JAX compiles for gpu, and oneDNN's custom calls are registered for "
+                                             "the CPU only")
+    assert bench.recurrences("jax", "bf16") == bench.recurrences("jax") == ["op", "scan"]
+
+
+@pytest.mark.parametrize("env, flags, cls", [
+    ({}, {"avx2", "avx512f", "avx512_bf16"}, "AVX-512 BF16"),
+    ({}, {"avx2", "avx512f"}, "AVX-512"),
+    ({}, {"avx2", "fma"}, "AVX2"),
+    ({"XLA_FLAGS": "--xla_cpu_max_isa=avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, {"avx2", "avx512f", "avx512_bf16"}, "AVX2"),
+    ({"XLA_FLAGS": "--xla_cpu_max_isa=AVX512 --xla_cpu_max_isa=AVX2", "ONEDNN_MAX_CPU_ISA": "avx2"},
+     {"avx2", "avx512f", "avx512_bf16"}, "AVX2"),  # the last cap given is XLA's
+    ({"XLA_FLAGS": "--xla_cpu_max_isa=AVX2"}, {"avx2", "avx512f"}, "AVX-512"),  # oneDNN not capped
+    ({"XLA_FLAGS": "--xla_cpu_max_isa=AVX10_1_512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"},
+     {"avx2", "avx512f", "avx512_bf16"}, "AVX-512 BF16"),
+])
+def test_the_machine_class_reads_the_cpu_and_both_caps(monkeypatch, env, flags, cls):
+    for k in ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(machine.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(machine, "cpu_flags", lambda: flags)
+    assert machine.isa_class() == cls
+    assert machine.xla_isa_cap() == (env.get("XLA_FLAGS", "").rsplit("=", 1)[-1].upper() if env.get("XLA_FLAGS") else "")
+    monkeypatch.setattr(machine.platform, "machine", lambda: "aarch64")
+    assert machine.isa_class() == "aarch64"
 
 
 def test_without_the_library_auto_goes_on_and_on_is_refused(monkeypatch):
