@@ -76,13 +76,13 @@ plot: $(STAMP)
 # Both instruction-set classes: the suite on this machine as it is, then the tests whose outcome depends
 # on the instruction set (`-m isa`) again with XLA, oneDNN, PyTorch and MKL capped to AVX2, as on a CPU
 # without AVX-512 (docs/speed.md#machine-classes). `make test-avx2` runs the second leg alone.
-# Tests run in WORKERS processes (pytest-xdist; `auto`: one per core), a test file to a process so that
-# what a module compiles once serves all of its tests: 10 min of tests take 5 on 2 cores. The ten
-# slowest tests are listed at the end (docs/speed.md#machine-classes has the before and after).
+# Tests run in WORKERS processes (pytest-xdist; `auto`: one per core), each taking a file's tests in a row
+# (what a module compiles once serves them) and taking over another's when idle (worksteal): 10 min of
+# tests take 5 on 2 cores. The ten slowest are listed at the end (docs/speed.md#machine-classes).
 AVX2_CAP = XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX2" ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \
            MKL_ENABLE_INSTRUCTIONS=AVX2
 WORKERS ?= auto
-PYTEST   = $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --durations=10
+PYTEST   = $(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal --durations=10
 test: $(STAMP)
 	$(PYTEST) $(ARGS)
 	@if [ -z "$(ARGS)" ]; then $(MAKE) --no-print-directory test-avx2; fi

@@ -282,9 +282,12 @@ def check_tune(text: str, lex: Lexicon, tune: str) -> Verdict:
                 common = bus if common is None else common & bus
     faults.sort(key=lambda f: (f.line, f.char))
     crossed = {(f.line - 1, f.char - 1) for f in faults if f.rule in TONE_RULES}
-    marks = ["".join("×" if (i, j) in crossed else t["tones"][sum(want[:i]) + j] if t["tones"][sum(want[:i]) + j] != "〇"
-                     else (lex.definite(ch) or ("±" if lex.tone(ch) else "?")) for j, ch in enumerate(c))
-             for i, (c, _) in enumerate(parts)]
+    def mark(i, j, ch):  # the text's tone, as for shi: the tune's where the character can take it
+        tone = t["tones"][sum(want[:i]) + j]
+        if (i, j) in crossed or not lex.tone(ch):
+            return "×" if (i, j) in crossed else "?"
+        return tone if tone != "〇" and lex.fits(ch, tone) else (lex.definite(ch) or "±")
+    marks = ["".join(mark(i, j, ch) for j, ch in enumerate(c)) for i, (c, _) in enumerate(parts)]
     tone_places = [where[k] for k in range(len(bare)) if t["tones"][k] != "〇" and k not in segment and where[k][1] % 2]
     unjudged, undecided = _open_checks([c for c, _ in parts], tone_places, [where[k] for k in segment], lex)
     return Verdict(form=form, pattern=tune, label=t["layout"], expected=None, marks=marks, faults=faults, notes=notes,

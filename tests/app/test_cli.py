@@ -191,6 +191,9 @@ def test_verdicts_read_right(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "ci:生查子" in out and "marked   仄平平仄平，平×平平仄。" in out
     assert out.strip().endswith("1 poem, none in a regulated form; 1 ci, no fault in 0.0%")
+    assert main(["check-verse", ci.replace("花天燈", "花市月")]) == 0  # 月 (仄) where the tune has 平: a note
+    out = capsys.readouterr().out  # the text's tones, as `poem` reads them, not the tune's
+    assert "poem     仄平平仄平，平仄仄±仄。" in out and "marked   仄平平仄平，平仄仄平仄。" in out  # ±: 如 fits 平
     assert main(["check-verse", "床前明月光"]) == 0
     out = capsys.readouterr().out
     assert "not a regulated form (4 or 8 lines of 5 or 7 characters) nor the layout of a shipped ci tune" in out
@@ -223,6 +226,9 @@ def test_the_ways_people_write_a_poem_get_one_verdict(capsys):
     assert main(["score", "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("白日依山盡，黃河入海流。欲窮千里目，更上一層樓。   (converted from simplified characters")
+    assert main(["score", "--json", "却道海棠依舊好，江南春色正芳菲。"]) == 0  # the corpus's own 却: not converted
+    row = json.loads(capsys.readouterr().out)["poems"][0]
+    assert row["text"].startswith("却道海棠依舊好") and row["converted"] is False
     assert main(["score", "--no-convert", "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"]) == 0
     out = capsys.readouterr().out  # 黄 is 黃's variant form (the table's supplement); the others are unknown
     assert "no faults, tones and rhyme undecided" in out and "both 0.0%; 1 undecided" in out

@@ -116,6 +116,29 @@ def test_the_runner_up_is_named_when_close_and_a_ci_fault_is_marked(lex):
     assert far.runner_up is None  # a 五絕 has no tune of its layout
 
 
+@pytest.mark.parametrize("ci", ["一曲新詞酒一杯，去年天氣舊亭臺。夕陽西下幾時回？無可奈何花落去，似曾相識燕歸來。小園香徑獨徘徊。",
+                                "去年元夜時，花天燈如晝。月上柳梢頭，人約黃昏後。今年元夜時，月與燈依舊。不見去年人，淚濕春衫袖。",
+                                # 月 (仄) where 生查子 has 平 at the 3rd character of clause 2: a note, not a fault
+                                "去年元夜時，花市月如晝。月上柳梢頭，人約黃昏後。今年元夜時，月與燈依舊。不見去年人，淚濕春衫袖。"])
+def test_a_ci_marked_row_shows_the_texts_tones_with_a_cross_at_faults_as_for_shi(lex, ci):
+    """The issue's 盡日仍 read `poem 仄仄平` but `marked 平仄仄`: the tune's tones, not the text's."""
+    from symlstm.poetics.judge import judge
+    from symlstm.poetics.script import clauses
+
+    v = judge(ci, lex)
+    assert v.form.startswith("ci:") and ("花市月" not in ci or any("一三五不論" in n for n in v.notes))
+    crossed = {(f.line - 1, f.char - 1) for f in v.faults if f.rule in ("平仄",)}
+    for i, (line, _) in enumerate(clauses(ci)):
+        for j, ch in enumerate(line):
+            got = v.marks[i][j]
+            if (i, j) in crossed:
+                assert got == "×"
+            elif lex.definite(ch):
+                assert got == lex.definite(ch), (ch, got)  # its one reading, whatever the tune asks there
+            else:
+                assert got in lex.tone(ch) | {"±"} if lex.tone(ch) else got == "?", (ch, got)
+
+
 def test_a_character_the_table_lacks_is_undecided_only_where_a_rule_reads_it(lex):
     """The issue's 楼 shown as ? beside "no faults": a place no rule could judge is not a pass. 疎 is
     in neither the table nor its supplement; the first character of a seven-character line is read
