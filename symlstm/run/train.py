@@ -154,6 +154,7 @@ class Trainer:
         self.recent = collections.deque(maxlen=window)  # (loss, grad norm) of the latest steps
         self.chars = self.seconds = 0.0  # since the last validation: the reported chars/s
         self.session_steps, self.session_seconds = 0, 0.0  # since this process started: the bar's pace
+        self.compile_seconds = 0.0  # compiling the step, shown on the bar apart from its rate
 
     # -- resume ---------------------------------------------------------------------------------
     def resume(self, saved: ckpt_io.Checkpoint):
@@ -269,6 +270,8 @@ class Trainer:
         if took:
             self.log(f"compiled the training step for {len(shapes)} batch shapes in {took:.0f} s (outside the budget); "
                      f"matrix products in {c.cfg.precision}")
+            bar.unpause()  # nor in the bar's rate and time left: it reports the compile time apart
+            self.compile_seconds += took
         h, cell = c.zero_state(self.cfg.data.batch_size)  # stream mode: carried from batch to batch
         while s.batch_in_epoch < len(batches):
             x, y, mask = batches[s.batch_in_epoch]
@@ -287,7 +290,8 @@ class Trainer:
             self.session_steps, self.session_seconds = self.session_steps + 1, self.session_seconds + took
             bar.total = self._bar_total(self.session_steps, self.session_seconds)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{self.chars / max(self.seconds, 1e-9):.0f}")
+            bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{self.chars / max(self.seconds, 1e-9):.0f}",
+                            compiled=f"{self.compile_seconds:.0f}s")
             if s.step % t.eval_every == 0:
                 self.validate_and_checkpoint(lr)
             reason = self.stop_reason(bool(interrupted))

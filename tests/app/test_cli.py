@@ -163,6 +163,25 @@ def test_gradcheck_json_version_and_help():
     assert "(0, the default: off)" in text.split("--beam BEAM")[1]
 
 
+def test_gradcheck_prints_each_models_rows_as_they_come_so_a_failure_keeps_them(monkeypatch, capsys):
+    """The check takes minutes: a model's rows are printed when it is done, not all at the end."""
+    from symlstm.app.cli import main
+    from symlstm.tools import gradcheck
+
+    real, calls = gradcheck.gradient_check, []
+
+    def second_breaks(cfg, **kw):
+        calls.append(cfg)
+        if len(calls) == 2:
+            raise RuntimeError("the second model broke")
+        return real(cfg, **kw)
+    monkeypatch.setattr(gradcheck, "gradient_check", second_breaks)
+    with pytest.raises(RuntimeError, match="the second model broke"):
+        main(["gradcheck", "--max-entries", "1"])
+    rows = [l for l in capsys.readouterr().out.splitlines() if l.startswith("lstm L=1 H=5 ")]
+    assert [l.split()[3] for l in rows] == ["embedding", "layer0/W", "layer0/U", "layer0/b", "output/W", "output/b"]
+
+
 def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch, capsys):
     """Only symlstm's own UserErrors become one line and exit 2; a ValueError from deep inside
     (a bug) keeps its traceback."""

@@ -103,6 +103,32 @@ def test_progress_bar_follows_the_time_budget():
     assert t._bar_total(taken=100, seconds=10.0) == 300  # the step limit ends it first
 
 
+def test_the_bar_leaves_compiling_out_of_its_rate_and_shows_it_apart(small_corpus, tmp_path, monkeypatch):
+    """The issue's `1/30 [00:13<06:31, 13.50s/step]` for steps of 0.2 s: the bar's clock restarts
+    after the step is compiled (tqdm's unpause), and its postfix says how long compiling took."""
+    import symlstm.run.train as train_module
+    from symlstm.core.compiled import CompiledModel
+
+    events = []
+    real_warm_up = CompiledModel.warm_up
+    monkeypatch.setattr(CompiledModel, "warm_up", lambda self, shapes: events.append("compiled") or
+                        real_warm_up(self, shapes))
+
+    class Bar(train_module.tqdm):
+        def unpause(self):
+            events.append("unpause")
+            super().unpause()
+
+        def set_postfix(self, **kw):
+            events.append(kw.get("compiled"))
+            super().set_postfix(**kw)
+    monkeypatch.setattr(train_module, "tqdm", Bar)
+    train(load_config(raw=tiny_raw(max_steps=3, eval_every=3)), tmp_path / "b", small_corpus, log=quiet,
+          progress=True)
+    assert events[:2] == ["compiled", "unpause"]
+    assert len(events) == 5 and all(e[:-1].isdigit() and e.endswith("s") for e in events[2:])  # e.g. compiled=3s
+
+
 def _prose_root(tmp_path, chars=3400):
     """A 3,400-character prose file made from the shipped poems."""
     text = "".join((ROOT / "data" / "tang_quatrains.txt").read_text(encoding="utf-8").split())[:chars]

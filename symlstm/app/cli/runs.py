@@ -1,5 +1,6 @@
 """Commands about models and runs: train, eval, compare, plot, data, gradcheck, gradflow, graph, bench."""
 import json
+import sys
 from pathlib import Path
 
 from symlstm.backend.runtime import BACKENDS
@@ -113,6 +114,8 @@ def gradcheck_args(p):
 def cmd_gradcheck(args):
     import dataclasses
 
+    from tqdm import tqdm
+
     from symlstm.config import load_config
     from symlstm.tools.gradcheck import (
         BF16_TOLERANCE,
@@ -132,40 +135,46 @@ def cmd_gradcheck(args):
         through, skipped = onednn_models(args.backend)
         models = standard_models(args.backend) + through
         vocab = 6
-    table, bf16, ok = [], [], True
-    for mcfg in models:
-        through_onednn = mcfg.onednn_lstm == "on"
-        rows = [] if through_onednn else gradient_check(mcfg, vocab_size=vocab, max_entries=args.max_entries)
-        # the bf16 path (JAX), against the float64 straight-through reference: no central differences
-        more = bf16_gradient_check(mcfg, vocab_size=vocab) if args.backend == "jax" else []
-        for r in rows + more:
-            r["model"] = f"{mcfg.cell} L={mcfg.num_layers} H={mcfg.hidden}" + " tied" * mcfg.tie_weights + \
-                " dropout" * any(v for k, v in dataclasses.asdict(mcfg).items() if "dropout" in k) + \
-                " op" * (mcfg.lstm_op and mcfg.cell == "lstm") + " onednn" * through_onednn
-            ok &= r["passed"]
-        table, bf16 = table + rows, bf16 + more
+    def name(mcfg):
+        return f"{mcfg.cell} L={mcfg.num_layers} H={mcfg.hidden}" + " tied" * mcfg.tie_weights + \
+            " dropout" * any(v for k, v in dataclasses.asdict(mcfg).items() if "dropout" in k) + \
+            " op" * (mcfg.lstm_op and mcfg.cell == "lstm") + " onednn" * (mcfg.onednn_lstm == "on")
+
+    # Each model's rows are printed as soon as they are computed (the whole check takes minutes), so
+    # that whatever stops it keeps what was done; a bar on a terminal counts the checks.
+    checks = [(m, "central") for m in models if m.onednn_lstm != "on"] + \
+        [(m, "bf16") for m in models if args.backend == "jax"]  # the bf16 path: against its float64 reference
+    out = (lambda line: None) if args.json else (lambda line: tqdm.write(line, file=sys.stdout))
+    out(f"{'model':<29} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
+    table, bf16 = [], []
+    with tqdm(total=len(checks), unit="model", leave=False, disable=not sys.stderr.isatty()) as bar:
+        for k, (mcfg, kind) in enumerate(checks):
+            if kind == "bf16" and checks[k - 1][1] == "central":
+                out(f"largest relative error {max(r['max_rel_error'] for r in table):.2e} (tolerance {TOLERANCE:.0e})")
+                out("\nbf16 path (precision: bf16) against the float64 gradient of the same rounded products")
+            rows = gradient_check(mcfg, vocab_size=vocab, max_entries=args.max_entries) if kind == "central" \
+                else bf16_gradient_check(mcfg, vocab_size=vocab)
+            for r in rows:
+                r["model"] = name(mcfg)
+                flag = "" if r["passed"] else "  FAIL"
+                out(f"{r['model']:<29} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} "
+                    + (f"{r['entries']:>7} {r['max_abs_error']:>12.2e} {r['max_rel_error']:>12.2e}{flag}"
+                       if kind == "central" else f"max |a-r|/max|r| {r['max_rel_error']:.2e}{flag}"))
+            (table if kind == "central" else bf16).extend(rows)
+            bar.update(1)
+    ok = all(r["passed"] for r in table + bf16)
     if args.json:
         print(json.dumps({"tolerance": TOLERANCE, "passed": bool(ok), "rows": table,
                           "bf16_tolerance": BF16_TOLERANCE, "bf16_rows": bf16,
                           **({"onednn_rows_left_out": skipped} if skipped else {})}, indent=1))
     else:
-        print(f"{'model':<29} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
-        for r in table:
-            flag = "" if r["passed"] else "  FAIL"
-            print(f"{r['model']:<29} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} {r['entries']:>7} "
-                  f"{r['max_abs_error']:>12.2e} {r['max_rel_error']:>12.2e}{flag}")
-        worst = max(r["max_rel_error"] for r in table)
-        print(f"largest relative error {worst:.2e} (tolerance {TOLERANCE:.0e})")
-        if bf16:
-            print("\nbf16 path (precision: bf16) against the float64 gradient of the same rounded products")
-            for r in bf16:
-                flag = "" if r["passed"] else "  FAIL"
-                print(f"{r['model']:<29} {r['parameter']:<12} {'x'.join(map(str, r['shape'])):<10} "
-                      f"max |a-r|/max|r| {r['max_rel_error']:.2e}{flag}")
-            print(f"largest {max(r['max_rel_error'] for r in bf16):.2e} (tolerance {BF16_TOLERANCE:.0e})")
+        if not bf16:
+            out(f"largest relative error {max(r['max_rel_error'] for r in table):.2e} (tolerance {TOLERANCE:.0e})")
+        else:
+            out(f"largest {max(r['max_rel_error'] for r in bf16):.2e} (tolerance {BF16_TOLERANCE:.0e})")
         if skipped:
-            print(f"no rows through oneDNN: {skipped}")
-        print("PASSED" if ok else "FAILED")
+            out(f"no rows through oneDNN: {skipped}")
+        out("PASSED" if ok else "FAILED")
     return 0 if ok else 1
 
 
