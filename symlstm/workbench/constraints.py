@@ -112,8 +112,8 @@ class Tones:
 
     mode 'strict' fixes every position by one standard pattern, 'loose' the 2nd/4th/6th characters
     and the line ends (一三五不論) and forbids 孤平 and 三平尾, 'rhyme' the line ends only. Where a
-    pattern fixes a tone, only characters whose every reading has that tone may stand (a 多音字 may
-    not). Rhyme positions take 平 characters of exactly one rhyme group, the same for all, each at
+    pattern fixes a tone, only characters whose every reading has that tone may be written (a 多音字
+    may not); a character the user fixed may be a 多音字 wherever either reading fits. Rhyme positions take 平 characters of exactly one rhyme group, the same for all, each at
     most once (no 重韻), the group fixed by `rhyme_char`, by a locked rhyme character or by the first
     rhyme written. The pattern is `pattern` if given, else every pattern still consistent with the
     text and the locked characters.
@@ -179,12 +179,18 @@ class Tones:
         return [cols[self.n - 1] for i, cols in lines.items()
                 if i != skip and self.n - 1 in cols and self._rhymes(name, i)]
 
+    def _fits(self, pos: int, ch: str, tone: str) -> bool:
+        """Whether `ch` may stand at `pos` where the pattern asks `tone`: a character written here
+        must have that one reading; one the user fixed (keyword, acrostic, template) may be a 多音字
+        wherever either reading fits, as the scorer reads it (故鄉 in a strict 五絕)."""
+        return tone in self.lex.tone(ch) if pos in self.locks else self.lex.tone(ch) == {tone}
+
     def _consistent(self, name: str, filled: dict) -> bool:
         lines = self._lines(filled)
         for line, cols in lines.items():
             for col, ch in cols.items():
                 tone = self._tone(name, line, col, cols)
-                if tone is not None and self.lex.tone(ch) != {tone}:
+                if tone is not None and not self._fits(line * (self.n + 1) + col, ch, tone):
                     return False
                 if tone is None and self.mode == "loose" and col in read_columns(self.n) and not self.lex.tone(ch):
                     return False  # as `allowed` asks: a column a rule reads takes a character of known tone
@@ -201,6 +207,8 @@ class Tones:
             return ~out  # punctuation or <eos>: Shape decides
         filled = {**self.locks, **dict(enumerate(text))}
         lines = self._lines(filled)
+        if len(text) in self.locks:  # a fixed character, checked against the patterns by `_consistent`
+            return np.full(len(self.vocab), any(self._consistent(name, filled) for name in self.names))
         for name in self.names:
             if not self._consistent(name, filled):
                 continue
@@ -247,7 +255,7 @@ class Tones:
                 if col == self.n:
                     continue  # punctuation: Shape decides
                 tone = self._tone(name, line, col, {})
-                if tone is not None:
+                if tone is not None and pos not in self.locks:  # a fixed character: `names` checked it
                     tone_ok[pos, q] = self.only[tone]
                 if col == self.n - 1 and self._rhymes(name, line):
                     if pos in self.locks:
@@ -431,7 +439,8 @@ class TuneTones:
             if pos not in self.bare:
                 continue
             tone = self._tone(pos)
-            if tone is not None and self.lex.tone(ch) != {tone}:
+            lenient = pos in self.locks and self.bare[pos] not in self.segment  # a fixed 多音字 off the rhymes
+            if tone is not None and not (tone in self.lex.tone(ch) if lenient else self.lex.tone(ch) == {tone}):
                 return False
         for s in range(len(self.classes)):
             common, chars = self._common(filled, s)
@@ -445,7 +454,7 @@ class TuneTones:
         if pos not in self.bare:
             return m  # punctuation or <eos>: Shape decides
         tone = self._tone(pos)
-        if tone is not None:
+        if tone is not None and pos not in self.locks:  # a fixed character: `_consistent` checked it
             m &= self.only[tone]
         k = self.bare[pos]
         if k in self.segment:

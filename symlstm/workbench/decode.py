@@ -222,10 +222,8 @@ class SampleOptions:
                 alone = [w for w in self.keywords if plan_keywords((w,), form, fixed, feasible, rng) is None]
                 what = f"--keywords {alone[0]}: no slot" if alone else "no placement of all the keywords"
                 chars = "".join(alone or self.keywords) if tones else ""
-                both = [ch for ch in chars if len(tones.lex.tone(ch)) == 2]
                 unknown = [ch for ch in chars if not tones.lex.tone(ch)]
-                why = f" ({' '.join(both)}: 多音字, read 平 or 仄, stand only where the tone is free)" if both else \
-                    f" ({' '.join(unknown)}: not in the 平水韻 table, so only where no rule reads the tone)" if unknown else ""
+                why = f" ({' '.join(unknown)}: not in the 平水韻 table, so only where no rule reads the tone)" if unknown else ""
                 raise DecodeError(f"{what} in a {form} keeps the form, the fixed characters, tones and rhyme of "
                                   f"{self._asked()}{why}")
             out.append(Constraints([Shape(vocab, form, locks)] + ([tones.relocked(locks)] if tones else [])))
