@@ -373,6 +373,13 @@ def backend_info(backend: str) -> dict:
 ISA_CAPS = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 
 
+def isa_caps() -> str:
+    """The instruction-set caps in force, as the bench header names them ("" for none); XLA_FLAGS
+    only where it holds --xla_cpu_max_isa (it carries other flags too)."""
+    return " ".join(f"{k}={v}" for k, v in ((k, os.environ.get(k, "")) for k in ISA_CAPS)
+                    if v and (k != "XLA_FLAGS" or "max_isa" in v))
+
+
 def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = None, sampling: bool = True,
             starts: bool = True, system_malloc: bool = True) -> dict:
     if with_torch is None:
@@ -381,8 +388,8 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
             with_torch = True
         except ImportError:
             with_torch = False
-    caps = " ".join(f"{k}={os.environ[k]}" for k in ISA_CAPS if os.environ.get(k))
-    result = {"machine": machine(), "class": isa_class(), "caps": caps, **backend_info(backend), "torch": with_torch}
+    result = {"machine": machine(), "class": isa_class(), "caps": isa_caps(), **backend_info(backend),
+              "torch": with_torch}
     if starts:
         result["starts"] = {p: start_times(backend, precision=p) for p in PATHS if backend == "jax" or p == "float32"}
     result["gemm_peak_gflops"] = gemm_peak()

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from symlstm.tools.bench import SHAPES, flops_per_char, format_table
+from symlstm.tools.bench import ISA_CAPS, SHAPES, flops_per_char, format_table, isa_caps
 
 
 def test_flops_per_char_matches_the_speed_issue():
@@ -115,3 +115,14 @@ def test_the_header_names_the_machine_class_its_caps_and_a_path_that_does_not_ru
     assert "B: torch bf16 not run here (could not create a primitive descriptor for the LSTM forward" in table
     assert "B     bf16           250     300     nan         0.83          nan     10.0       5.0    50%      5.0     0.38" \
         in table  # the fastest path that ran, over PyTorch's bf16
+
+
+def test_the_caps_named_are_the_ones_in_force(monkeypatch):
+    for k in ISA_CAPS:
+        monkeypatch.delenv(k, raising=False)
+    assert isa_caps() == ""
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")  # not a cap
+    assert isa_caps() == ""
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=AVX2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert isa_caps() == "XLA_FLAGS=--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"
