@@ -107,13 +107,21 @@ def _rhyme_groups(vocab: Vocab, lex: Lexicon) -> tuple[dict, np.ndarray]:
                             and len(lex.groups.get(s, ())) == 1 else -1 for s in vocab.itos])
 
 
+def fits(lex: Lexicon, ch: str, tone: str, fixed: bool) -> bool:
+    """Whether `ch` may stand where a pattern asks `tone`: a character the sampler writes must have
+    that one reading; one the user fixed (keyword, acrostic, template) may be a 多音字 wherever either
+    reading fits, as the scorer reads it (故鄉 in a strict 五絕)."""
+    return tone in lex.tone(ch) if fixed else lex.tone(ch) == {tone}
+
+
 class Tones:
     """A form's tone patterns and rhyme, as masks.
 
     mode 'strict' fixes every position by one standard pattern, 'loose' the 2nd/4th/6th characters
     and the line ends (一三五不論) and forbids 孤平 and 三平尾, 'rhyme' the line ends only. Where a
     pattern fixes a tone, only characters whose every reading has that tone may be written (a 多音字
-    may not); a character the user fixed may be a 多音字 wherever either reading fits. Rhyme positions take 平 characters of exactly one rhyme group, the same for all, each at
+    may not); a character the user fixed may be a 多音字 wherever either reading fits (`fits`).
+    Rhyme positions take 平 characters of exactly one rhyme group, the same for all, each at
     most once (no 重韻), the group fixed by `rhyme_char`, by a locked rhyme character or by the first
     rhyme written. The pattern is `pattern` if given, else every pattern still consistent with the
     text and the locked characters.
@@ -179,18 +187,12 @@ class Tones:
         return [cols[self.n - 1] for i, cols in lines.items()
                 if i != skip and self.n - 1 in cols and self._rhymes(name, i)]
 
-    def _fits(self, pos: int, ch: str, tone: str) -> bool:
-        """Whether `ch` may stand at `pos` where the pattern asks `tone`: a character written here
-        must have that one reading; one the user fixed (keyword, acrostic, template) may be a 多音字
-        wherever either reading fits, as the scorer reads it (故鄉 in a strict 五絕)."""
-        return tone in self.lex.tone(ch) if pos in self.locks else self.lex.tone(ch) == {tone}
-
     def _consistent(self, name: str, filled: dict) -> bool:
         lines = self._lines(filled)
         for line, cols in lines.items():
             for col, ch in cols.items():
                 tone = self._tone(name, line, col, cols)
-                if tone is not None and not self._fits(line * (self.n + 1) + col, ch, tone):
+                if tone is not None and not fits(self.lex, ch, tone, fixed=line * (self.n + 1) + col in self.locks):
                     return False
                 if tone is None and self.mode == "loose" and col in read_columns(self.n) and not self.lex.tone(ch):
                     return False  # as `allowed` asks: a column a rule reads takes a character of known tone
@@ -439,8 +441,8 @@ class TuneTones:
             if pos not in self.bare:
                 continue
             tone = self._tone(pos)
-            lenient = pos in self.locks and self.bare[pos] not in self.segment  # a fixed 多音字 off the rhymes
-            if tone is not None and not (tone in self.lex.tone(ch) if lenient else self.lex.tone(ch) == {tone}):
+            fixed = pos in self.locks and self.bare[pos] not in self.segment  # off the rhymes: one 部 there
+            if tone is not None and not fits(self.lex, ch, tone, fixed):
                 return False
         for s in range(len(self.classes)):
             common, chars = self._common(filled, s)

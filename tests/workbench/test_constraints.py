@@ -131,6 +131,19 @@ def test_a_fixed_polyphonic_character_stands_where_either_reading_fits(sampler, 
             assert all(len(TONES.get(ch, ())) == 1 for i, ch in enumerate(text) if i not in fixed and ch not in "，。")
 
 
+def test_a_fixed_polyphonic_character_fits_a_tunes_decided_tone_off_its_rhymes(sampler, lex):
+    """The ci side of the same rule: at a place 浣溪沙's template decides (仄), a fixed 看 (平 or
+    仄) fits and a fixed 山 (平 only) does not; at a rhyme, a fixed 多音字 still needs one reading."""
+    from symlstm.workbench.constraints import TuneTones
+
+    vocab = sampler.vocab
+    tune = TuneTones(vocab, lex, "浣溪沙", "strict")
+    pos = next(p for p in sorted(tune.bare) if tune._tone(p) is not None and tune.bare[p] not in tune.segment)
+    assert tune._tone(pos) == "仄" and TONES["看"] == {"平", "仄"} and TONES["山"] == {"平"}
+    assert [TuneTones(vocab, lex, "浣溪沙", "strict", {pos: ch}).names for ch in ("看", "山")] == [["tune"], []]
+    assert tune.relocked({pos: "看"}).allowed("擁" * pos)[vocab.stoi["看"]]  # and generation may write it there
+
+
 def test_a_keyword_of_unknown_tone_is_planned_where_the_loose_rules_read_no_tone(sampler):
     """溪 and 迴 are not in the 平水韻 table the decoder reads (the supplement knows them). Under
     --tones loose a column that 孤平 or 三平尾 reads takes a character of known tone; the keyword
