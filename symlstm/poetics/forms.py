@@ -9,7 +9,7 @@ import re
 
 from symlstm.poetics.script import CJK
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.poetics.tunes import parse_layout, tune_of
+from symlstm.poetics.tunes import close_names, parse_layout, resolve, tune_of
 
 FORMS = {"wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}  # form -> (characters per line, lines)
 FORM_NAMES = {"wujue": "五絕", "qijue": "七絕", "wulv": "五律", "qilv": "七律"}
@@ -36,11 +36,28 @@ def matches_form(text: str, form: str) -> bool:
 CI = "ci:"  # a ci form names its tune: ci:浣溪沙 (the templates are tunes.py's)
 
 
-def is_form(form: str) -> bool:
-    """A regulated form of FORMS, or ci:TUNE for a tune with a shipped template."""
+def canonical(form: str) -> str:
+    """A form as the tables name it: a tune by any of its names (`tunes.resolve`: ci:憶江南, ci:夢江南)
+    -> ci:望江南・憶江南; anything else as given."""
     if form.startswith(CI):
-        return form[len(CI):] in load_tunes()
+        return CI + (resolve(form[len(CI):]) or form[len(CI):])
+    return form
+
+
+def is_form(form: str) -> bool:
+    """A regulated form of FORMS, or ci:TUNE for a tune with a shipped template, by any of its names."""
+    if form.startswith(CI):
+        return resolve(form[len(CI):]) is not None
     return form in FORMS
+
+
+def unknown_form(option: str, form: str) -> str:
+    """The refusal of a form name: the names closest to it, every form and every tune, and where the
+    tunes' other names are listed."""
+    close = close_names(form[len(CI):]) if form.startswith(CI) else []
+    hint = f"did you mean {' or '.join(CI + n for n in close)}? " if close else ""
+    return (f"{option} {form!r}: {hint}choose one of {', '.join(FORMS)} or ci:TUNE with a shipped tune by any of "
+            f"its names: {', '.join(load_tunes())} (`symlstm tunes` lists every name of each)")
 
 
 def layout(form: str) -> list[tuple[int, str]]:

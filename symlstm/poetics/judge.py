@@ -5,7 +5,7 @@ the shipped ci tunes of the same clause lengths: a 五律 and 生查子, a 七�
 and the form it fits best wins (see `judge`). Checking one named form is `verse.py`'s.
 """
 from symlstm.errors import UserError
-from symlstm.poetics.forms import CI, FORM_NAMES, FORMS, LINE_ENDS, form_of
+from symlstm.poetics.forms import CI, FORM_NAMES, FORMS, LINE_ENDS, canonical, form_of, is_form, unknown_form
 from symlstm.poetics.lexicon import PING, Lexicon
 from symlstm.poetics.script import clauses, split_lines
 from symlstm.poetics.tunes import load as load_tunes
@@ -19,14 +19,13 @@ class FormError(UserError, ValueError):
 
 def check_form(text: str, lex: Lexicon, form: str) -> Verdict:
     """The text judged as `form` (wujue, qijue, wulv, qilv or ci:TUNE), whatever else it could be;
-    a Verdict without a form, saying why, when the text does not have that form's layout."""
+    a Verdict without a form, saying why, when the text does not have that form's layout. A tune may
+    be named by any of its names (`forms.canonical`)."""
+    if not is_form(form):
+        raise FormError(unknown_form("--form", form))
+    form = canonical(form)
     if form.startswith(CI):
-        if form[len(CI):] not in load_tunes():
-            raise FormError(f"--form {form}: not a shipped tune; choose one of "
-                            f"{', '.join(CI + t for t in load_tunes())}")
         return check_tune(text, lex, form[len(CI):])
-    if form not in FORMS:
-        raise FormError(f"--form {form}: choose one of {', '.join(FORMS)} or ci:TUNE")
     if form_of(text) != form:
         n, lines = FORMS[form]
         return Verdict(form=None, rhyme_note=f"not the layout of a {FORM_NAMES[form]} ({lines} lines of {n} "

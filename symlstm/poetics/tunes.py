@@ -6,6 +6,11 @@ position where the poems of that layout agree (the lexicon's single-tone reading
 a clear majority stay free, 〇), and its rhymes: the clause ends that rhyme with one another in most
 poems, grouped into segments (one segment, or several where the tune changes rhyme, 換韻), each with
 its tone class of 詞林正韻 (平, 上去 or 入; `lexicon.CILIN`).
+
+A tune's other names (`aliases`) come from the corpus' own labels: 全宋詞 writes a poem that its
+poet titled by another name of a tune as `酹江月・念奴嬌` (the poet's name, then the tune's), so every
+name in such a label is the tune's, where the label's poems have the tune's length. `resolve` turns
+any of them into the table's name; `sample`, `score`, `check-verse` and the page all go through it.
 """
 import functools
 import json
@@ -30,8 +35,41 @@ def _rhyme_rate(poems: list[str], a: int, b: int, lex: Lexicon) -> float:
     return sum(bool(lex.ci_rhymes(p[a]) & lex.ci_rhymes(p[b])) for p in poems) / len(poems)
 
 
+ALIAS_MARK = "・"  # between the names of one tune in a corpus label: 酹江月・念奴嬌
+
+
+def characters(layout: str) -> int:
+    return sum(n for n, _ in parse_layout(layout))
+
+
+def derive_aliases(by_tune: dict, templates: dict, share: float = 0.5, slack: float = 0.05) -> dict:
+    """Per template: the other names the corpus labels give the tune, sorted. A label `A・B` names
+    one tune by two names; where one of its names is a template's (its key, or a name in its key), and
+    at least `share` of the label's poems have the template's number of characters (within `slack` of
+    it: editors' texts lose or gain a character), its other names are the tune's. A name two tunes
+    claim, or a template's own key, is nobody's."""
+    names = {part: key for key in templates for part in key.split(ALIAS_MARK)}
+    claims = {}
+    for label, texts in by_tune.items():
+        parts = label.split(ALIAS_MARK)
+        key = label if label in templates else next((names[p] for p in parts if p in names), None)
+        if key is None:
+            continue
+        length = characters(templates[key]["layout"])
+        if sum(abs(sum(len(c) for c, _ in clauses(t)) - length) <= slack * length for t in texts) < share * len(texts):
+            continue
+        for name in set(parts) - {key}:
+            claims.setdefault(name, set()).add(key)
+    out = {key: [] for key in templates}
+    for name, keys in sorted(claims.items()):
+        if len(keys) == 1 and name not in templates:
+            out[next(iter(keys))].append(name)
+    return out
+
+
 def derive(entries: list[dict], lex: Lexicon, count: int = 30, agree: float = 0.8, rhyme: float = 0.5) -> dict:
-    """Templates of the `count` commonest tunes among chinese-poetry ci entries (rhythmic, paragraphs)."""
+    """Templates of the `count` commonest tunes among chinese-poetry ci entries (rhythmic, paragraphs),
+    with their other names (`derive_aliases`)."""
     by_tune = {}
     for e in entries:
         if e.get("rhythmic") and e["rhythmic"] != "失調名":
@@ -69,6 +107,8 @@ def derive(entries: list[dict], lex: Lexicon, count: int = 30, agree: float = 0.
                                                          max(sum(t != "〇" for t in tones), 1), 3),
                      "free_positions": tones.count("〇"),
                      "rhymes": [[k, s] for s, seg in enumerate(segments) for k in seg], "segments": classes}
+    for key, names in derive_aliases(by_tune, out).items():
+        out[key]["aliases"] = names
     return out
 
 
@@ -82,6 +122,24 @@ def dumps(templates: dict) -> str:
 def load() -> dict:
     """The shipped templates: tune name -> template (see `derive`)."""
     return json.loads(table("ci_tunes.json").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def aliases() -> dict:
+    """Every name of a shipped tune -> the table's name (its own included)."""
+    return {**{a: key for key, t in load().items() for a in t.get("aliases", ())}, **{key: key for key in load()}}
+
+
+def resolve(name: str) -> str | None:
+    """The table's name of a tune given by any of its names (望江南, 憶江南, 夢江南 -> 望江南・憶江南), or None."""
+    return aliases().get(name.strip())
+
+
+def close_names(name: str) -> list[str]:
+    """The names of shipped tunes (any of them) closest to a mistyped one: 浣紗溪 -> 浣溪紗, 浣沙溪 …"""
+    import difflib
+
+    return difflib.get_close_matches(name, list(aliases()), n=3, cutoff=0.6)
 
 
 def tunes_of(text: str) -> list[str]:
