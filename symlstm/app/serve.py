@@ -21,11 +21,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from symlstm.errors import UserError, one_line
-from symlstm.poetics.forms import CI, FORM_NAMES, FORMS, is_form, layout
+from symlstm.poetics.forms import CI, FORM_NAMES, FORMS, is_form, layout, unknown_form
 from symlstm.poetics.lexicon import Lexicon, known_tones
 from symlstm.poetics.script import MAX_CHARS, normalize_poem, to_traditional
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.workbench.decode import SampleOptions, Sampler, keywords_found, parse_keywords
+from symlstm.workbench.decode import TONE_MODES, SampleOptions, Sampler, keywords_found, parse_keywords
+from symlstm.workbench.measure import couplet_checks
 from symlstm.workbench.scoring import score
 
 LIMITS = {"body_bytes": 8192, "num": 8, "candidates": 16, "text_chars": MAX_CHARS, "keywords": 4,
@@ -82,8 +83,11 @@ def sample_options(body: dict) -> SampleOptions:
     template = to_traditional(_field(body, "template", str, "").strip())
     form = _field(body, "form", str, "wujue")
     if not is_form(form):
-        raise RequestError(f"form {form!r}: choose one of {', '.join(FORMS)} or ci:TUNE (see /api/info)")
-    return SampleOptions(num=num, form="" if template else form, tones=_field(body, "tones", str, "off"),
+        raise RequestError(unknown_form("form", form).replace("`symlstm tunes`", "/api/info"))
+    tones = _field(body, "tones", str, "")
+    if tones not in TONE_MODES:
+        raise RequestError(f"tones {tones!r}: choose one of {', '.join(TONE_MODES[1:])} (or leave it out: loose)")
+    return SampleOptions(num=num, form="" if template else form, tones=tones,
                          temperature=temperature, acrostic=to_traditional(_field(body, "acrostic", str, "").strip()),
                          keywords=words, template=template, candidates=candidates, seed=seed)
 
@@ -107,7 +111,10 @@ class Engine:
             poems = self.sampler.sample(opts)
             rows = self._rows([p["text"] for p in poems])
         for row, p in zip(rows, poems):
-            row["score"] = p["score"]
+            row.update({k: p[k] for k in ("score", "tone_rule", "note") if k in p})
+            if opts.couplet:  # judged as a couplet, which has no form and no rhyme to keep
+                row.update(form=None, rhyme_ok=None, tones_ok=None, rhyme="a couplet (對聯) has no rhyme to keep",
+                           couplet=couplet_checks(opts.couplet, p["text"][len(opts.couplet) + 1:], self.lex))
             if opts.keywords:
                 row["keywords"] = keywords_found(p["text"], opts.keywords)
         return rows
@@ -146,8 +153,9 @@ def create_app(engine: Engine) -> Starlette:
     async def info(request: Request) -> JSONResponse:
         return JSONResponse({"model": engine.name, "vocabulary": len(engine.vocab),
                              "forms": [{"id": f, "name": FORM_NAMES[f], "layout": tune_layout(f)} for f in FORMS] +
-                                      [{"id": CI + t, "name": f"詞・{t}", "layout": tune_layout(CI + t)} for t in load_tunes()],
-                             "tones": ["off", "loose", "strict"], "limits": LIMITS})
+                                      [{"id": CI + t, "name": f"詞・{t}", "layout": tune_layout(CI + t),
+                                        "aliases": v.get("aliases", [])} for t, v in load_tunes().items()],
+                             "tones": list(TONE_MODES[1:]), "limits": LIMITS})
 
     async def sample(request: Request) -> JSONResponse:
         opts = sample_options(await body_of(request))

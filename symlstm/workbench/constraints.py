@@ -5,7 +5,8 @@ Every constraint answers `allowed(text)`: a bool mask (V,) over the vocabulary f
 sampler and the beam search call only that. The parts: `Shape` (the layout of a form: line or
 clause lengths, punctuation, <eos>; the characters locked at positions by a template, keywords, an
 acrostic or a prime), `Tones` (a regulated form's standard patterns, its rhyme, and the rules of
-`verse.py`), `TuneTones` (a ci tune's template) and `Couplet` (the 下聯 of a 上聯). Keywords become
+`verse.py`), `TuneTones` (a ci tune's template), `Couplet` (the 下聯 of a 上聯) and `NoRepeat` (no
+character bigram twice, which greedy and beam search would otherwise write). Keywords become
 locks by planning their slots before generation (`plan_keywords`). Errors are `DecodeError`s, raised
 before generation.
 """
@@ -329,16 +330,85 @@ class Couplet:
         return m
 
 
-class Constraints:
-    """The parts of one poem's constraints; `allowed(text)` is their AND."""
+def bigram_places(text: str) -> list[tuple[str, int, int]]:
+    """(bigram, line, column) of every two consecutive characters inside a line or clause of `text`
+    (punctuation ends a line; a bigram never spans one)."""
+    out, line, col = [], 0, 0
+    for a, b in zip(text, text[1:]):
+        if a in PUNCT:
+            line, col = line + 1, 0
+            continue
+        if b not in PUNCT:
+            out.append((a + b, line, col))
+        col += 1
+    return out
 
-    def __init__(self, parts: list):
-        self.parts = parts
+
+def repeated_bigrams(text: str) -> tuple[int, int]:
+    """(repeats, bigrams): how many of the text's bigrams (`bigram_places`) equal an earlier one."""
+    places = bigram_places(text)
+    seen, repeats = set(), 0
+    for bigram, _, _ in places:
+        repeats += bigram in seen
+        seen.add(bigram)
+    return repeats, len(places)
+
+
+def repeat_allowed(earlier: list[tuple[int, int]], bigram: str, line: int, col: int) -> bool:
+    """Whether a poem may write `bigram` again at (line, col), having written it at `earlier`
+    places: a 疊字 (萋萋) may recur, and so may a parallel repeat, the same bigram at the same column
+    of the other line of a couplet (lines 1–2, 3–4 …: 人面桃花 … 人面不知), as the corpus writes
+    them; any other repeat is what a decoder's loop looks like."""
+    return bigram[0] == bigram[1] or (line % 2 == 1 and (line - 1, col) in earlier)
+
+
+class NoRepeat:
+    """No character bigram twice in a poem but the repeats `repeat_allowed` keeps, and no character
+    three times in a row: after `text`, a token that would make either is masked out. The loop guard of greedy and beam
+    search, whose likeliest poem repeats itself (不知不是人間事，不是人間不得歸), like other decoders'
+    `no_repeat_ngram_size=2`, with the tradition's own repeats kept."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.base = np.ones(len(vocab), bool)
+
+    def allowed(self, text: str) -> np.ndarray:
+        if not text or text[-1] in PUNCT:
+            return self.base  # a line's first character completes no bigram
+        places = bigram_places(text + "一")  # the last place: the bigram the next token completes
+        _, line, col = places[-1]
+        earlier = {}
+        for bigram, ln, c in places[:-1]:
+            earlier.setdefault(bigram, []).append((ln, c))
+        m = self.base.copy()
+        for bigram, at in earlier.items():
+            if bigram[0] == text[-1] and bigram[1] in self.vocab.stoi and not repeat_allowed(at, bigram, line, col):
+                m[self.vocab.stoi[bigram[1]]] = False
+        if text[-2:] == text[-1] * 2 and text[-1] in self.vocab.stoi:
+            m[self.vocab.stoi[text[-1]]] = False  # a 疊字 is two of a character, not three
+        return m
+
+    def only(self, token: int) -> np.ndarray:
+        m = np.zeros(len(self.vocab), bool)
+        m[token] = True
+        return m
+
+
+class Constraints:
+    """The parts of one poem's constraints; `allowed(text)` is their AND, and the AND of the `soft`
+    parts (`NoRepeat`) with it wherever that leaves a token: a character the user fixed, or the only
+    rhyme left, is written even where it repeats a bigram."""
+
+    def __init__(self, parts: list, soft: tuple = ()):
+        self.parts, self.soft = parts, tuple(soft)
 
     def allowed(self, text: str) -> np.ndarray:
         m = self.parts[0].allowed(text)
         for part in self.parts[1:]:
             m = m & part.allowed(text)
+        for part in self.soft:
+            kept = m & part.allowed(text)
+            m = kept if kept.any() else m
         return m
 
     def only(self, token: int) -> np.ndarray:
@@ -348,7 +418,7 @@ class Constraints:
         """The arrays of `sampling.generate_in_form` for a form with strict, rhyme-only or no tones
         (see `Tones.tables`), or None where only the step path can decode these constraints."""
         shape, rest = self.parts[0], self.parts[1:]
-        if not isinstance(shape, Shape) or not shape.form or shape.form not in FORMS or \
+        if self.soft or not isinstance(shape, Shape) or not shape.form or shape.form not in FORMS or \
                 any(not isinstance(part, Tones) for part in rest):
             return None
         positions = len(shape.plan) + 1

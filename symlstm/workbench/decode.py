@@ -11,7 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from symlstm.core.sampling import gumbel_noise
-from symlstm.poetics.forms import CI, FORMS, form_token, is_form, layout, line_length, line_starts, poem_length
+from symlstm.poetics.forms import (
+    CI,
+    FORMS,
+    canonical,
+    form_token,
+    is_form,
+    layout,
+    line_length,
+    line_starts,
+    poem_length,
+    unknown_form,
+)
 from symlstm.poetics.lexicon import Lexicon
 from symlstm.poetics.script import PUNCT
 from symlstm.poetics.verse import QUATRAIN
@@ -20,6 +31,7 @@ from symlstm.workbench.constraints import (
     Constraints,
     Couplet,
     DecodeError,
+    NoRepeat,
     Shape,
     Tones,
     TuneTones,
@@ -27,7 +39,10 @@ from symlstm.workbench.constraints import (
     plan_keywords,
 )
 
-__all__ = ["DecodeError", "SampleOptions", "Sampler", "parse_keywords", "keywords_found"]
+__all__ = ["DecodeError", "SampleOptions", "Sampler", "parse_keywords", "keywords_found", "TONE_MODES"]
+
+LOW_TEMPERATURE = 0.5  # --no-repeat auto guards sampling at or below it (docs/sampling.md: the measured rates)
+TONE_MODES = ("", "loose", "strict", "rhyme", "off")  # "": the form's own rules (loose); see `tone_choice`
 
 
 def parse_keywords(text: str) -> tuple:
@@ -52,14 +67,18 @@ class SampleOptions:
     top_p: float = 1.0  # sample among the likeliest characters holding this much probability; 1: off
     beam: int = 0  # beam search of this width; 0: off (sampling)
     acrostic: str = ""
-    form: str = ""  # "" | wujue | qijue | wulv | qilv | ci:TUNE (a tune of symlstm/poetics/tables/ci_tunes.json)
-    tones: str = "off"  # off | strict | loose (with a form)
+    form: str = ""  # "" | wujue | qijue | wulv | qilv | ci:TUNE (a tune of symlstm/poetics/tables/ci_tunes.json, by any name)
+    tones: str = ""  # "" (the form's own: loose) | strict | loose | rhyme | off (see `tone_choice`)
     pattern: str = ""  # zeqi | zeqi-rhyme | pingqi | pingqi-rhyme ("": any, chosen by the first line)
     rhyme: str = ""  # a character naming the rhyme group (with a form)
     keywords: tuple = ()  # each appears in every poem, as given, inside one line
     template: str = ""  # a poem with ＿ or _ for the characters to write; the rest stay
     candidates: int = 8  # with keywords or a template: poems drawn per poem returned, the likeliest kept
     couplet: str = ""  # a 上聯: write its 下聯 (the text returned is 上聯，下聯。)
+    no_repeat: str = "auto"  # no bigram twice (`constraints.NoRepeat`): on | off | auto (greedy, beam, low temperature)
+
+    def __post_init__(self):
+        object.__setattr__(self, "form", canonical(self.form))  # a tune by any of its names
 
     def validate(self, vocab: Vocab):
         for name, value, top in (("--num", self.num, 1000), ("--candidates", self.candidates, 64)):
@@ -78,8 +97,7 @@ class SampleOptions:
         if not 0 < self.top_p <= 1:
             raise DecodeError(f"--top-p must be in (0, 1], got {self.top_p}")
         if self.form and not is_form(self.form):
-            raise DecodeError(f"--form {self.form!r}: choose one of {', '.join(FORMS)} or ci:TUNE with a tune of "
-                              "symlstm/poetics/tables/ci_tunes.json (ci:浣溪沙, ci:菩薩蠻 …)")
+            raise DecodeError(unknown_form("--form", self.form))
         if self.form.startswith(CI) and (self.pattern or self.rhyme):
             raise DecodeError("--pattern and --rhyme are for the regulated forms; a ci's tune fixes its rhymes")
         if self.beam and (self.argmax or self.top_k or self.top_p < 1 or self.temperature != 1.0):
@@ -87,8 +105,10 @@ class SampleOptions:
                               "--argmax, --temperature, --top-k or --top-p")
         if self.argmax and (self.top_k or self.top_p < 1):
             raise DecodeError("--argmax picks the likeliest character: it does not combine with --top-k or --top-p")
-        if self.tones not in ("off", "strict", "loose"):
-            raise DecodeError(f"--tones {self.tones!r}: choose strict, loose or off")
+        if self.no_repeat not in ("auto", "on", "off"):
+            raise DecodeError(f"--no-repeat {self.no_repeat!r}: choose auto, on or off")
+        if self.tones not in TONE_MODES:
+            raise DecodeError(f"--tones {self.tones!r}: choose {', '.join(TONE_MODES[1:])}")
         if self.couplet:
             self._validate_couplet(vocab)
         if self.template:
@@ -97,13 +117,15 @@ class SampleOptions:
                 raise DecodeError(f"--template is a {form}, not the --form {self.form} asked for")
             if self.prime:
                 raise DecodeError("--prime does not combine with --template: write the opening into the template")
-        if (self.tones != "off" or self.rhyme or self.pattern or self.keywords) and not self.shape:
+        if (self.tones not in ("", "off") or self.rhyme or self.pattern or self.keywords) and not self.shape:
             raise DecodeError("--tones, --pattern, --rhyme and --keywords need --form or --template "
                               "(the tone patterns and the keyword slots are per form)")
         if self.pattern and self.pattern not in QUATRAIN:
             raise DecodeError(f"--pattern {self.pattern!r}: choose one of {', '.join(QUATRAIN)}")
-        if self.pattern and self.tones == "off":
-            raise DecodeError("--pattern needs --tones strict or loose")
+        if self.pattern and self.tones in ("off", "rhyme"):
+            raise DecodeError(f"--pattern is a tone pattern: it needs --tones strict or loose, not {self.tones}")
+        if self.rhyme and self.tones == "off":
+            raise DecodeError("--rhyme names the rhyme group, and --tones off keeps no rhyme: leave one of them out")
         if len(self.rhyme) > 1:
             raise DecodeError(f"--rhyme takes one character naming the rhyme group, got {self.rhyme!r}")
         for word in self.keywords:
@@ -135,7 +157,7 @@ class SampleOptions:
                     raise DecodeError(f"--prime {self.prime!r} does not fit --form {self.shape} at character {k + 1}")
 
     def _validate_couplet(self, vocab: Vocab):
-        if self.form or self.template or self.acrostic or self.keywords or self.prime or self.tones != "off":
+        if self.form or self.template or self.acrostic or self.keywords or self.prime or self.tones not in ("", "off"):
             raise DecodeError("--first (a couplet) does not combine with --form, --template, --acrostic, --keywords, "
                               "--prime or --tones: the 上聯 sets the form and the tones")
         if not self.couplet or self.couplet[0] in PUNCT or self.couplet[-1] in PUNCT or \
@@ -170,8 +192,18 @@ class SampleOptions:
         return self.form or (parse_template(self.template)[0] if self.template else "")
 
     @property
+    def guarded(self) -> bool:
+        """Whether bigram repeats are masked (`constraints.NoRepeat`): --no-repeat on, or auto for
+        greedy, beam search and sampling at or below LOW_TEMPERATURE, whose poems loop; never for a
+        couplet, whose 下聯 takes no character twice anyway."""
+        if self.couplet or self.no_repeat == "off":
+            return False
+        return self.no_repeat == "on" or bool(self.argmax or self.beam or self.temperature <= LOW_TEMPERATURE)
+
+    @property
     def constrained(self) -> bool:
-        return bool(self.shape or self.acrostic or self.top_k or self.top_p < 1 or self.beam or self.couplet)
+        return bool(self.shape or self.acrostic or self.top_k or self.top_p < 1 or self.beam or self.couplet or
+                    self.guarded)
 
     @property
     def locked(self) -> bool:
@@ -182,38 +214,80 @@ class SampleOptions:
         return " + ".join(r for r, on in (
             ("--template", self.template), ("--acrostic " + self.acrostic, self.acrostic),
             ("--keywords " + ",".join(self.keywords), self.keywords), ("--prime " + self.prime, self.prime),
-            ("--tones " + self.tones, self.tones != "off"), ("--pattern " + self.pattern, self.pattern),
+            ("--tones " + self.tones, self.tones), ("--pattern " + self.pattern, self.pattern),
             ("--rhyme " + self.rhyme, self.rhyme)) if on)
 
     def constraints(self, vocab: Vocab, rng) -> Constraints:
         """This poem's constraints; keyword slots are drawn from rng (one plan per call)."""
         return self.rules(vocab, rng, 1)[0]
 
-    def rules(self, vocab: Vocab, rng, count: int) -> list[Constraints]:
-        """The constraints of `count` poems: one object for all, or with keywords one plan each
-        (drawn from rng), sharing the tone rule's vocabulary tables."""
-        if self.couplet:
-            return [Constraints([Couplet(vocab, Lexicon.load(supplement=False), self.couplet, Lexicon.load())])] * count
-        form = self.shape
-        if not form:
-            return [Constraints([Shape(vocab, acrostic=self.acrostic)])] * count
-        fixed = {**dict(zip(line_starts(form), self.acrostic)), **dict(enumerate(self.prime))}
+    def _fixed(self) -> dict:
+        """The characters fixed ahead of the text: {position: character} (acrostic, prime, template)."""
+        fixed = {**dict(zip(line_starts(self.shape), self.acrostic)), **dict(enumerate(self.prime))}
         if self.template:
             fixed.update(parse_template(self.template)[1])
-        tones = None
-        if self.tones != "off" or self.rhyme:
-            lex = Lexicon.load(supplement=False)
-            if self.rhyme and not lex.groups.get(self.rhyme):
-                raise DecodeError(f"--rhyme {self.rhyme}: not a 平-tone character of the 平水韻 table")
-            mode = self.tones if self.tones != "off" else "rhyme"
-            tones = TuneTones(vocab, lex, form[len(CI):], mode, fixed) if form.startswith(CI) else \
-                Tones(vocab, lex, form, mode, self.pattern, self.rhyme, fixed)
-            if not tones.names:
+        return fixed
+
+    def _tone_rule(self, vocab: Vocab, mode: str, fixed: dict):
+        """The tone rule of `mode` for this form and these fixed characters (None for off)."""
+        if mode == "off":
+            return None
+        lex = Lexicon.load(supplement=False)
+        if self.rhyme and not lex.groups.get(self.rhyme):
+            raise DecodeError(f"--rhyme {self.rhyme}: not a 平-tone character of the 平水韻 table")
+        form = self.shape
+        return TuneTones(vocab, lex, form[len(CI):], mode, fixed) if form.startswith(CI) else \
+            Tones(vocab, lex, form, mode, self.pattern, self.rhyme, fixed)
+
+    def tone_choice(self, vocab: Vocab) -> tuple[str, str]:
+        """(mode, note): the tone rule the poems are written under, and what the user should be told.
+
+        A form keeps its rules unless told not to: --tones asked is used (and refused where the fixed
+        characters cannot meet it); by default `loose` (the tones at the 2nd, 4th, 6th characters and
+        the line ends, 孤平 and 三平尾 avoided, and the rhyme on 平 of one group, or as the tune says),
+        or, where the characters a template, a prime, an acrostic or keywords fix fit no standard
+        pattern under it, `rhyme` (the rhyme alone, decided by the fixed rhyme characters), else
+        `off`, each with a note. No form (free text, a couplet): off, nothing to say."""
+        form = self.shape
+        if not form or self.couplet:
+            return "off", ""
+        name = f"a {form}" if form in FORMS else f"the tune {form[len(CI):]}"
+        if self.tones == "off":
+            return "off", f"--tones off: free verse in the layout of {name}, no tones or rhyme kept"
+        fixed = self._fixed()
+        for mode in [self.tones] if self.tones else ["loose", "rhyme", "off"]:
+            rule = self._tone_rule(vocab, mode, fixed)
+            fits = rule is None or bool(rule.names)
+            if fits and self.keywords and not self.tones:  # asked for: `rules` names the keyword that has no slot
+                feasible = (lambda locks: bool(rule.relocked(locks).names)) if rule else (lambda locks: True)
+                fits = plan_keywords(tuple(self.keywords), form, fixed, feasible, np.random.default_rng(0)) is not None
+            if fits:
+                break
+            if self.tones:
                 raise DecodeError(f"{self._asked()}: the tones of the fixed characters fit no "
                                   f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern' if form in FORMS else 'template of the tune'} "
                                   f"of a {form} under --tones {self.tones}")
+        if self.tones or mode == "loose":
+            return mode, ""
+        what = {"rhyme": "the rhyme alone is kept", "off": "neither tones nor rhyme are kept"}[mode]
+        return mode, (f"the characters fixed by {self._asked()} fit no {'standard pattern' if form in FORMS else 'template'} "
+                      f"of {name} under loose tones (the default), so {what} (--tones {mode} asks for that "
+                      "without this note)")
+
+    def rules(self, vocab: Vocab, rng, count: int, mode: str | None = None) -> list[Constraints]:
+        """The constraints of `count` poems under the tone rule `mode` (default: `tone_choice`'s): one
+        object for all, or with keywords one plan each (drawn from rng), sharing the tone rule's
+        vocabulary tables."""
+        if self.couplet:
+            return [Constraints([Couplet(vocab, Lexicon.load(supplement=False), self.couplet, Lexicon.load())])] * count
+        form = self.shape
+        soft = (NoRepeat(vocab),) if self.guarded else ()
+        if not form:
+            return [Constraints([Shape(vocab, acrostic=self.acrostic)], soft)] * count
+        fixed = self._fixed()
+        tones = self._tone_rule(vocab, mode or self.tone_choice(vocab)[0], fixed)
         if not self.keywords:
-            return [Constraints([Shape(vocab, form, fixed)] + ([tones] if tones else []))] * count
+            return [Constraints([Shape(vocab, form, fixed)] + ([tones] if tones else []), soft)] * count
         feasible = (lambda locks: bool(tones.relocked(locks).names)) if tones else (lambda locks: True)
         out = []
         for _ in range(count):
@@ -226,7 +300,7 @@ class SampleOptions:
                 why = f" ({' '.join(unknown)}: not in the 平水韻 table, so only where no rule reads the tone)" if unknown else ""
                 raise DecodeError(f"{what} in a {form} keeps the form, the fixed characters, tones and rhyme of "
                                   f"{self._asked()}{why}")
-            out.append(Constraints([Shape(vocab, form, locks)] + ([tones.relocked(locks)] if tones else [])))
+            out.append(Constraints([Shape(vocab, form, locks)] + ([tones.relocked(locks)] if tones else []), soft))
         return out
 
 
@@ -276,25 +350,34 @@ class Sampler:
         return np.full(rows, tokens[-1], np.int32), h, c
 
     def sample(self, opts: SampleOptions) -> list[dict]:
+        """The poems, each with `tone_rule` (the rule it was written under, `SampleOptions.tone_choice`)
+        and, where that rule is not the one asked for or is off, the `note` saying so."""
         opts.validate(self.vocab)
+        mode, note = opts.tone_choice(self.vocab)
         if opts.beam:
-            return self.beam(opts)
-        if opts.constrained:
-            return self._in_form(opts) or self._stepwise(opts)
-        return self._compiled(opts)
+            poems = self.beam(opts, mode)
+        elif opts.constrained:
+            poems = self._in_form(opts, mode) or self._stepwise(opts, mode)
+        else:
+            poems = self._compiled(opts)
+        for p in poems:
+            p.update({"tone_rule": mode, **({"note": note} if note else {})})
+        return poems
 
-    def _in_form(self, opts: SampleOptions) -> list[dict] | None:
+    def _in_form(self, opts: SampleOptions, mode: str | None = None) -> list[dict] | None:
         """A regulated form under strict, rhyme-only or no tones (an acrostic allowed), sampled or
         greedy, every poem in one compiled scan (`CompiledModel.generate_in_form`): the rules
         become tables once per set of options (kept by the vocabulary), not masks per character,
         and the poems are drawn as the step path draws them. None where the options need
-        the step path: top-k/top-p, loose tones, a ci tune, a couplet, a prime, locked characters;
-        and when a poem meets a position where nothing is allowed, so that the step path names it."""
-        if opts.top_k or opts.top_p < 1 or opts.locked or opts.start or opts.shape not in FORMS:
+        the step path: top-k/top-p, loose tones, a ci tune, a couplet, a prime, locked characters,
+        the bigram guard (`SampleOptions.guarded`); and when a poem meets a position where nothing is
+        allowed, so that the step path names it."""
+        if opts.top_k or opts.top_p < 1 or opts.locked or opts.start or opts.guarded or opts.shape not in FORMS:
             return None
         rng = np.random.default_rng(opts.seed)
-        key = ("form tables", opts.shape, opts.tones, opts.pattern, opts.rhyme, opts.acrostic)
-        tables = self.vocab.memo(key, lambda: opts.rules(self.vocab, rng, 1)[0].tables())
+        mode = mode or opts.tone_choice(self.vocab)[0]
+        key = ("form tables", opts.shape, mode, opts.pattern, opts.rhyme, opts.acrostic)
+        tables = self.vocab.memo(key, lambda: opts.rules(self.vocab, rng, 1, mode)[0].tables())
         if tables is None:
             return None
         first, h, c = self._primed("", opts.num, opts.shape)
@@ -313,14 +396,14 @@ class Sampler:
         tokens, _, _ = self.m.generate(first, h, c, noise, opts.temperature, self.banned)
         return [{"text": (opts.prime + self.vocab.decode(tokens[:, b]))[:opts.limit]} for b in range(opts.num)]
 
-    def _stepwise(self, opts: SampleOptions) -> list[dict]:
+    def _stepwise(self, opts: SampleOptions, mode: str | None = None) -> list[dict]:
         """One row per poem, or opts.candidates rows per poem when characters are locked ahead (each
         with its own keyword plan); a poem's score counts every token, locked ones included, so the
         likeliest candidate is the one whose text leads best into what was fixed."""
         rng = np.random.default_rng(opts.seed)
         per = opts.candidates if opts.locked else 1
         rows = opts.num * per
-        rules = opts.rules(self.vocab, rng, rows)
+        rules = opts.rules(self.vocab, rng, rows, mode)
         tok, h, c = self._primed(opts.start, rows, opts.shape)
         texts = [opts.start] * rows
         done = np.zeros(rows, bool)
@@ -346,11 +429,11 @@ class Sampler:
         best = [k * per + int(np.argmax(mean[k * per:(k + 1) * per])) for k in range(opts.num)]
         return [{"text": texts[b], "score": float(mean[b])} for b in best]
 
-    def beam(self, opts: SampleOptions) -> list[dict]:
+    def beam(self, opts: SampleOptions, mode: str | None = None) -> list[dict]:
         """Beam search of width opts.beam over mean log-probability per token (length-normalised);
         the greedy poem is always a candidate. Returns the best opts.num (at most opts.beam).
         Keywords are placed once (the plan drawn from opts.seed)."""
-        rule = opts.constraints(self.vocab, np.random.default_rng(opts.seed))
+        rule = opts.rules(self.vocab, np.random.default_rng(opts.seed), 1, mode)[0]
         K = opts.beam
         limit = opts.limit
         finished = []

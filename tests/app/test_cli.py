@@ -22,7 +22,7 @@ def run(*args, cwd=ROOT):
      "--set model.hiden=3: unknown key 'model.hiden'; did you mean 'hidden'"),  # the override, not the file
     (["train", "--config", "configs/tiny.yaml", "--set", "model.hidden=wide"], "--set model.hidden=wide: model.hidden: expected int"),
     (["check-verse", "--form", "ci:浣紗溪", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"],
-     "--form ci:浣紗溪: not a shipped tune"),
+     "--form 'ci:浣紗溪': did you mean ci:浣溪紗 or ci:浣溪沙"),
     (["couplet", "--checkpoint", "runs/none/best.h5", "--first", ""], "--first: give the 上聯 in characters"),
     (["check-verse", "--form", "foo\nbar", "白日依山盡"], "--form foo\\nbar: choose one of"),  # typed newline escaped
     (["gradflow", "--config", "configs/tiny.yaml", "--length", "1", "--out", "OUT"], "the flow needs 2 to 10000 steps"),

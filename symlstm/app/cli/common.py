@@ -14,7 +14,8 @@ SPLITS = ["train", "valid", "test"]
 def shared_args(p, checkpoint: str | bool = False, backend: bool = False, seed: bool = False,
                 json: bool = False, overrides: bool = False):
     """Add the arguments many commands share: `checkpoint` True for a required --checkpoint, or the
-    help of an optional one; --backend; --seed (0); --json; --set SECTION.KEY=VALUE (repeatable)."""
+    help of an optional one; --backend; --seed (0, or with seed="draw" none: the command draws one and
+    says which); --json; --set SECTION.KEY=VALUE (repeatable)."""
     if checkpoint is True:
         p.add_argument("--checkpoint", required=True,
                        help="a checkpoint written by `symlstm train` (runs/NAME/best.h5)")
@@ -22,7 +23,10 @@ def shared_args(p, checkpoint: str | bool = False, backend: bool = False, seed: 
         p.add_argument("--checkpoint", help=checkpoint)
     if backend:
         p.add_argument("--backend", choices=list(BACKENDS), help="run on this backend instead of the checkpoint's")
-    if seed:
+    if seed == "draw":
+        p.add_argument("--seed", type=seed_value, default=None,
+                       help="0 to 2**32 - 1 (default: a new one each run, printed on stderr, so that --seed repeats a draw)")
+    elif seed:
         p.add_argument("--seed", type=seed_value, default=0, help="0 to 2**32 - 1")
     if overrides:
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
@@ -36,6 +40,20 @@ def seed_value(text: str) -> int:
     if not 0 <= value < 2 ** 32:
         raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
     return value
+
+
+def drawn_seed(args) -> int:
+    """--seed, or where it was left out a new one, said on stderr so that the draw can be repeated
+    (0, unsaid, where nothing is drawn: --argmax, --beam)."""
+    if args.seed is not None:
+        return args.seed
+    if getattr(args, "argmax", False) or getattr(args, "beam", 0):
+        return 0
+    import secrets
+
+    seed = secrets.randbelow(2 ** 32)
+    warn(f"seed {seed} (--seed {seed} writes these poems again)")
+    return seed
 
 
 def add_commands(sub, commands):

