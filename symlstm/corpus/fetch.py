@@ -156,10 +156,13 @@ def extract(tarball: Path, out_dir: Path) -> tuple[dict, dict]:
     return counts, report
 
 
-def make_data(out_dir: Path, keep_tarball: bool = False) -> tuple[dict, dict]:
+def make_data(out_dir: Path, keep_tarball: bool = False, tick=lambda n=1, stage=None: None) -> tuple[dict, dict]:
+    """Fetch, verify and extract the package into out_dir; `tick(1, stage)` after each step."""
     with tempfile.TemporaryDirectory() as tmp:
         tarball = fetch_tarball(Path(tmp))
+        tick(1, f"data: extracting, converting the ci and deriving the tunes into {out_dir}")
         counts, report = extract(tarball, out_dir)
+        tick(1, "data: done")
         if keep_tarball:
             shutil.copy(tarball, out_dir / tarball.name)
     return counts, report

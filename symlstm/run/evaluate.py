@@ -117,23 +117,29 @@ def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:
 
 
 def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool = False,
-            forms: list[str] | None = None) -> dict:
+            forms: list[str] | None = None, tick=lambda n=1, stage=None: None, row_done=None) -> dict:
     """Perplexity of each model per form, on the poems whose characters every model's vocabulary
     knows (so that no model is scored on <unk>s another never sees). `models`: name -> (compiled,
     vocab). Returns {"poems", "known", "rows": [{"form", "poems", name: perplexity, ...}]}, one row
     per form (`forms.form_group` of each poem's form token) and a last row, "all". couplets=True:
     the texts are `上聯，下聯。` lines and one row holds each model's 下聯 perplexity given the 上聯.
-    `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout)."""
+    `forms`: each text's form token (a corpus knows a ci's tune; a text alone shows only its layout).
+    `tick(n, stage)` after each model's pass over n poems; `row_done(row)` with each finished row
+    (first None: the rows are about to come)."""
     _check_batch_size(batch_size)
     vocabs = [vocab for _, vocab in models.values()]
     token_of = dict(zip(texts, forms or [form_token_of(t, Lexicon.load()) for t in texts]))
     known = [t for t in texts if not any(v.unknown(t) for v in vocabs)]
     if not known:
         raise InputError(f"none of the {len(texts)} poems has only characters every model knows")
+    done = row_done or (lambda row: None)
+    done(None)
     if couplets:
         row = {"form": "下聯 given 上聯", "poems": len(known)}
-        row.update({name: evaluate_couplets(compiled, vocab, known)["perplexity"]
-                    for name, (compiled, vocab) in models.items()})
+        for name, (compiled, vocab) in models.items():
+            row[name] = evaluate_couplets(compiled, vocab, known)["perplexity"]
+            tick(len(known), f"compare: {name}")
+        done(row)
         return {"poems": len(texts), "known": len(known), "rows": [row]}
     groups = collections.defaultdict(list)
     for t in known:
@@ -143,5 +149,7 @@ def compare(models: dict, texts: list[str], batch_size: int = 32, couplets: bool
         row = {"form": form, "poems": len(part)}
         for name, (compiled, vocab) in models.items():
             row[name] = evaluate_texts(compiled, vocab, part, batch_size, [token_of[t] for t in part])["perplexity"]
+            tick(len(part), f"compare: {form}, {name}")
         rows.append(row)
+        done(row)
     return {"poems": len(texts), "known": len(known), "rows": rows}

@@ -381,7 +381,10 @@ def isa_caps() -> str:
 
 
 def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = None, sampling: bool = True,
-            starts: bool = True, system_malloc: bool = True) -> dict:
+            starts: bool = True, system_malloc: bool = True, tick=lambda n=1, stage=None: None,
+            done=lambda line: None) -> dict:
+    """Every measurement of `make bench`; `tick(1, stage)` before each part and `done(line)` with a
+    line of its figures after it, so that a caller shows progress and keeps what finished."""
     if with_torch is None:
         try:
             import torch  # noqa: F401
@@ -390,17 +393,32 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
             with_torch = False
     result = {"machine": machine(), "class": isa_class(), "caps": isa_caps(), **backend_info(backend),
               "torch": with_torch}
+    def part(stage, work, line):
+        tick(1, f"bench: {stage}")
+        value = work()
+        done(f"bench: {stage}: {line(value)}")
+        return value
+
     if starts:
-        result["starts"] = {p: start_times(backend, precision=p) for p in PATHS if backend == "jax" or p == "float32"}
-    result["gemm_peak_gflops"] = gemm_peak()
-    result["train"] = [train_speed(k, steps, backend, with_torch) for k in SHAPES]
+        result["starts"] = {p: part(f"starts {p}", lambda p=p: start_times(backend, precision=p),
+                                    lambda s: f"cold {s['cold_start_sec']:.1f} s, warm {s['warm_start_sec']:.1f} s")
+                            for p in PATHS if backend == "jax" or p == "float32"}
+    result["gemm_peak_gflops"] = part("GEMM peak", gemm_peak, lambda g: f"{g:.0f} GFLOP/s")
+    result["train"] = [part(f"training shape {k}", lambda k=k: train_speed(k, steps, backend, with_torch),
+                            lambda t: ", ".join(f"{key} {v:.0f}" for key, v in t.items() if key.endswith("chars_per_sec")))
+                       for k in SHAPES]
     result["allocator"] = "tuned" if ALLOCATOR_TUNED else "glibc"
     if system_malloc and ALLOCATOR_TUNED:
-        result["train_system_malloc"] = train_speed_system_malloc(steps, backend, with_torch)
+        result["train_system_malloc"] = part("training with glibc's malloc",
+                                             lambda: train_speed_system_malloc(steps, backend, with_torch),
+                                             lambda rows: f"{len(rows)} shapes")
     if sampling:
-        result["sample"] = [sample_speed("A", b, backend=backend, with_torch=with_torch) for b in (1, 32)]
+        result["sample"] = [part(f"sampling, batch {b}", lambda b=b: sample_speed("A", b, backend=backend, with_torch=with_torch),
+                                 lambda s: ", ".join(f"{k} {v:.0f}" for k, v in s.items() if k.endswith("per_sec")))
+                            for b in (1, 32)]
         if os.path.exists(DATA):  # the shipped poems: a source checkout
-            result["form_sample"] = form_sample_speed("A", backend=backend)
+            result["form_sample"] = part("sampling in form", lambda: form_sample_speed("A", backend=backend),
+                                         lambda s: ", ".join(f"{k} {v:.0f}" for k, v in s.items() if k.endswith("per_sec")))
     return result
 
 

@@ -41,7 +41,9 @@ from symlstm.workbench.constraints import (
 
 __all__ = ["DecodeError", "SampleOptions", "Sampler", "parse_keywords", "keywords_found", "TONE_MODES"]
 
-LOW_TEMPERATURE = 0.5  # --no-repeat auto guards sampling at or below it (docs/sampling.md: the measured rates)
+# --no-repeat auto guards sampling at or below this temperature, where unguarded poems repeat bigrams
+# more often than the corpus does (docs/sampling.md has the measured rates)
+LOW_TEMPERATURE = 0.7
 TONE_MODES = ("", "loose", "strict", "rhyme", "off")  # "": the form's own rules (loose); see `tone_choice`
 
 
@@ -264,15 +266,16 @@ class SampleOptions:
             if fits:
                 break
             if self.tones:
-                raise DecodeError(f"{self._asked()}: the tones of the fixed characters fit no "
-                                  f"{'--pattern ' + self.pattern if self.pattern else 'standard pattern' if form in FORMS else 'template of the tune'} "
-                                  f"of a {form} under --tones {self.tones}")
+                what = f"--pattern {self.pattern}" if self.pattern else \
+                    "standard pattern" if form in FORMS else "template of the tune"
+                raise DecodeError(f"{self._asked()}: the tones of the fixed characters fit no {what} of a {form} "
+                                  f"under --tones {self.tones}")
         if self.tones or mode == "loose":
             return mode, ""
-        what = {"rhyme": "the rhyme alone is kept", "off": "neither tones nor rhyme are kept"}[mode]
-        return mode, (f"the characters fixed by {self._asked()} fit no {'standard pattern' if form in FORMS else 'template'} "
-                      f"of {name} under loose tones (the default), so {what} (--tones {mode} asks for that "
-                      "without this note)")
+        kept = {"rhyme": "the rhyme alone is kept", "off": "neither tones nor rhyme are kept"}[mode]
+        what = "standard pattern" if form in FORMS else "template"
+        return mode, (f"the characters fixed by {self._asked()} fit no {what} of {name} under loose tones (the "
+                      f"default), so {kept} (--tones {mode} asks for that without this note)")
 
     def rules(self, vocab: Vocab, rng, count: int, mode: str | None = None) -> list[Constraints]:
         """The constraints of `count` poems under the tone rule `mode` (default: `tone_choice`'s): one

@@ -3,7 +3,8 @@ corpus (`symlstm judge-corpus`): form identification over every Tang and Song sh
 layout and every Song ci of a shipped tune, agreement with the independent pingshui-rhyme checker
 on meter and rhyme, each disagreement sorted into a named class with an example, and the speed.
 
-Reads `make data`'s files (tang.txt, song.txt, songci.json); returns dicts.
+Reads `make data`'s files (tang.txt, song.txt, songci.json); returns dicts. The long functions take
+`tick(n, stage)` to report progress (n poems judged).
 """
 import json
 import time
@@ -16,8 +17,8 @@ from symlstm.poetics.judge import check_form, judge
 from symlstm.poetics.lexicon import PING, ZE, Lexicon
 from symlstm.poetics.script import clauses, split_lines
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.poetics.tunes import parse_layout
-from symlstm.workbench.measure import independent_checker
+from symlstm.poetics.tunes import parse_layout, resolve
+from symlstm.workbench.measure import _quiet, independent_checker
 
 LICENCES = ("拗救", "特拗", "孤平拗救")
 
@@ -43,7 +44,7 @@ def rhyme_tone(text: str, lex: Lexicon) -> str:
     return "mixed"
 
 
-def identify_shi(poems: list[str], lex: Lexicon) -> dict:
+def identify_shi(poems: list[str], lex: Lexicon, tick=_quiet) -> dict:
     """Per rhyme tone: how many poems of a regulated layout were judged as that regulated form, and
     what the others were judged as."""
     out = {}
@@ -55,18 +56,23 @@ def identify_shi(poems: list[str], lex: Lexicon) -> dict:
         row["as_layout"] += judged == layout
         if judged != layout:
             row["judged"][f"{layout} -> {judged}"] += 1
+        tick(1, "judge-corpus: identifying shi")
     return out
 
 
-def identify_ci(entries: list[dict], lex: Lexicon) -> dict:
-    """The ci of the shipped tunes: how many have their tune's shipped layout (clause lengths), and of
-    those how many were judged as that tune; the tunes whose ci most often have another layout."""
+def identify_ci(entries: list[dict], lex: Lexicon, tick=_quiet) -> dict:
+    """The ci of the shipped tunes, labelled by any of their names (`tunes.resolve`: 酹江月・念奴嬌 is a
+    念奴嬌): how many have their tune's shipped layout (clause lengths), and of those how many were
+    judged as that tune, those labelled by another name apart; the tunes whose ci most often have
+    another layout."""
     tunes = load_tunes()
-    shipped = other = hits = 0
+    shipped = other = hits = by_alias = alias_hits = 0
     other_by_tune, judged = Counter(), Counter()
     for e in entries:
-        tune = e.get("rhythmic")
-        if tune not in tunes:
+        tick(1, "judge-corpus: identifying ci")
+        label = e.get("rhythmic") or ""
+        tune = resolve(label) or resolve(label.split("・")[0])
+        if tune is None:
             continue
         text = "".join(e["paragraphs"]).replace(" ", "")
         shipped += 1
@@ -78,10 +84,14 @@ def identify_ci(entries: list[dict], lex: Lexicon) -> dict:
             continue
         form = judge(text, lex).form
         hits += form == CI + tune
+        if label != tune:
+            by_alias += 1
+            alias_hits += form == CI + tune
         if form != CI + tune:
             judged[f"{tune} -> {form}"] += 1
     return {"ci_of_shipped_tunes": shipped, "other_layout": other, "other_layout_by_tune": other_by_tune.most_common(6),
-            "in_layout": shipped - other, "as_tune": hits, "confusions": judged.most_common()}
+            "in_layout": shipped - other, "as_tune": hits, "by_other_name": by_alias, "by_other_name_as_tune": alias_hits,
+            "confusions": judged.most_common()}
 
 
 def _polyphonic(text: str, lex: Lexicon) -> bool:
@@ -131,7 +141,7 @@ def _rhyme_class(v, ours: bool, text: str, lex: Lexicon) -> str:
     return "other"
 
 
-def agreement(poems: list[str], lex: Lexicon, limit: int = 0) -> dict:
+def agreement(poems: list[str], lex: Lexicon, limit: int = 0, tick=_quiet) -> dict:
     """Our meter and rhyme verdicts against pingshui-rhyme's on regulated shi rhymed on 平, as
     confusion tables (ours pass/fail × theirs pass/fail), the disagreements by class with a count
     and an example each."""
@@ -141,6 +151,7 @@ def agreement(poems: list[str], lex: Lexicon, limit: int = 0) -> dict:
     classes = {k: Counter() for k in ("meter", "rhyme")}
     examples = {}
     for text in poems:
+        tick(1, "judge-corpus: against pingshui-rhyme")
         v = check_form(text, lex, form_of(text))
         theirs = {"meter": bool(checker.check_poem_pingze_meter(text)[0]), "rhyme": bool(checker.check_poem_rhyming(text)[0])}
         ours = {"meter": v.tones_ok, "rhyme": v.rhyme_ok}
@@ -160,38 +171,48 @@ def agreement(poems: list[str], lex: Lexicon, limit: int = 0) -> dict:
             "classes": {k: [(key, n, examples[key]) for key, n in c.most_common()] for k, c in classes.items()}}
 
 
-def judge_report(full: Path, limit: int = 0) -> dict:
-    """The whole report over `make data`'s corpus (`limit`: the first N shi only, for a quick look)."""
+def judge_report(full: Path, limit: int = 0, tick=_quiet, done=lambda part: None) -> dict:
+    """The whole report over `make data`'s corpus (`limit`: the first N shi only, for a quick look);
+    `done(part)` gets each part ({key: value}) as soon as it is computed."""
     lex = Lexicon.load()
     shi, ci = _read(Path(full))
     regulated = [p for p in shi if form_of(p)][:limit or None]
     start = time.perf_counter()
-    shi_rows = identify_shi(regulated, lex)
-    seconds = time.perf_counter() - start
-    return {"shi": len(shi), "regulated_layout": len(regulated), "identification": shi_rows,
-            "judge_poems_per_second": len(regulated) / seconds, "ci": identify_ci(ci, lex),
-            "agreement": agreement(regulated, lex)}
+    report = {"shi": len(shi), "regulated_layout": len(regulated), "identification": identify_shi(regulated, lex, tick)}
+    report["judge_poems_per_second"] = len(regulated) / (time.perf_counter() - start)
+    done(dict(report))
+    for key, part in (("ci", lambda: identify_ci(ci, lex, tick)), ("agreement", lambda: agreement(regulated, lex, tick=tick))):
+        report[key] = part()
+        done({key: report[key]})
+    return report
 
 
 def format_report(r: dict) -> str:
+    """The report, or any of its parts (`judge_report`'s `done`), as lines of text."""
     out = [f"shi: {r['shi']}, of which {r['regulated_layout']} have a regulated layout "
-           f"(4 or 8 lines of 5 or 7 characters); judged at {r['judge_poems_per_second']:,.0f} poems/s (rules only)"]
+           f"(4 or 8 lines of 5 or 7 characters); judged at {r['judge_poems_per_second']:,.0f} poems/s (rules only)"] \
+        if "shi" in r else []
     names = {PING: "even lines rhyme on 平 (律詩 and 絕句 proper)", ZE: "even lines end in 仄 (古體 in a regulated layout)",
              "mixed": "even lines 平 and 仄, or a character the table lacks"}
-    for tone in (PING, ZE, "mixed"):
+    for tone in (PING, ZE, "mixed") if "identification" in r else ():
         row = r["identification"].get(tone)
         if row:
             out.append(f"  {names[tone]}: {row['poems']}, judged as their layout's form {row['as_layout']} "
                        f"({row['as_layout'] / row['poems']:.2%})")
             out += [f"    {k}: {n}" for k, n in row["judged"].most_common(8)]
-    c = r["ci"]
-    out.append(f"ci of the {len(load_tunes())} shipped tunes: {c['ci_of_shipped_tunes']}; {c['other_layout']} "
+    c = r.get("ci")
+    out += [] if c is None else [
+        f"ci of the {len(load_tunes())} shipped tunes: {c['ci_of_shipped_tunes']}; {c['other_layout']} "
                f"({c['other_layout'] / max(c['ci_of_shipped_tunes'], 1):.1%}) have another layout than their tune's "
-               f"shipped one (most: {', '.join(f'{t} {n}' for t, n in c['other_layout_by_tune'])})")
-    out.append(f"  in their tune's layout: {c['in_layout']}, judged as that tune {c['as_tune']} "
-               f"({c['as_tune'] / max(c['in_layout'], 1):.2%})")
-    out += [f"    {k}: {n}" for k, n in c["confusions"][:8]]
-    a = r["agreement"]
+        f"shipped one (most: {', '.join(f'{t} {n}' for t, n in c['other_layout_by_tune'])})",
+        f"  in their tune's layout: {c['in_layout']}, judged as that tune {c['as_tune']} "
+        f"({c['as_tune'] / max(c['in_layout'], 1):.2%}); of them labelled by another of the tune's names "
+        f"(酹江月・念奴嬌 …) {c['by_other_name']}, judged as the tune {c['by_other_name_as_tune']} "
+        f"({c['by_other_name_as_tune'] / max(c['by_other_name'], 1):.2%})",
+        *(f"    {k}: {n}" for k, n in c["confusions"][:8])]
+    a = r.get("agreement")
+    if a is None:
+        return "\n".join(out)
     out.append(f"against pingshui-rhyme, on the {a['poems']} regulated shi rhymed on 平:")
     for k in ("meter", "rhyme"):
         out.append(f"  {k}: " + "; ".join(f"{key} {n}" for key, n in a["tables"][k].items()))

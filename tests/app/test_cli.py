@@ -1,5 +1,6 @@
 """User mistakes at the command line: one line on stderr, exit code 2, no traceback."""
 import os
+import re
 import subprocess
 import sys
 
@@ -24,7 +25,7 @@ def run(*args, cwd=ROOT):
     (["check-verse", "--form", "ci:浣紗溪", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"],
      "--form 'ci:浣紗溪': did you mean ci:浣溪紗 or ci:浣溪沙"),
     (["couplet", "--checkpoint", "runs/none/best.h5", "--first", ""], "--first: give the 上聯 in characters"),
-    (["check-verse", "--form", "foo\nbar", "白日依山盡"], "--form foo\\nbar: choose one of"),  # typed newline escaped
+    (["check-verse", "--form", "foo\nbar", "白日依山盡"], "--form 'foo\\nbar': choose one of"),  # typed newline escaped
     (["gradflow", "--config", "configs/tiny.yaml", "--length", "1", "--out", "OUT"], "the flow needs 2 to 10000 steps"),
     (["serve", "--checkpoint", "runs/none/best.h5", "--port", "BUSY"], "cannot listen there (Address already in use)"),
     (["train", "--config", "configs/tiny.yaml", "--set", "data.path=missing/*.txt"], "glob matches no file"),
@@ -72,6 +73,17 @@ def test_sample_and_eval_from_a_trained_checkpoint(tmp_path):
     import json
     poems = json.loads(proc.stdout)
     assert len(poems) == 3 and all("novelty" in p and len(p["text"]) == 24 for p in poems)
+    first = run("sample", "--checkpoint", ckpt, "--num", "2", "--form", "wujue")  # a new seed each run, said
+    seed = re.fullmatch(r"seed (\d+) \(--seed \1 writes these poems again\)", first.stderr.strip())
+    assert first.returncode == 0 and seed, first.stderr[-800:]
+    again = run("sample", "--checkpoint", ckpt, "--num", "2", "--form", "wujue", "--seed", seed[1])
+    assert again.stdout == first.stdout and again.stderr == ""
+    proc = run("sample", "--checkpoint", ckpt, "--num", "1", "--form", "ci:酹江月", "--tones", "off", "--seed", "1", "--json")
+    assert proc.returncode == 0 and proc.stderr.strip() == ("note: --tones off: free verse in the layout of the tune "
+                                                            "念奴嬌, no tones or rhyme kept"), proc.stderr[-800:]
+    assert len(json.loads(proc.stdout)[0]["text"]) == 100 + 20  # 念奴嬌's 100 characters and 20 marks
+    tunes = run("tunes")
+    assert tunes.returncode == 0 and "ci:念奴嬌  4，5，4。7，6。" in tunes.stdout and " 酹江月" in tunes.stdout
     poem_file = tmp_path / "p.txt"
     poem_file.write_text("白日依山盡，黃河入海流。欲窮千里目，更上一層樓。\n", encoding="utf-8")
     proc = run("eval", "--checkpoint", ckpt, "--text", str(poem_file), "--json")

@@ -1,5 +1,5 @@
 """What every command shares: the arguments several commands take (spelled once), the working
-directory, warnings on stderr, printing a result."""
+directory, warnings on stderr, printing a result, progress on long work."""
 import argparse
 import json
 import sys
@@ -43,17 +43,19 @@ def seed_value(text: str) -> int:
 
 
 def drawn_seed(args) -> int:
-    """--seed, or where it was left out a new one, said on stderr so that the draw can be repeated
-    (0, unsaid, where nothing is drawn: --argmax, --beam)."""
-    if args.seed is not None:
-        return args.seed
-    if getattr(args, "argmax", False) or getattr(args, "beam", 0):
-        return 0
+    """--seed, or where it was left out a new one (0 where nothing is drawn: --argmax, --beam);
+    `say_seed` tells it once the poems are written, so that the draw can be repeated."""
+    if args.seed is not None or getattr(args, "argmax", False) or getattr(args, "beam", 0):
+        return args.seed or 0
     import secrets
 
-    seed = secrets.randbelow(2 ** 32)
-    warn(f"seed {seed} (--seed {seed} writes these poems again)")
-    return seed
+    args.drawn = secrets.randbelow(2 ** 32)
+    return args.drawn
+
+
+def say_seed(args):
+    if getattr(args, "drawn", None) is not None:
+        warn(f"seed {args.drawn} (--seed {args.drawn} writes these poems again)")
 
 
 def add_commands(sub, commands):
@@ -70,6 +72,40 @@ def project_root() -> Path:
 
 def warn(message: str):
     print(one_line(message), file=sys.stderr)
+
+
+class Progress:
+    """Long work seen as it goes (measure, judge-corpus, gradcheck, bench, compare, data): a tqdm bar
+    on stderr where stderr is a terminal, as training has (nothing elsewhere), shown at once with what
+    is being done; `tick(n, stage)` is the callback the library's long functions take; `done(line)`
+    prints a finished part's result above the bar as soon as it is known, so that whatever stops the
+    command keeps what was finished."""
+
+    def __init__(self, desc: str, unit: str = "it", total: int | None = None):
+        from tqdm import tqdm
+
+        self.write = tqdm.write
+        self.bar = tqdm(total=total, unit=unit, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
+                        disable=not sys.stderr.isatty())
+        self.bar.refresh()
+        self.stage = desc
+
+    def tick(self, n: int = 1, stage: str | None = None):
+        """n more done; a new stage is shown at once."""
+        if stage is not None and stage != self.stage:
+            self.stage = stage
+            self.bar.set_description_str(stage, refresh=True)
+        self.bar.update(n)
+
+    def done(self, line: str, file=None):
+        self.write(line, file=file or sys.stdout)
+        (file or sys.stdout).flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
 
 
 def print_result(d: dict, as_json: bool, width: int):

@@ -8,7 +8,7 @@ from symlstm.errors import UserError
 from symlstm.poetics.forms import CI, FORMS
 from symlstm.poetics.script import ASCII_PUNCT
 
-from .common import SPLITS, drawn_seed, print_result, project_root, shared_args, warn
+from .common import SPLITS, Progress, drawn_seed, print_result, project_root, say_seed, shared_args, warn
 
 
 def sampling_args(p):
@@ -42,7 +42,7 @@ def sampling_args(p):
                    help="with --keywords or --template: poems drawn per poem shown, the likeliest kept (8)")
     p.add_argument("--no-repeat", default="auto", choices=["auto", "on", "off"],
                    help="no character bigram twice in a poem, 疊字 and repeats at the same place of a couplet's two "
-                        "lines excepted (auto, the default: with --argmax, --beam and --temperature 0.5 or below)")
+                        "lines excepted (auto, the default: with --argmax, --beam and --temperature 0.7 or below)")
     p.add_argument("--no-convert", action="store_true", help="keep simplified characters as they are")
 
 
@@ -101,6 +101,7 @@ def cmd_sample(args):
             p["novelty"] = index.report(p["text"])
         if args.keywords:
             p["keywords"] = keywords_found(p["text"], parse_keywords(args.keywords))
+    say_seed(args)
     if args.json:
         print(json.dumps(poems, ensure_ascii=False, indent=1))
         return 0
@@ -136,6 +137,7 @@ def cmd_couplet(args):
                          top_k=args.top_k)
     rows = [{"first": first, "second": p["text"][len(first) + 1:], "score": p["score"]}
             for p in Sampler(compiled, vocab).sample(opts)]
+    say_seed(args)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     for r in rows if not args.json else ():
@@ -158,6 +160,7 @@ def cmd_novelty(args):
     if index is None:
         raise UserError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
+    say_seed(args)
     summary = summarize([index.report(p["text"]) for p in poems])
     keywords = parse_keywords(args.keywords)
     if keywords:  # ' ' or ',' names no keyword
@@ -285,59 +288,57 @@ def cmd_score(args):
     return 0
 
 
+MEASUREMENTS = ["strict", "defaults", "repeats", "keywords", "fillin", "tunes", "couplets"]
+
+
 def measure_args(p):
-    p.add_argument("what", nargs="*", metavar="{strict,keywords,fillin,tunes,couplets}",
-                   help="which measurements (default: all five)")
+    p.add_argument("what", nargs="*", metavar="{" + ",".join(MEASUREMENTS) + "}",
+                   help="which measurements (default: all seven)")
     shared_args(p, checkpoint=True, backend=True, seed=True, json=True)
     p.add_argument("--num", type=int, default=200, help="samples per form, keyword pairs per form; fill-in takes "
-                                                          "min(num, 100) test quatrains, tunes min(num, 100) samples, "
-                                                          "couplets min(num, 100) 上聯")
+                                                          "min(num, 100) test quatrains, tunes, defaults, repeats "
+                                                          "and couplets min(num, 100)")
     p.add_argument("--temperature", type=float, default=0.8)
 
 
 def cmd_measure(args):
-    from symlstm.corpus.loading import load_corpus
-    from symlstm.run.checkpoint import load_model
-    from symlstm.workbench.decode import Sampler
-    from symlstm.workbench.measure import (
-        couplets,
-        fill_in,
-        format_report,
-        independent_checker,
-        keyword_hits,
-        strict_samples,
-        tune_samples,
-    )
+    from symlstm.workbench import measure as M
 
-    known = ["strict", "keywords", "fillin", "tunes", "couplets"]
-    args.what = args.what or known
+    args.what = args.what or MEASUREMENTS
     if not 1 <= args.num <= 10000:
         raise UserError(f"measure: --num must be between 1 and 10000, got {args.num}")
-    if set(args.what) - set(known):
-        raise UserError(f"measure: {' '.join(sorted(set(args.what) - set(known)))}: choose among {', '.join(known)}")
-    if "strict" in args.what:
-        independent_checker()  # before the model loads: say at once when it is missing
-    compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
-    sampler = Sampler(compiled, vocab)
+    if set(args.what) - set(MEASUREMENTS):
+        raise UserError(f"measure: {' '.join(sorted(set(args.what) - set(MEASUREMENTS)))}: choose among "
+                        f"{', '.join(MEASUREMENTS)}")
     result = {}
-    if "strict" in args.what:
-        result["strict"] = strict_samples(sampler, args.num, args.temperature, args.seed)
-    if "tunes" in args.what:
-        result["tunes"] = tune_samples(sampler, min(args.num, 100), args.temperature, args.seed)
-    if {"keywords", "fillin", "couplets"} & set(args.what):
-        corpus = load_corpus(cfg.data, project_root(), warn=warn)
-        if "couplets" in args.what:
-            result["couplets"] = couplets(sampler, corpus.texts["test"], min(args.num, 100), seed=args.seed)
-        if "keywords" in args.what:
-            result["keywords"] = keyword_hits(sampler, corpus.texts["train"], args.num, temperature=args.temperature,
-                                              seed=args.seed)
-        if "fillin" in args.what:
-            result["fillin"] = fill_in(sampler, corpus.texts["test"], min(args.num, 100), temperature=args.temperature,
-                                       seed=args.seed)
+    with Progress(f"measure: loading {args.checkpoint}", unit="poem") as bar:
+        if {"strict", "defaults"} & set(args.what):
+            M.independent_checker()  # before the model loads: say at once when it is missing
+        from symlstm.corpus.loading import load_corpus
+        from symlstm.run.checkpoint import load_model
+        from symlstm.workbench.decode import Sampler
+
+        compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
+        sampler, few, corpus = Sampler(compiled, vocab), min(args.num, 100), None
+        for what in [w for w in MEASUREMENTS if w in args.what]:  # each printed as soon as it is done
+            bar.tick(0, what)
+            if what in ("repeats", "keywords", "fillin", "couplets") and corpus is None:
+                corpus = load_corpus(cfg.data, project_root(), warn=warn)
+            common = dict(seed=args.seed, tick=bar.tick)
+            result[what] = {
+                "strict": lambda: M.strict_samples(sampler, args.num, args.temperature, **common),
+                "defaults": lambda: M.default_samples(sampler, few, args.temperature, **common),
+                "repeats": lambda: M.repeats(sampler, corpus.texts["train"], corpus.texts["test"], few, tick=bar.tick),
+                "keywords": lambda: M.keyword_hits(sampler, corpus.texts["train"], args.num,
+                                                   temperature=args.temperature, **common),
+                "fillin": lambda: M.fill_in(sampler, corpus.texts["test"], few, temperature=args.temperature, **common),
+                "tunes": lambda: M.tune_samples(sampler, few, args.temperature, **common),
+                "couplets": lambda: M.couplets(sampler, corpus.texts["test"], few, **common),
+            }[what]()
+            if not args.json:
+                bar.done(M.format_report({what: result[what]}))
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
-        return 0
-    print(format_report(result))
     return 0
 
 
@@ -399,10 +400,13 @@ def judge_corpus_args(p):
 
 
 def cmd_judge_corpus(args):
-    from symlstm.workbench.judgements import format_report, judge_report
+    with Progress("judge-corpus: reading the corpus", unit="poem") as bar:
+        from symlstm.workbench.judgements import format_report, judge_report
 
-    result = judge_report(Path(args.full), args.limit)
-    print(json.dumps(result, ensure_ascii=False, indent=1, default=dict) if args.json else format_report(result))
+        result = judge_report(Path(args.full), args.limit, bar.tick,
+                              done=(lambda part: None) if args.json else (lambda part: bar.done(format_report(part))))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1, default=dict))
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from symlstm.backend.runtime import BACKENDS
 from symlstm.errors import UserError
 
-from .common import SPLITS, print_result, project_root, shared_args, warn
+from .common import SPLITS, Progress, print_result, project_root, shared_args, warn
 
 
 def train_args(p):
@@ -88,18 +88,23 @@ def cmd_compare(args):
     if args.limit:
         texts, forms = texts[:args.limit], forms and forms[:args.limit]
     models = {}
-    for path in args.checkpoints:
-        compiled, vocab, _ = load_model(path, args.backend)
-        models[path] = (compiled, vocab)
-    result = compare(models, texts, args.batch_size, couplets=args.couplets, forms=forms)
+    with Progress("compare: loading the checkpoints", unit="poem") as bar:
+        for path in args.checkpoints:
+            compiled, vocab, _ = load_model(path, args.backend)
+            models[path] = (compiled, vocab)
+
+        def row_done(row):  # each form's row as soon as every model has it
+            if row is None:
+                bar.done("| form | poems | " + " | ".join(models) + " |\n|---|---|" + "---|" * len(models))
+            else:
+                bar.done(f"| {row['form']} | {row['poems']} | " + " | ".join(f"{row[m]:.1f}" for m in models) + " |")
+
+        result = compare(models, texts, args.batch_size, couplets=args.couplets, forms=forms, tick=bar.tick,
+                         row_done=None if args.json else row_done)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
         return 0
-    print(f"{result['known']} of {result['poems']} poems have only characters every model knows; perplexity:")
-    print("| form | poems | " + " | ".join(models) + " |")
-    print("|---|---|" + "---|" * len(models))
-    for row in result["rows"]:
-        print(f"| {row['form']} | {row['poems']} | " + " | ".join(f"{row[m]:.1f}" for m in models) + " |")
+    print(f"{result['known']} of {result['poems']} poems have only characters every model knows (the rows above)")
     return 0
 
 
@@ -196,7 +201,8 @@ def data_args(p):
 def cmd_data(args):
     from symlstm.corpus.fetch import make_data
 
-    counts, report = make_data(Path(args.out))
+    with Progress("data: fetching chinese-poetry", unit="step") as bar:
+        counts, report = make_data(Path(args.out), tick=bar.tick)
     for name, n in counts.items():
         print(f"{Path(args.out) / (name + '.txt')}: {n} poems")
     top = ", ".join(f"{ch}→{'/'.join(f'{t} {n}' for t, n in forms.items())}" for ch, forms in list(report["chosen"].items())[:8])
@@ -237,9 +243,11 @@ def cmd_bench(args):
               f"{result['steps']} steps, {result['epochs']} epochs, {result['elapsed_sec']:.0f} s of steps; "
               f"best validation perplexity {result['valid_perplexity']:.2f}, test {result['test_perplexity']:.2f}")
         return 0
-    result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
-                     sampling=not args.no_sampling, starts=not args.no_starts,
-                     system_malloc=not args.no_system_malloc)
+    with Progress("bench: starting", unit="part") as bar:
+        result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
+                         sampling=not args.no_sampling, starts=not args.no_starts,
+                         system_malloc=not args.no_system_malloc, tick=bar.tick,
+                         done=lambda line: bar.done(line, file=sys.stderr))  # the table, whole, on stdout at the end
     print(as_json(result) if args.json else format_table(result))
     return 0
 
