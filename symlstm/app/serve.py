@@ -23,7 +23,7 @@ from starlette.routing import Route
 from symlstm.errors import UserError, one_line
 from symlstm.poetics.forms import CI, FORM_NAMES, FORMS, is_form, layout, unknown_form
 from symlstm.poetics.lexicon import Lexicon, known_tones
-from symlstm.poetics.script import MAX_CHARS, normalize_poem, to_traditional
+from symlstm.poetics.script import ASCII_PUNCT, MAX_CHARS, normalize_poem, to_traditional
 from symlstm.poetics.tunes import load as load_tunes
 from symlstm.workbench.decode import TONE_MODES, SampleOptions, Sampler, keywords_found, parse_keywords
 from symlstm.workbench.measure import couplet_checks
@@ -75,7 +75,7 @@ def sample_options(body: dict) -> SampleOptions:
         raise RequestError(f"seed: between 0 and 2**32 - 1, got {seed}")
     if len(words) > LIMITS["keywords"]:
         raise RequestError(f"keywords: at most {LIMITS['keywords']}, got {len(words)}")
-    couplet = to_traditional(_field(body, "couplet", str, "").strip()).rstrip("，。")
+    couplet = to_traditional(_field(body, "couplet", str, "").strip().translate(ASCII_PUNCT)).rstrip("，。")
     if couplet:  # a 上聯: its 下聯, under the couplet's own rules
         if len(couplet) > LIMITS["text_chars"] // 2:
             raise RequestError(f"couplet: at most {LIMITS['text_chars'] // 2} characters, got {len(couplet)}")

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from symlstm import ModelConfig, Vocab, compile_model, init_params, load_model
-from symlstm.app.serve import LIMITS, Engine, create_app
+from symlstm.app.serve import LIMITS, Engine, create_app, sample_options
 from symlstm.poetics.forms import form_of
 
 from conftest import QUATRAINS
@@ -84,6 +84,7 @@ def test_sample_returns_scored_poems_under_the_constraints(client):
     row = client.post("/api/sample", json={"couplet": "白日依山盡", "num": 1}).json()["poems"][0]
     assert row["text"].startswith("白日依山盡，") and len(row["text"]) == 12
     assert row["rhyme_ok"] is None and row["form"] is None and row["couplet"]["shape"]  # a couplet has no rhyme to keep
+    assert sample_options({"couplet": "黃河入海流,白日依山盡."}).couplet == "黃河入海流，白日依山盡"  # marks as score reads them
 
 
 def test_a_sample_request_keeps_the_forms_rules_unless_told_not_to(client):
