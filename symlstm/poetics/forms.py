@@ -9,7 +9,7 @@ import re
 
 from symlstm.poetics.script import CJK
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.poetics.tunes import close_names, parse_layout, resolve, tune_of
+from symlstm.poetics.tunes import close_names, of_label, parse_layout, resolve, tune_of
 
 FORMS = {"wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}  # form -> (characters per line, lines)
 FORM_NAMES = {"wujue": "五絕", "qijue": "七絕", "wulv": "五律", "qilv": "七律"}
@@ -110,11 +110,11 @@ def form_group(token: str) -> str:
 
 def form_token(text: str = "", tune: str = "", form: str = "") -> str:
     """The token naming a poem's form: `form` when given (a sampling request), else a ci's tune
-    (`tune`, from the corpus), else what the text is (a regulated form, a ci whose layout is one
-    shipped tune's, or <gushi>)."""
+    (`tune`, the corpus' label, by any of the tune's names), else what the text is (a regulated form,
+    a ci whose layout is one shipped tune's, or <gushi>)."""
     if form:
         return f"<{form}>"
     tune = tune or ("" if form_of(text) else tune_of(text) or "")
     if tune:
-        return f"<{CI}{tune}>" if tune in load_tunes() else "<ci>"
+        return f"<{CI}{of_label(tune)}>" if of_label(tune) else "<ci>"
     return f"<{form_of(text)}>" if form_of(text) else "<gushi>"

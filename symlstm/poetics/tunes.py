@@ -131,15 +131,26 @@ def aliases() -> dict:
 
 
 def resolve(name: str) -> str | None:
-    """The table's name of a tune given by any of its names (望江南, 憶江南, 夢江南 -> 望江南・憶江南), or None."""
-    return aliases().get(name.strip())
+    """The table's name of a tune given by any of its names (望江南, 憶江南, 夢江南 -> 望江南・憶江南), typed
+    in traditional or simplified characters (忆江南), or None."""
+    from symlstm.poetics.script import to_traditional
+
+    name = name.strip()
+    return aliases().get(name) or aliases().get(to_traditional(name))
+
+
+def of_label(label: str) -> str | None:
+    """The table's name of the tune a corpus label names (`酹江月・念奴嬌`: the label, or its first name)."""
+    return resolve(label) or resolve(label.split(ALIAS_MARK)[0]) if label else None
 
 
 def close_names(name: str) -> list[str]:
     """The names of shipped tunes (any of them) closest to a mistyped one: 浣紗溪 -> 浣溪紗, 浣沙溪 …"""
     import difflib
 
-    return difflib.get_close_matches(name, list(aliases()), n=3, cutoff=0.6)
+    from symlstm.poetics.script import to_traditional
+
+    return difflib.get_close_matches(to_traditional(name), list(aliases()), n=3, cutoff=0.6)
 
 
 def tunes_of(text: str) -> list[str]:

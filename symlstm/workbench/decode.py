@@ -257,19 +257,23 @@ class SampleOptions:
         if self.tones == "off":
             return "off", f"--tones off: free verse in the layout of {name}, no tones or rhyme kept"
         fixed = self._fixed()
-        for mode in [self.tones] if self.tones else ["loose", "rhyme", "off"]:
+        # the rules to try, in order: the one asked for, else loose and what the asked options allow
+        modes = [self.tones] if self.tones else ["loose"] if self.pattern else \
+            ["loose", "rhyme"] if self.rhyme else ["loose", "rhyme", "off"]
+        for mode in modes:
             rule = self._tone_rule(vocab, mode, fixed)
             fits = rule is None or bool(rule.names)
-            if fits and self.keywords and not self.tones:  # asked for: `rules` names the keyword that has no slot
+            if fits and self.keywords and mode != modes[-1]:  # the last: `rules` names a keyword without a slot
                 feasible = (lambda locks: bool(rule.relocked(locks).names)) if rule else (lambda locks: True)
                 fits = plan_keywords(tuple(self.keywords), form, fixed, feasible, np.random.default_rng(0)) is not None
             if fits:
                 break
-            if self.tones:
+            if mode == modes[-1]:
                 what = f"--pattern {self.pattern}" if self.pattern else \
                     "standard pattern" if form in FORMS else "template of the tune"
+                default = "" if self.tones else " (the default" + (", with --rhyme" if self.rhyme else "") + ")"
                 raise DecodeError(f"{self._asked()}: the tones of the fixed characters fit no {what} of a {form} "
-                                  f"under --tones {self.tones}")
+                                  f"under --tones {mode}{default}")
         if self.tones or mode == "loose":
             return mode, ""
         kept = {"rhyme": "the rhyme alone is kept", "off": "neither tones nor rhyme are kept"}[mode]

@@ -17,7 +17,7 @@ from symlstm.poetics.judge import check_form, judge
 from symlstm.poetics.lexicon import PING, ZE, Lexicon
 from symlstm.poetics.script import clauses, split_lines
 from symlstm.poetics.tunes import load as load_tunes
-from symlstm.poetics.tunes import parse_layout, resolve
+from symlstm.poetics.tunes import of_label, parse_layout
 from symlstm.workbench.measure import _quiet, independent_checker
 
 LICENCES = ("拗救", "特拗", "孤平拗救")
@@ -71,7 +71,7 @@ def identify_ci(entries: list[dict], lex: Lexicon, tick=_quiet) -> dict:
     for e in entries:
         tick(1, "judge-corpus: identifying ci")
         label = e.get("rhythmic") or ""
-        tune = resolve(label) or resolve(label.split("・")[0])
+        tune = of_label(label)
         if tune is None:
             continue
         text = "".join(e["paragraphs"]).replace(" ", "")

@@ -101,7 +101,7 @@ def test_a_sample_request_keeps_the_forms_rules_unless_told_not_to(client):
         assert form_of(row["text"]) == "wujue" and row["tone_rule"] == "loose" and "note" not in row
         assert checker.check_poem_rhyming(row["text"])[0] and row["rhyme_ok"], row["text"]
     row = client.post("/api/sample", json={"num": 1, "tones": "off"}).json()["poems"][0]
-    assert row["tone_rule"] == "off" and row["note"].startswith("--tones off: free verse in the layout of a wujue")
+    assert row["tone_rule"] == "off" and row["note"].startswith("tones off: free verse in the layout of a wujue")
     row = client.post("/api/sample", json={"num": 1, "form": "ci:憶江南"}).json()["poems"][0]
     assert row["form"] == "ci:望江南・憶江南" and not any(f["rule"] == "出韻" for f in row["faults"])
 

@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 
 from symlstm import SampleOptions, Sampler, load_corpus, load_model, train
-from symlstm.poetics.forms import form_tokens
+from symlstm.poetics.forms import form_token, form_tokens
 from symlstm.poetics.script import split_lines
 from symlstm.vocab import BOS, SPECIALS
 
 from conftest import QUATRAINS, form_config
 
 POEMS = QUATRAINS[:300]  # the shi of form_project
+
+
+def test_a_ci_labelled_by_another_name_of_its_tune_takes_the_tunes_token():
+    assert form_token(tune="酹江月・念奴嬌") == form_token(tune="念奴嬌") == "<ci:念奴嬌>"
+    assert form_token(tune="憶江南") == "<ci:望江南・憶江南>" and form_token(tune="江神子・江城子") == "<ci>"
 
 
 def test_each_poem_starts_with_its_form_token(form_project):

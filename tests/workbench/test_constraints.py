@@ -121,6 +121,11 @@ def test_a_templates_fixed_rhyme_decides_the_rhyme_of_its_blanks(sampler):
         assert rhyme_group(["光", p["text"][10], p["text"][22]]) == rhyme_group(["光"]) == "下平聲七陽", p["text"]
     with pytest.raises(DecodeError, match="fit no standard pattern of a wujue under --tones loose"):
         sampler.sample(SampleOptions(template=jingye, tones="loose"))
+    # options a fallback would drop are kept or refused: --rhyme allows the rhyme alone, --pattern nothing else
+    (p,) = sampler.sample(SampleOptions(num=1, template=jingye, rhyme="光", seed=1))
+    assert p["tone_rule"] == "rhyme" and rhyme_group([p["text"][10], p["text"][22]]) == "下平聲七陽"
+    with pytest.raises(DecodeError, match="fit no --pattern zeqi of a wujue under --tones loose \\(the default\\)"):
+        sampler.sample(SampleOptions(template=jingye, pattern="zeqi"))
 
 
 def test_rhyme_named_by_a_character_and_a_fixed_pattern(sampler, lex):

@@ -69,11 +69,25 @@ def test_greedy_and_beam_do_not_loop(sampler):
     assert sum(map(bool, unguarded)) >= 4, unguarded
 
 
-def test_the_guard_yields_to_a_fixed_character(sampler):
-    """A template's character that repeats a bigram is still written: the guard is soft."""
-    template = "山月＿＿＿，山月＿＿＿。＿＿＿＿＿，＿＿＿＿＿。"
+def test_the_guard_yields_where_nothing_else_fits(sampler):
+    """A template's pair written again away from its parallel place, and a rule that leaves only the
+    token that repeats a pair: the guard is soft, the fixed character and the rule's token stand."""
+    from symlstm.workbench.constraints import Constraints, NoRepeat
+
+    template = "山月＿＿＿，＿＿＿山月。＿＿＿＿＿，＿＿＿＿＿。"
     for p in sampler.sample(SampleOptions(num=2, template=template, tones="off", beam=2)):
-        assert p["text"][:2] == p["text"][6:8] == "山月"
+        assert p["text"][:2] == p["text"][9:11] == "山月"
+    vocab = sampler.vocab
+
+    class Only:  # a hard rule that allows one token (as a rhyme position may)
+        def allowed(self, text):
+            m = np.zeros(len(vocab), bool)
+            m[vocab.stoi["月"]] = True
+            return m
+
+    guarded = Constraints([Only()], soft=(NoRepeat(vocab),))
+    assert not NoRepeat(vocab).allowed("山月，風山")[vocab.stoi["月"]]  # the guard alone forbids it
+    assert np.flatnonzero(guarded.allowed("山月，風山")).tolist() == [vocab.stoi["月"]]
 
 
 def test_beam_one_equals_argmax(sampler):

@@ -160,6 +160,8 @@ def cmd_novelty(args):
     if index is None:
         raise UserError(f"{cfg.data.path}: the training corpus is needed for the novelty index")
     poems = Sampler(compiled, vocab).sample(_sample_options(args))
+    if poems and "note" in poems[0]:
+        warn(f"note: {poems[0]['note']}")
     say_seed(args)
     summary = summarize([index.report(p["text"]) for p in poems])
     keywords = parse_keywords(args.keywords)
