@@ -89,7 +89,34 @@ def main():
         two.train_step(*batch(B=3), *two.zero_state(3))
     except InputError as err:
         report["odd_batch_error"] = str(err)
+    report.update(onednn_gives_way())
     json.dump(report, sys.stdout)
+
+
+def onednn_gives_way():
+    """oneDNN's custom calls carry no sharding rules: on two devices `auto` trains through XLA's ops
+    (three steps equal the plain scan's on one device) and `on` is refused."""
+    import dataclasses
+
+    from symlstm.core import paths
+
+    cfg = ModelConfig(embedding=8, hidden=16, onednn_lstm="auto")
+    out = {"onednn_lines": list(paths.decide(cfg, 2).lines)}
+    tcfg = TrainConfig(optimizer="adam", learning_rate=0.01)
+    models = [compile_model(init_params(30, c, 0), c, tcfg, seed=5, devices=n)
+              for c, n in ((cfg, 2), (dataclasses.replace(cfg, onednn_lstm="off"), 1))]
+    for k in range(3):
+        x, y, mask = batch(seed=k)
+        for m in models:
+            m.train_step(x, y, mask, *m.zero_state(4))
+    a, b = (m.get_params() for m in models)
+    out["onednn_auto_param_diff"] = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    try:
+        on = dataclasses.replace(cfg, onednn_lstm="on")
+        compile_model(init_params(30, on, 0), on, tcfg, devices=2)
+    except InputError as err:
+        out["onednn_on_error"] = str(err)
+    return out
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from symlstm.backend.devices import Placement, resolve
+from symlstm.backend.devices import Placement, host, resolve
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, TrainConfig
 from symlstm.core import lstm_layer, onednn_lstm, optim, paths, precision
@@ -173,9 +173,12 @@ class CompiledModel:
                  devices: int = 1):
         self.mode = get_mode(cfg.backend)
         cfg = dataclasses.replace(cfg, precision=precision.resolve(cfg.precision, cfg.backend))
-        self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
         n = resolve(devices, cfg.backend)
         self.placement = Placement(n) if n > 1 else None
+        if self.placement:  # oneDNN's custom calls have no sharding rules: XLA's ops take over (`paths`)
+            paths.decide(cfg, self.placement.n)  # an `on` is refused here, in one line
+            cfg = dataclasses.replace(cfg, onednn_lstm="off", onednn_matmul="off")
+        self.cfg, self.tcfg = cfg, tcfg or TrainConfig()
         self.static = cfg.backend == "jax"
         self.vocab_size = params["embedding"].shape[0]
         self.params = M.to_shared(params)
@@ -190,7 +193,7 @@ class CompiledModel:
         first training step: evaluation and sampling run none of oneDNN's kernels, so a checkpoint
         trained with `onednn_lstm: on` samples on any machine, while training it where oneDNN cannot
         run is refused in one line."""
-        return paths.decide(self.cfg)
+        return paths.decide(self.cfg, self.placement.n if self.placement else 1)
 
     @functools.cached_property
     def state(self) -> dict:
@@ -220,7 +223,10 @@ class CompiledModel:
 
     def _check(self, name, a, kind, shape):
         if self.placement and kind == "float" and isinstance(a, self.placement.jax.Array):
-            a = np.empty(a.shape, a.dtype)  # a state left on the devices by the previous step: check its shape
+            shape = list(a.shape)  # a state left on the devices by the previous step: check its shape,
+            if self.placement.processes > 1 and len(shape) == 3:  # in a run of several processes its rows here
+                shape[1] //= self.placement.processes
+            a = np.empty(shape, a.dtype)
         if not isinstance(a, np.ndarray):
             raise InputError(f"{name}: expected a NumPy array, got {type(a).__name__}")
         if kind == "int":
@@ -255,8 +261,20 @@ class CompiledModel:
 
     # -- the functions ----------------------------------------------------------------------------
     def train_step(self, x, y, mask, h0, c0, lr=None):
-        """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT)."""
+        """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT). In a run of
+        several processes each passes only its own rows (`Placement.rows` of the global batch),
+        which hold the same number of rows in every process."""
         x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
+        drawn = self.rng.bit_generator.state
+        try:
+            return self._train_step(x, y, mask, h0, c0, lr)
+        except BaseException:  # a step that did not happen draws no masks: a run saved now resumes exactly
+            self.rng.bit_generator.state = drawn
+            raise
+
+    def _train_step(self, x, y, mask, h0, c0, lr):
+        if self.placement and self.placement.processes > 1:
+            return self._train_rows(x, y, mask, h0, c0, lr)
         if self.paths.onednn_lstm and not onednn_lstm.suffix_padded(mask):
             raise InputError("mask: model.onednn_lstm trains on rows padded at their end only (each row's mask "
                              "1s then 0s): oneDNN's LSTM has no mask")
@@ -278,6 +296,26 @@ class CompiledModel:
         keep = per_row + whole  # mask_shapes' order: the keep{l} come first
         loss, norm, hT, cT = fn(x, y, mask, h0, c0, self.placement.replicate(lr), *keep)
         return self.placement.scalar(loss), self.placement.scalar(norm), hT, cT
+
+    def _train_rows(self, x, y, mask, h0, c0, lr):
+        """`train_step` of a run of several processes, on this process's rows of the batch."""
+        P = self.placement
+        T, B = x.shape[0], x.shape[1] * P.processes  # the global batch
+        P.check_batch(B)
+        lr = np.asarray(self.tcfg.learning_rate if lr is None else lr, self.cfg.dtype)
+        fn = self._fn("train", (T, B), lambda s: build_train_fn(self.params, self.state, self.cfg, self.tcfg,
+                                                               self.mode, s))
+        self._ran.add((T, B))
+        mine = P.rows(B)
+        keep = draw_masks(self.rng, self.cfg, self.vocab_size, T, B)  # the whole batch's, as one process draws them
+        self._on_devices(with_state=True)
+        names = M.mask_shapes(self.cfg, self.vocab_size)
+        per_row = [P.gather_rows(k[:, mine], B) for k, n in zip(keep, names) if n.startswith("keep")]
+        whole = [P.replicate(k) for k, n in zip(keep, names) if not n.startswith("keep")]
+        states = [s if isinstance(s, P.jax.Array) else P.gather_rows(s, B) for s in (h0, c0)]
+        batch = [P.gather_rows(a, B) for a in (x, y, mask)]
+        loss, norm, hT, cT = fn(*batch, *states, P.replicate(lr), *per_row, *whole)
+        return P.scalar(loss), P.scalar(norm), hT, cT
 
     def evaluate(self, x, y, mask, h0, c0):
         """Summed NLL (nats) and token count of a batch, without updates: (total, count, hT, cT)."""
@@ -357,14 +395,14 @@ class CompiledModel:
 
     # -- parameters and state as NumPy ----------------------------------------------------------
     def get_params(self) -> dict[str, np.ndarray]:
-        return {k: np.array(v.get_value()) for k, v in self.params.items()}
+        return {k: host(v.get_value()) for k, v in self.params.items()}
 
     def set_params(self, values: dict):
         for k, v in values.items():
             self.params[k].set_value(np.asarray(v, dtype=self.cfg.dtype))
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {k: np.array(v.get_value()) for k, v in self.state.items()}
+        return {k: host(v.get_value()) for k, v in self.state.items()}
 
     def set_state(self, values: dict):
         for k, v in values.items():

@@ -28,11 +28,12 @@ class Paths:
     lines: tuple[str, ...]  # what each part runs and why, one line each
 
 
-def decide(cfg: ModelConfig) -> Paths:
-    """The paths of a model of `cfg` here; raises InputError for an `on` key that cannot run."""
+def decide(cfg: ModelConfig, devices: int = 1) -> Paths:
+    """The paths of a model of `cfg` here, training over `devices` devices (a mesh, of one process
+    or several); raises InputError for an `on` key that cannot run."""
     precision, why = choose(cfg.precision, cfg.backend)
-    lstm, lstm_why = _onednn(cfg, "onednn_lstm", "lstm", precision)
-    matmul, matmul_why = _onednn(cfg, "onednn_matmul", "matmul", precision)
+    lstm, lstm_why = _onednn(cfg, "onednn_lstm", "lstm", precision, devices)
+    matmul, matmul_why = _onednn(cfg, "onednn_matmul", "matmul", precision, devices)
     if cfg.cell != "lstm":
         layers = f"{cfg.cell} layers: the scan"
     elif lstm:
@@ -47,11 +48,16 @@ def decide(cfg: ModelConfig) -> Paths:
     return Paths(precision, lstm, matmul, lines)
 
 
-def _onednn(cfg: ModelConfig, key: str, primitive: str, precision: str) -> tuple[bool, str]:
+def _onednn(cfg: ModelConfig, key: str, primitive: str, precision: str, devices: int = 1) -> tuple[bool, str]:
     """Whether `model.<key>` puts oneDNN's `primitive` in the graph, and why (or why not)."""
     value = getattr(cfg, key)
     if value == "off":
         return False, f"model.{key} off"
+    if devices > 1:  # GSPMD would have to gather every row onto each device around the custom call
+        why = f"the batch is split over {devices} devices, and oneDNN's custom calls carry no sharding rules"
+        if value == "on":
+            raise InputError(f"model.{key} on: {why}; use auto (the layer Op or the scan take over) or train.devices 1")
+        return False, f"model.{key} auto: {why}"
     if primitive == "matmul" and precision != "bf16":
         return False, f"model.{key} {value}: it takes bf16 products only, and these are {precision}"
     if primitive == "lstm" and cfg.cell != "lstm":

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from symlstm.backend.devices import resolve
+from symlstm.backend.devices import process, resolve
+from symlstm.backend.distributed import agree, is_lost, lost
 from symlstm.config import Config, load_config
 from symlstm.core.compiled import compile_model
 from symlstm.core.model import init_params
@@ -144,10 +145,15 @@ class Trainer:
 
     def __init__(self, cfg: Config, corpus: Corpus, run_dir: Path, log, params: dict):
         self.cfg, self.corpus, self.run_dir, self.log = cfg, corpus, run_dir, log
+        self.index, self.count = process()  # of a run of several processes, only process 0 writes
+        self.main = self.index == 0
+        self._local = None  # several processes: process 0's one-device copy of the model, for samples
         self.state = RunState()
         self.compiled = compile_model(params, cfg.model, cfg.train, seed=cfg.train.seed, devices=cfg.train.devices)
         self.novelty = NoveltyIndex(corpus.texts["train"])
-        self.first_epoch = epoch_batches(cfg, corpus, 0)
+        # several processes: each keeps only its rows of every batch (the plan of batches is the same everywhere)
+        self.rows = self.compiled.placement.rows(cfg.data.batch_size) if self.count > 1 else slice(None)
+        self.first_epoch = self._epoch(0)
         t = cfg.train
         self.step_limit = t.max_steps or t.max_epochs * len(self.first_epoch)
         window = max(1, t.eval_every)  # the train curve: a moving average over this many steps
@@ -155,6 +161,13 @@ class Trainer:
         self.chars = self.seconds = 0.0  # since the last validation: the reported chars/s
         self.session_steps, self.session_seconds = 0, 0.0  # since this process started: the bar's pace
         self.compile_seconds = 0.0  # compiling the step, shown on the bar apart from its rate
+
+    def _epoch(self, epoch: int) -> list:
+        """An epoch's batches, of this process's rows."""
+        batches = epoch_batches(self.cfg, self.corpus, epoch)
+        if self.count == 1:
+            return batches
+        return [tuple(a[:, self.rows] for a in batch) for batch in batches]
 
     # -- resume ---------------------------------------------------------------------------------
     def resume(self, saved: ckpt_io.Checkpoint):
@@ -175,12 +188,16 @@ class Trainer:
     # -- checkpoints and metrics ----------------------------------------------------------------
     def save(self, name: str):
         s, c = self.state, self.compiled
+        if not self.main:
+            return
         ckpt_io.save(self.run_dir / name, ckpt_io.Checkpoint(
             config=self.cfg.to_dict(), vocab=self.corpus.vocab.itos, params=c.get_params(), optimizer=c.get_state(),
             rng={"dropout": c.rng.bit_generator.state}, step=s.step, epoch=s.epoch,
             best_valid_loss=s.best_valid_loss, extra=dataclasses.asdict(s)))
 
     def _write_metrics(self, row: dict):
+        if not self.main:
+            return
         path = self.run_dir / "metrics.csv"
         new = not path.exists()
         with path.open("a", newline="", encoding="utf-8") as f:
@@ -191,6 +208,8 @@ class Trainer:
 
     def _write_form_metrics(self, step: int, per_form: dict):
         """valid_forms.csv: one row per form and validation (step, form, poems, loss, perplexity)."""
+        if not self.main:
+            return
         path = self.run_dir / "valid_forms.csv"
         new = not path.exists()
         with path.open("a", newline="", encoding="utf-8") as f:
@@ -230,10 +249,21 @@ class Trainer:
         self.save("last.h5")
         if improved:
             self.save("best.h5")
-        for text in sample_texts(self.compiled, self.corpus.vocab, self.cfg.train.num_samples,
-                                 self.cfg.train.sample_temperature, seed=s.step):
+        for text in sample_texts(self._sampling_model(), self.corpus.vocab, self.cfg.train.num_samples,
+                                 self.cfg.train.sample_temperature, seed=s.step) if self.main else ():
             shared = self.novelty.report(text)["longest_shared"] if text else 0
             self.log(f"  sample: {text}    [longest shared with training: {shared} chars]")
+
+    def _sampling_model(self):
+        """The model samples are drawn from: the trained one, or in a run of several processes a
+        copy on process 0's first device (the trained one's functions would run on every process)."""
+        if self.count == 1:
+            return self.compiled
+        if self._local is None:
+            self._local = compile_model(self.compiled.get_params(), self.cfg.model, devices=None)
+        else:
+            self._local.set_params(self.compiled.get_params())
+        return self._local
 
     # -- the loop -------------------------------------------------------------------------------
     def stop_reason(self, interrupted: bool) -> str | None:
@@ -264,7 +294,7 @@ class Trainer:
         """Train from the current batch to the epoch's end or until a stop reason; validates every
         eval_every steps. Returns the stop reason, or None at the end of the epoch."""
         s, t, c = self.state, self.cfg.train, self.compiled
-        batches = self.first_epoch if s.epoch == 0 else epoch_batches(self.cfg, self.corpus, s.epoch)
+        batches = self.first_epoch if s.epoch == 0 else self._epoch(s.epoch)
         shapes = batch_shapes(batches)
         took = c.warm_up(shapes)  # compiling is not training: outside the time budget
         if took:
@@ -272,7 +302,7 @@ class Trainer:
                      f"matrix products in {c.cfg.precision}")
             bar.unpause()  # nor in the bar's rate and time left: it reports the compile time apart
             self.compile_seconds += took
-        h, cell = c.zero_state(self.cfg.data.batch_size)  # stream mode: carried from batch to batch
+        h, cell = c.zero_state(batches[0][0].shape[1])  # stream mode: carried from batch to batch
         while s.batch_in_epoch < len(batches):
             x, y, mask = batches[s.batch_in_epoch]
             if self.cfg.data.mode == "poem":
@@ -285,9 +315,14 @@ class Trainer:
                 raise NonFiniteLoss(f"loss became {loss} at step {s.step + 1} (epoch {s.epoch}); the last good "
                                     f"checkpoint is {self.run_dir / 'last.h5'}; try a lower train.learning_rate")
             s.step, s.batch_in_epoch, s.elapsed_sec = s.step + 1, s.batch_in_epoch + 1, s.elapsed_sec + took
+            self.session_steps, self.session_seconds = self.session_steps + 1, self.session_seconds + took
+            if self.count > 1:  # process 0's clock and Ctrl-C decide for all, or one would wait for the rest
+                elapsed, stop = agree(np.array([s.elapsed_sec, float(bool(interrupted))]))
+                s.elapsed_sec = float(elapsed)
+                if stop and not interrupted:
+                    interrupted.append(True)
             self.recent.append((loss, norm))
             self.chars, self.seconds = self.chars + float(mask.sum()), self.seconds + took
-            self.session_steps, self.session_seconds = self.session_steps + 1, self.session_seconds + took
             bar.total = self._bar_total(self.session_steps, self.session_seconds)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{self.chars / max(self.seconds, 1e-9):.0f}",
@@ -312,9 +347,16 @@ class Trainer:
                 reason = self.one_epoch(bar, interrupted)
         except NonFiniteLoss:
             raise  # the parameters are not worth saving; last.h5 holds the last good ones
-        except BaseException:
+        except BaseException as err:
+            several = self.count > 1 and is_lost(err)
             if self.session_steps:  # whatever else stops the run, keep what it trained; a run that
-                self.save("last.h5")  # took no step leaves nothing that would block its own retry
+                try:  # took no step leaves nothing that would block its own retry
+                    self.save("last.h5")
+                except Exception:  # parameters a failed collective was computing cannot be read:
+                    if not several:  # last.h5 stays the last validation's
+                        raise
+            if several:
+                raise lost(err, self.index, self.count) from None  # a collective whose other end is gone
             raise
         finally:
             bar.close()
@@ -330,11 +372,16 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
     continues from run_dir/last.h5 with the checkpoint's own config plus `overrides` (or with cfg,
     which may change train.* settings only). Returns a summary dict."""
     run_dir, root = Path(run_dir), Path(root)
+    index, count = process()
+    if index:  # of several processes, process 0 reports and writes; the others train beside it
+        print(f"process {index} of {count}: joined the run; process 0 reports it and writes {run_dir}", flush=True)
+        log, progress = (lambda *_: None), False
     saved = None
     if resume:
         cfg, saved = _resume_config(run_dir, cfg, overrides)
-    paths = decide(cfg.model)  # an `on` that cannot run here stops before anything is written or replaced
-    if not resume:
+    # an `on` that cannot run here stops before anything is written or replaced
+    paths = decide(cfg.model, resolve(cfg.train.devices, cfg.model.backend))
+    if not resume and not index:
         _prepare_run_dir(run_dir, overwrite)
     log(f"config: {cfg.to_json()}")
     for line in paths.lines:  # what each part runs here and why
@@ -358,9 +405,11 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
     log(f"batches: {len(trainer.first_epoch)} per epoch of {cfg.data.batch_size} rows, padding "
         f"{padding_fraction(trainer.first_epoch):.1%} of the positions; {t.max_epochs} epochs at most"
         + (f", {t.time_budget:.0f} s budget" if t.time_budget else ""))
+    if count > 1:
+        log(f"processes: {count}, the batch split over the {trainer.compiled.placement.n} devices of all of them")
     reason = trainer.run(progress)
     s = trainer.state
-    plot = plot_metrics(run_dir)
+    plot = plot_metrics(run_dir) if not index else None
     log(f"stopped ({reason}) at step {s.step}, epoch {s.epoch}: best valid loss {s.best_valid_loss:.4f} "
         f"(ppl {math.exp(s.best_valid_loss):.2f}); wrote {run_dir / 'last.h5'}, {run_dir / 'best.h5'}, "
         f"{run_dir / 'metrics.csv'}, {plot}")

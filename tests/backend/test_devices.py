@@ -48,6 +48,15 @@ def test_arrays_stay_on_the_devices(report):
                                          "a multiple of train.devices")
 
 
+def test_onednn_gives_way_to_xla_on_several_devices(report):
+    """Its custom calls carry no sharding rules: `auto` says so and trains through the scan, equal
+    to one device's plain step; `on` is refused in one line."""
+    assert any("model.onednn_lstm auto: the batch is split over 2 devices, and oneDNN's custom calls carry no "
+               "sharding rules" in line for line in report["onednn_lines"])
+    assert report["onednn_auto_param_diff"] < 1e-6
+    assert report["onednn_on_error"].startswith("model.onednn_lstm on: the batch is split over 2 devices")
+
+
 @pytest.mark.slow
 def test_a_run_moves_between_device_counts(small_corpus):
     result = on_two_devices(str(small_corpus))

@@ -16,9 +16,29 @@ def train_args(p):
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.h5")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the run directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    several = p.add_argument_group("several processes (JAX's distributed runtime; under SLURM or Open MPI it finds "
+                                   "them itself)")
+    several.add_argument("--coordinator-address", metavar="HOST:PORT", help="where process 0 listens for the others")
+    several.add_argument("--num-processes", type=int, metavar="N", help="how many processes the run has")
+    several.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 to N-1")
+    several.add_argument("--join-timeout", type=int, default=120, metavar="S",
+                         help="seconds to wait for the other processes to join (default 120)")
 
 
 def cmd_train(args):
+    import os
+
+    from symlstm.backend.distributed import DistributedError, join
+
+    join(args.coordinator_address, args.num_processes, args.process_id, args.join_timeout)
+    try:
+        return _train(args)
+    except DistributedError as err:  # another process is gone: say so in one line and leave at once,
+        print(f"symlstm train: error: {err}", file=sys.stderr, flush=True)  # not through JAX's exit
+        os._exit(2)  # barrier, which would wait for the process that is gone
+
+
+def _train(args):
     from symlstm.config import load_config
     from symlstm.run.train import train
 

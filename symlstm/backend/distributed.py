@@ -1,0 +1,113 @@
+"""Several processes, one run: JAX's distributed runtime, nothing of our own.
+
+`join` starts a process's part in a run of several: `jax.distributed.initialize` connects it to
+the others (its coordination service, in process 0, hands out the devices of every process), and on
+CPUs the collectives inside the compiled step run over gloo (`jax_cpu_collectives_implementation`).
+Under SLURM or Open MPI JAX's own detection finds the processes; by hand, the three values of
+`jax.distributed.initialize` come from `symlstm train --coordinator-address HOST:PORT
+--num-processes N --process-id I`. After `join`, `jax.devices()` spans every process, and
+`devices.Placement` lays the step's arrays over all of them.
+
+A process that dies must not leave the others waiting forever inside a collective: the step's
+all-reduce then fails in each survivor (gloo sees the connection close) and `lost` turns that
+failure into one line naming what was lost. Launched by hand, the coordination service runs in a
+process of its own beside process 0 (`coordinator.py`), so that process 0 may die like any other;
+under SLURM or Open MPI it is JAX's, inside process 0, whose death the others then meet as JAX's own
+fatal error.
+"""
+import os
+import subprocess
+import sys
+
+from symlstm.errors import UserError
+
+# the environment variables by which JAX's cluster detection recognises a job of several processes
+CLUSTERS = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI"}
+
+
+class DistributedError(UserError, RuntimeError):
+    """Processes that cannot join, or a run that lost one of them."""
+
+
+def detected() -> str:
+    """The cluster environment JAX would detect a job of several processes in, or ""."""
+    return next((name for var, name in CLUSTERS.items() if int(os.environ.get(var, "1") or 1) > 1), "")
+
+
+def join(coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None,
+         timeout: int = 120) -> tuple[int, int]:
+    """Join a run of several processes, before anything else touches JAX; returns (this process's
+    index, the number of processes), (0, 1) where there is nothing to join (no values given, no
+    cluster detected)."""
+    given = [v is not None for v in (coordinator_address, num_processes, process_id)]
+    if any(given) and not all(given):
+        raise DistributedError("--coordinator-address, --num-processes and --process-id go together (by hand), "
+                               "or none of them (under SLURM or Open MPI, which JAX detects)")
+    if not any(given) and not detected():
+        return 0, 1
+    if all(given) and not 0 <= process_id < num_processes:
+        raise DistributedError(f"--process-id {process_id}: between 0 and --num-processes - 1 = {num_processes - 1}")
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    try:
+        if process_id == 0:  # by hand: the service in a process of its own, process 0 a client like the rest
+            _start_service(coordinator_address, num_processes)
+            from jax._src import distributed
+
+            make_service = distributed._jax.get_distributed_runtime_service
+            distributed._jax.get_distributed_runtime_service = lambda *args, **kwargs: None
+            try:
+                jax.distributed.initialize(coordinator_address, num_processes, 0, initialization_timeout=timeout)
+            finally:
+                distributed._jax.get_distributed_runtime_service = make_service
+        else:
+            jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                                       initialization_timeout=timeout)
+    except DistributedError:
+        raise
+    except Exception as err:  # a refused or unreachable coordinator, a timeout: one line
+        where = coordinator_address or f"the coordinator {detected()} names"
+        raise DistributedError(f"could not join the run at {where} within {timeout} s: "
+                               f"{str(err).strip().splitlines()[0][:200]}") from None
+    return jax.process_index(), jax.process_count()
+
+
+_service = None  # process 0's coordinator process: its standard input stays open while process 0 lives
+
+
+def _start_service(address: str, processes: int):
+    global _service
+    _service = subprocess.Popen([sys.executable, "-m", "symlstm.backend.coordinator", address, str(processes)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    if _service.stdout.readline().strip() != "ready":
+        raise DistributedError(f"--coordinator-address {address}: the coordination service could not start there "
+                               "(is the port taken?)")
+
+
+# what a collective says when its other end is gone (gloo's TCP pairs, the coordination service's RPCs)
+GONE = ("Gloo", "Connection closed", "Connection reset", "Socket closed", "UNAVAILABLE")
+
+
+def is_lost(err: BaseException) -> bool:
+    """Whether `err` is a collective failing because another process is gone (any other error is
+    a bug, and keeps its traceback)."""
+    return isinstance(err, Exception) and not isinstance(err, UserError) and any(w in str(err) for w in GONE)
+
+
+def lost(err: Exception, index: int, count: int) -> DistributedError:
+    """The one line for a collective that failed because another process is gone."""
+    why = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    other = f"process {1 - index}" if count == 2 else "another process"
+    return DistributedError(f"process {index} of {count}: {other} of the run stopped (the step's collective "
+                            f"failed: {why}); every process stops; start them all again with --resume RUN_DIR "
+                            "to go on from the last checkpoint")
+
+
+def agree(value):
+    """Process 0's `value` (a NumPy scalar or array), on every process: what decides when to stop
+    (the time budget, a Ctrl-C) must be the same everywhere, or one process would wait for the
+    others inside the next step forever."""
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.broadcast_one_to_all(value)
