@@ -50,27 +50,73 @@ def join(coordinator_address: str | None = None, num_processes: int | None = Non
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
-    try:
-        if process_id == 0:  # by hand: the service in a process of its own, process 0 a client like the rest
-            _start_service(coordinator_address, num_processes)
-            from jax._src import distributed
-
-            make_service = distributed._jax.get_distributed_runtime_service
-            distributed._jax.get_distributed_runtime_service = lambda *args, **kwargs: None
-            try:
-                jax.distributed.initialize(coordinator_address, num_processes, 0, initialization_timeout=timeout)
-            finally:
-                distributed._jax.get_distributed_runtime_service = make_service
-        else:
-            jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                                       initialization_timeout=timeout)
-    except DistributedError:
-        raise
-    except Exception as err:  # a refused or unreachable coordinator, a timeout: one line
-        where = coordinator_address or f"the coordinator {detected()} names"
-        raise DistributedError(f"could not join the run at {where} within {timeout} s: "
-                               f"{str(err).strip().splitlines()[0][:200]}") from None
+    if process_id == 0:  # by hand: the service in a process of its own, process 0 a client like the rest
+        _start_service(coordinator_address, num_processes)
+    elif process_id is not None:  # by hand: wait for process 0's service here, where waiting in vain ends
+        _wait_for(coordinator_address, timeout)  # in one line, not in JAX's fatal error
+    _initialize(coordinator_address, num_processes, process_id, timeout)
     return jax.process_index(), jax.process_count()
+
+
+def _initialize(coordinator_address, num_processes, process_id, timeout: int):
+    """`jax.distributed.initialize`, given `timeout` seconds for every process to join. Its client
+    aborts the process when the others do not come (a native stack trace): it runs here in a thread
+    with a longer timeout of its own, and where ours passes first this process says so in one line
+    and leaves at once (the one exit that does not unwind: the client is still waiting)."""
+    import threading
+
+    import jax
+    from jax._src import distributed
+
+    failed = []
+
+    def connect():
+        try:
+            jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                                       initialization_timeout=timeout + 60)
+        except Exception as err:
+            failed.append(err)
+
+    make_service = distributed._jax.get_distributed_runtime_service
+    if process_id == 0:  # the service runs in the coordinator process already: none in here
+        distributed._jax.get_distributed_runtime_service = lambda *args, **kwargs: None
+    try:
+        thread = threading.Thread(target=connect, daemon=True)
+        thread.start()
+        thread.join(timeout)
+    finally:
+        distributed._jax.get_distributed_runtime_service = make_service
+    where = coordinator_address or f"the coordinator {detected()} names"
+    if thread.is_alive():
+        sys.stderr.write(f"symlstm train: error: not every process joined the run at {where} within {timeout} s "
+                         "(each started with the same --coordinator-address and --num-processes, and its own "
+                         "--process-id?); --join-timeout S waits longer\n")
+        sys.stderr.flush()
+        os._exit(2)
+    if failed:
+        raise DistributedError(f"could not join the run at {where}: "
+                               f"{str(failed[0]).strip().splitlines()[0][:200]}") from None
+
+
+def _wait_for(address: str, timeout: int):
+    """Until something listens at HOST:PORT, for `timeout` seconds at most."""
+    import socket
+    import time
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise DistributedError(f"--coordinator-address {address}: give HOST:PORT, e.g. 127.0.0.1:4321")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+            return
+        except OSError as err:
+            if time.monotonic() > deadline:
+                raise DistributedError(f"--coordinator-address {address}: nothing listened there for {timeout} s "
+                                       f"({err.strerror or err}); start process 0 first, or check the address "
+                                       "(--join-timeout S waits longer)") from None
+            time.sleep(0.5)
 
 
 _service = None  # process 0's coordinator process: its standard input stays open while process 0 lives
@@ -79,7 +125,8 @@ _service = None  # process 0's coordinator process: its standard input stays ope
 def _start_service(address: str, processes: int):
     global _service
     _service = subprocess.Popen([sys.executable, "-m", "symlstm.backend.coordinator", address, str(processes)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
     if _service.stdout.readline().strip() != "ready":
         raise DistributedError(f"--coordinator-address {address}: the coordination service could not start there "
                                "(is the port taken?)")

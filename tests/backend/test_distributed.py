@@ -111,3 +111,20 @@ def test_a_killed_process_stops_the_other_in_one_line_and_the_run_resumes(tmp_pa
     two(["--resume", str(run), "--no-progress", "--set", f"train.max_steps={end}"])
     two(TINY + ["--out", str(tmp_path / "whole"), "--set", f"train.max_steps={end}"])
     assert largest_difference(run / "last.h5", tmp_path / "whole" / "last.h5") <= 1e-5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-processes", "2"], "--coordinator-address, --num-processes and --process-id go together"),
+    (["--coordinator-address", "127.0.0.1:PORT", "--num-processes", "2", "--process-id", "2"],
+     "--process-id 2: between 0 and --num-processes - 1 = 1"),
+    (["--coordinator-address", "127.0.0.1:PORT", "--num-processes", "2", "--process-id", "1", "--join-timeout", "1"],
+     "--coordinator-address 127.0.0.1:PORT: nothing listened there for 1 s"),  # no process 0: one line, no abort
+    (["--coordinator-address", "127.0.0.1:PORT", "--num-processes", "2", "--process-id", "0", "--join-timeout", "2"],
+     "not every process joined the run at 127.0.0.1:PORT within 2 s"),  # no process 1: JAX would abort
+])
+def test_joining_mistakes_are_one_line(args, message):
+    port = str(free_port())
+    args = [a.replace("PORT", port) for a in args]
+    ((code, _, stderr),) = finish([start(TINY + ["--out", "unused"] + args)], timeout=120)
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert code == 2 and len(lines) == 1 and message.replace("PORT", port) in lines[0], stderr[-1500:]
