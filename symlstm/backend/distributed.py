@@ -31,7 +31,11 @@ class DistributedError(UserError, RuntimeError):
 
 def detected() -> str:
     """The cluster environment JAX would detect a job of several processes in, or ""."""
-    return next((name for var, name in CLUSTERS.items() if int(os.environ.get(var, "1") or 1) > 1), "")
+    def many(var: str) -> bool:
+        value = os.environ.get(var, "1")
+        return value.isdigit() and int(value) > 1
+
+    return next((name for var, name in CLUSTERS.items() if many(var)), "")
 
 
 def join(coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None,
