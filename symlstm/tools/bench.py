@@ -261,7 +261,7 @@ def form_sample_speed(shape: str = "A", poems: int = 20, backend: str = "jax", f
                       tones: str = "strict") -> dict:
     """chars/s writing `poems` poems one at a time (batch 1) under --form --tones, on a vocabulary
     of Han characters of the shape's size: the compiled form scan (`Sampler._in_form`, what
-    `symlstm sample --tones strict`, rhyme or off runs above temperature 0.7) against the step path
+    `symlstm sample --tones strict`, rhyme or off runs at temperature 0.8 or above) against the step path
     (one compiled step per character, the rules in Python: what it ran before, and still runs for
     loose tones, the default, and for ci, templates, beams and greedy search). Each
     poem is one call, tables built included; characters count <eos> as the other paths do."""

@@ -41,9 +41,9 @@ from symlstm.workbench.constraints import (
 
 __all__ = ["DecodeError", "SampleOptions", "Sampler", "parse_keywords", "keywords_found", "TONE_MODES"]
 
-# --no-repeat auto guards sampling at or below this temperature, where unguarded poems repeat bigrams
-# more often than the corpus does (docs/sampling.md has the measured rates)
-LOW_TEMPERATURE = 0.7
+# --no-repeat auto guards sampling below this temperature, where unguarded poems repeat bigrams more
+# often than the corpus does (docs/sampling.md has the measured rates)
+GUARD_BELOW = 0.8
 TONE_MODES = ("", "loose", "strict", "rhyme", "off")  # "": the form's own rules (loose); see `tone_choice`
 
 
@@ -196,11 +196,11 @@ class SampleOptions:
     @property
     def guarded(self) -> bool:
         """Whether bigram repeats are masked (`constraints.NoRepeat`): --no-repeat on, or auto for
-        greedy, beam search and sampling at or below LOW_TEMPERATURE, whose poems loop; never for a
+        greedy, beam search and sampling below GUARD_BELOW, whose poems loop; never for a
         couplet, whose 下聯 takes no character twice anyway."""
         if self.couplet or self.no_repeat == "off":
             return False
-        return self.no_repeat == "on" or bool(self.argmax or self.beam or self.temperature <= LOW_TEMPERATURE)
+        return self.no_repeat == "on" or bool(self.argmax or self.beam or self.temperature < GUARD_BELOW)
 
     @property
     def constrained(self) -> bool:

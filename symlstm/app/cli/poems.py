@@ -42,7 +42,7 @@ def sampling_args(p):
                    help="with --keywords or --template: poems drawn per poem shown, the likeliest kept (8)")
     p.add_argument("--no-repeat", default="auto", choices=["auto", "on", "off"],
                    help="no character bigram twice in a poem, 疊字 and repeats at the same place of a couplet's two "
-                        "lines excepted (auto, the default: with --argmax, --beam and --temperature 0.7 or below)")
+                        "lines excepted (auto, the default: with --argmax, --beam and --temperature below 0.8)")
     p.add_argument("--no-convert", action="store_true", help="keep simplified characters as they are")
 
 
