@@ -77,6 +77,7 @@ def host(a) -> np.ndarray:
         import jax
 
         if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            assert a.is_fully_replicated, "only replicated arrays are read back in a run of several processes"
             return np.array(a.addressable_data(0))
     return np.array(a)
 

@@ -42,7 +42,9 @@ def join(coordinator_address: str | None = None, num_processes: int | None = Non
          timeout: int = 120) -> tuple[int, int]:
     """Join a run of several processes, before anything else touches JAX; returns (this process's
     index, the number of processes), (0, 1) where there is nothing to join (no values given, no
-    cluster detected)."""
+    cluster detected, or --num-processes 1: a run of its own inside a cluster job)."""
+    if num_processes == 1 and coordinator_address is None and process_id in (None, 0):
+        return 0, 1
     given = [v is not None for v in (coordinator_address, num_processes, process_id)]
     if any(given) and not all(given):
         raise DistributedError("--coordinator-address, --num-processes and --process-id go together (by hand), "
@@ -51,6 +53,8 @@ def join(coordinator_address: str | None = None, num_processes: int | None = Non
         return 0, 1
     if all(given) and not 0 <= process_id < num_processes:
         raise DistributedError(f"--process-id {process_id}: between 0 and --num-processes - 1 = {num_processes - 1}")
+    if coordinator_address is not None:
+        _host_port(coordinator_address)
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
@@ -102,18 +106,23 @@ def _initialize(coordinator_address, num_processes, process_id, timeout: int):
                                f"{str(failed[0]).strip().splitlines()[0][:200]}") from None
 
 
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DistributedError(f"--coordinator-address {address}: give HOST:PORT, e.g. 127.0.0.1:4321")
+    return host.strip("[]"), int(port)
+
+
 def _wait_for(address: str, timeout: int):
     """Until something listens at HOST:PORT, for `timeout` seconds at most."""
     import socket
     import time
 
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise DistributedError(f"--coordinator-address {address}: give HOST:PORT, e.g. 127.0.0.1:4321")
+    host, port = _host_port(address)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+            socket.create_connection((host, port), timeout=2).close()
             return
         except OSError as err:
             if time.monotonic() > deadline:
@@ -128,22 +137,56 @@ _service = None  # process 0's coordinator process: its standard input stays ope
 
 def _start_service(address: str, processes: int):
     global _service
+    import socket
+
+    _, port = _host_port(address)
+    try:  # gRPC binds with SO_REUSEPORT, so a taken port (another run, a coordinator in its grace) would
+        socket.create_server(("", port)).close()  # not be noticed: a plain bind notices it
+    except OSError as err:
+        raise DistributedError(f"--coordinator-address {address}: port {port} is taken here ({err.strerror}); "
+                               "choose another, the same for every process") from None
     _service = subprocess.Popen([sys.executable, "-m", "symlstm.backend.coordinator", address, str(processes)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                 start_new_session=True)
     if _service.stdout.readline().strip() != "ready":
-        raise DistributedError(f"--coordinator-address {address}: the coordination service could not start there "
-                               "(is the port taken?)")
+        raise DistributedError(f"--coordinator-address {address}: the coordination service could not start there")
 
 
-# what a collective says when its other end is gone (gloo's TCP pairs, the coordination service's RPCs)
-GONE = ("Gloo", "Connection closed", "Connection reset", "Socket closed", "UNAVAILABLE")
+# what a collective says when its other end is gone (gloo's TCP pairs)
+GONE = ("Connection closed by peer", "Connection reset by peer")
 
 
 def is_lost(err: BaseException) -> bool:
     """Whether `err` is a collective failing because another process is gone (any other error is
     a bug, and keeps its traceback)."""
     return isinstance(err, Exception) and not isinstance(err, UserError) and any(w in str(err) for w in GONE)
+
+
+def ready(failure: str = "") -> None:
+    """Every process says whether it could set its run up (`failure` empty: yes), and waits for the
+    others' word: a process that stopped before training (a run directory that holds a run, a
+    missing checkpoint) stops the others in one line, instead of leaving them in their first
+    collective. Through the coordination service's key-value store, not a collective."""
+    import time
+
+    import jax
+    from jax._src import distributed
+
+    client, index, count = distributed.global_state.client, jax.process_index(), jax.process_count()
+    client.key_value_set(f"symlstm/ready/{index}", failure or "ok", allow_overwrite=True)
+    if failure:
+        return
+    waiting = set(range(count)) - {index}
+    while waiting:
+        for other in sorted(waiting):
+            try:
+                word = client.key_value_try_get(f"symlstm/ready/{other}")
+            except Exception:  # not there yet
+                continue
+            if word != "ok":
+                raise DistributedError(f"process {other} of {count} stopped before training: {word}")
+            waiting.discard(other)
+        time.sleep(0.05)
 
 
 def lost(err: Exception, index: int, count: int) -> DistributedError:
@@ -155,10 +198,12 @@ def lost(err: Exception, index: int, count: int) -> DistributedError:
                             "to go on from the last checkpoint")
 
 
-def agree(value):
-    """Process 0's `value` (a NumPy scalar or array), on every process: what decides when to stop
-    (the time budget, a Ctrl-C) must be the same everywhere, or one process would wait for the
-    others inside the next step forever."""
+def agree(elapsed: float, interrupted: bool) -> tuple[float, bool]:
+    """(process 0's `elapsed`, whether any process was interrupted), the same in every process:
+    what decides when to stop must be, or one process would wait for the others inside the next
+    step forever. One collective (an all-gather of two numbers)."""
+    import numpy as np
     from jax.experimental import multihost_utils
 
-    return multihost_utils.broadcast_one_to_all(value)
+    every = np.asarray(multihost_utils.process_allgather(np.array([elapsed, float(interrupted)]))).reshape(-1, 2)
+    return float(every[0, 0]), bool(every[:, 1].any())

@@ -223,10 +223,7 @@ class CompiledModel:
 
     def _check(self, name, a, kind, shape):
         if self.placement and kind == "float" and isinstance(a, self.placement.jax.Array):
-            shape = list(a.shape)  # a state left on the devices by the previous step: check its shape,
-            if self.placement.processes > 1 and len(shape) == 3:  # in a run of several processes its rows here
-                shape[1] //= self.placement.processes
-            a = np.empty(shape, a.dtype)
+            a = np.empty(a.shape, a.dtype)  # a state left on the devices by the previous step: check its shape
         if not isinstance(a, np.ndarray):
             raise InputError(f"{name}: expected a NumPy array, got {type(a).__name__}")
         if kind == "int":
@@ -243,15 +240,18 @@ class CompiledModel:
             raise InputError(f"{name}: expected shape {want}, got {a.shape}")
         return a
 
-    def _check_batch(self, x, y, mask, h0, c0):
+    def _check_batch(self, x, y, mask, h0, c0, rows: bool = False):
+        """The batch checked; rows=True: x, y, mask (and host states) hold this process's rows of a
+        run of several processes, while states on the devices hold the whole batch's."""
         x = self._check("x", x, "int", (None, None))
         T, B = x.shape
         if T == 0 or B == 0:
             raise InputError(f"x: empty batch of shape {x.shape}")
         L, H = self.cfg.num_layers, self.cfg.hidden
         y, mask = self._check("y", y, "int", (T, B)), self._check("mask", mask, "float", (T, B))
-        self._check("h0", h0, "float", (L, B, H))
-        self._check("c0", c0, "float", (L, B, H))
+        for name, state in (("h0", h0), ("c0", c0)):
+            whole = rows and isinstance(state, self.placement.jax.Array)
+            self._check(name, state, "float", (L, B * self.placement.processes if whole else B, H))
         return x, y, mask, h0, c0
 
     def zero_state(self, batch: int):
@@ -264,12 +264,16 @@ class CompiledModel:
         """One optimizer step on a batch: returns (mean loss, gradient norm, hT, cT). In a run of
         several processes each passes only its own rows (`Placement.rows` of the global batch),
         which hold the same number of rows in every process."""
-        x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0)
+        several = bool(self.placement and self.placement.processes > 1)
+        x, y, mask, h0, c0 = self._check_batch(x, y, mask, h0, c0, rows=several)
         drawn = self.rng.bit_generator.state
+        before = [v.container.storage[0] for v in list(self.params.values()) + list(self.state.values())]
         try:
             return self._train_step(x, y, mask, h0, c0, lr)
-        except BaseException:  # a step that did not happen draws no masks: a run saved now resumes exactly
-            self.rng.bit_generator.state = drawn
+        except BaseException:  # a step that did not happen: the parameters, the optimizer state and the
+            self.rng.bit_generator.state = drawn  # dropout generator as before it, so that a run saved now
+            for v, value in zip(list(self.params.values()) + list(self.state.values()), before):  # resumes
+                v.container.storage[0] = value  # exactly (its outputs may never be computed)
             raise
 
     def _train_step(self, x, y, mask, h0, c0, lr):
@@ -305,14 +309,14 @@ class CompiledModel:
         lr = np.asarray(self.tcfg.learning_rate if lr is None else lr, self.cfg.dtype)
         fn = self._fn("train", (T, B), lambda s: build_train_fn(self.params, self.state, self.cfg, self.tcfg,
                                                                self.mode, s))
-        self._ran.add((T, B))
+        self._ran.update({(T, B), x.shape})  # `warm_up` asks by this process's rows
         mine = P.rows(B)
         keep = draw_masks(self.rng, self.cfg, self.vocab_size, T, B)  # the whole batch's, as one process draws them
         self._on_devices(with_state=True)
         names = M.mask_shapes(self.cfg, self.vocab_size)
         per_row = [P.gather_rows(k[:, mine], B) for k, n in zip(keep, names) if n.startswith("keep")]
         whole = [P.replicate(k) for k, n in zip(keep, names) if not n.startswith("keep")]
-        states = [s if isinstance(s, P.jax.Array) else P.gather_rows(s, B) for s in (h0, c0)]
+        states = [P.split(s) if isinstance(s, P.jax.Array) else P.gather_rows(s, B) for s in (h0, c0)]
         batch = [P.gather_rows(a, B) for a in (x, y, mask)]
         loss, norm, hT, cT = fn(*batch, *states, P.replicate(lr), *per_row, *whole)
         return P.scalar(loss), P.scalar(norm), hT, cT

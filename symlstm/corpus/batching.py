@@ -27,10 +27,10 @@ def _steps(longest: int, multiple: int) -> int:
     return -(-(longest - 1) // multiple) * multiple
 
 
-def _pad(seqs, batch_size, dtype, multiple=1):
-    """Pad rows to the longest (rounded up to a multiple) and, if batch_size is given, add empty
-    rows up to it."""
-    T = _steps(max(len(s) for s in seqs), multiple)
+def _pad(seqs, batch_size, dtype, multiple=1, steps=None):
+    """Pad rows to the longest (rounded up to a multiple; or to `steps`) and, if batch_size is given,
+    add empty rows up to it."""
+    T = steps if steps is not None else _steps(max(len(s) for s in seqs), multiple)
     B = batch_size or len(seqs)
     x = np.zeros((T, B), np.int32)
     y = np.zeros((T, B), np.int32)
@@ -75,8 +75,37 @@ class PoemBatches(Sequence):
         return _pad([self.seqs[i] for i in self.index[k]], self.rows, self.dtype, self.multiple)
 
 
+class RowsOf(Sequence):
+    """Rows `rows` of every batch of `batches` (a `PoemBatches`, or a list of (x, y, mask)), each
+    built alone: of a `PoemBatches` only those rows are padded (to the whole batch's T), so that a
+    process of a run of several never builds the others' rows."""
+
+    def __init__(self, batches, rows: slice):
+        self.batches, self.rows = batches, rows
+        self.lengths = lengths_of(batches.seqs) if isinstance(batches, PoemBatches) else None
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        b = self.batches
+        if self.lengths is None:
+            return tuple(np.ascontiguousarray(a[:, self.rows]) for a in b[k])
+        index = b.index[k]
+        T = _steps(int(self.lengths[index].max()), b.multiple)
+        start, stop, _ = self.rows.indices(b.rows or len(index))
+        mine = [b.seqs[i] for i in index[start:stop]]  # rows past the poems are empty (mask 0)
+        return _pad(mine, stop - start, b.dtype, steps=T) if mine else \
+            _pad([np.zeros(1, np.int32)], stop - start, b.dtype, steps=T)
+
+
 def batch_shapes(batches) -> set:
-    """The (T, B) shapes of a list of batches or a `PoemBatches`, the latter without padding any."""
+    """The (T, B) shapes of a list of batches or a `PoemBatches` (or rows of one), the latter without
+    padding any."""
+    if isinstance(batches, RowsOf):
+        return {(T, len(range(*batches.rows.indices(B)))) for T, B in batch_shapes(batches.batches)}
     if not isinstance(batches, PoemBatches):
         return {x.shape for x, _, _ in batches}
     lengths, m = lengths_of(batches.seqs), batches.multiple

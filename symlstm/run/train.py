@@ -17,14 +17,14 @@ import numpy as np
 from tqdm import tqdm
 
 from symlstm.backend.devices import process, resolve
-from symlstm.backend.distributed import agree, is_lost, lost
+from symlstm.backend.distributed import agree, is_lost, lost, ready
 from symlstm.config import Config, load_config
 from symlstm.core.compiled import compile_model
 from symlstm.core.model import init_params
 from symlstm.core.optim import learning_rate
 from symlstm.core.paths import decide
 from symlstm.core.sampling import sample_texts
-from symlstm.corpus.batching import batch_shapes, padding_fraction, poem_batches, stream_batches
+from symlstm.corpus.batching import RowsOf, batch_shapes, padding_fraction, poem_batches, stream_batches
 from symlstm.corpus.loading import Corpus, load_corpus
 from symlstm.corpus.novelty import NoveltyIndex
 from symlstm.errors import UserError
@@ -162,12 +162,11 @@ class Trainer:
         self.session_steps, self.session_seconds = 0, 0.0  # since this process started: the bar's pace
         self.compile_seconds = 0.0  # compiling the step, shown on the bar apart from its rate
 
-    def _epoch(self, epoch: int) -> list:
-        """An epoch's batches, of this process's rows."""
+    def _epoch(self, epoch: int):
+        """An epoch's batches; in a run of several processes, only this process's rows of each
+        (`batching.RowsOf`: the others' rows are never built here)."""
         batches = epoch_batches(self.cfg, self.corpus, epoch)
-        if self.count == 1:
-            return batches
-        return [tuple(a[:, self.rows] for a in batch) for batch in batches]
+        return batches if self.count == 1 else RowsOf(batches, self.rows)
 
     # -- resume ---------------------------------------------------------------------------------
     def resume(self, saved: ckpt_io.Checkpoint):
@@ -316,13 +315,11 @@ class Trainer:
                                     f"checkpoint is {self.run_dir / 'last.h5'}; try a lower train.learning_rate")
             s.step, s.batch_in_epoch, s.elapsed_sec = s.step + 1, s.batch_in_epoch + 1, s.elapsed_sec + took
             self.session_steps, self.session_seconds = self.session_steps + 1, self.session_seconds + took
-            if self.count > 1:  # process 0's clock and Ctrl-C decide for all, or one would wait for the rest
-                elapsed, stop = agree(np.array([s.elapsed_sec, float(bool(interrupted))]))
-                s.elapsed_sec = float(elapsed)
-                if stop and not interrupted:
-                    interrupted.append(True)
+            if self.count > 1:  # process 0's clock, and a Ctrl-C in any process, decide for all: a process
+                s.elapsed_sec, stop = agree(s.elapsed_sec, bool(interrupted))  # that stopped alone
+                interrupted[:] = [True] if stop else []  # would leave the others waiting in the next step
             self.recent.append((loss, norm))
-            self.chars, self.seconds = self.chars + float(mask.sum()), self.seconds + took
+            self.chars, self.seconds = self.chars + float(mask.sum()) * self.count, self.seconds + took
             bar.total = self._bar_total(self.session_steps, self.session_seconds)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{self.chars / max(self.seconds, 1e-9):.0f}",
@@ -406,6 +403,7 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
         f"{padding_fraction(trainer.first_epoch):.1%} of the positions; {t.max_epochs} epochs at most"
         + (f", {t.time_budget:.0f} s budget" if t.time_budget else ""))
     if count > 1:
+        ready()  # every process set up, or the one that could not says why
         log(f"processes: {count}, the batch split over the {trainer.compiled.placement.n} devices of all of them")
     reason = trainer.run(progress)
     s = trainer.state

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -80,37 +81,88 @@ def test_two_processes_train_as_one(tmp_path, mode):
     assert sorted(os.listdir(tmp_path / "two")) == sorted(os.listdir(tmp_path / "one"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("victim", [1, 0])
-def test_a_killed_process_stops_the_other_in_one_line_and_the_run_resumes(tmp_path, victim):
-    """Kill one process mid-run (process 0 too, whose coordination service lives in a process of
-    its own): the other ends at once with one line and no traceback. Process 1 killed, process 0
-    keeps last.h5 at the step it reached (the failed step undone, its dropout draw too); both
-    resume from it and end where an uninterrupted run ends (resuming is the same code whichever
-    process was lost, so it runs once)."""
-    run = tmp_path / "killed"
-    port = free_port()
-    procs = [start(TINY + ["--out", str(run), "--set", "train.max_steps=100000"], k, port) for k in (0, 1)]
-    deadline = time.time() + 240
-    while not (run / "last.h5").exists() and time.time() < deadline:  # the first validation's checkpoint
-        time.sleep(0.2)
-    assert (run / "last.h5").exists(), finish(procs, 5)
-    os.killpg(procs[victim].pid, signal.SIGKILL)
-    killed = time.time()
-    (code, _, stderr), = finish([procs[1 - victim]], timeout=120)
-    assert time.time() - killed < 120
+def lines_of(proc) -> list:
+    """A running process's stdout lines, as they come (read in a thread)."""
+    seen = []
+    threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True).start()
+    return seen
+
+
+def wait_until(done, what: str, procs, seconds: float = 240):
+    deadline = time.time() + seconds
+    while not done() and time.time() < deadline:
+        time.sleep(0.1)
+    assert done(), (what, finish(procs, 5))
+
+
+def one_line_from(result, expected: str):
+    code, _, stderr = result
     lines = [l for l in stderr.splitlines() if l.strip() and not l.startswith("[Gloo]")]
     assert code == 2 and "Traceback" not in stderr and " @ " not in stderr, stderr[-2000:]
-    assert lines[-1].startswith(f"symlstm train: error: process {1 - victim} of 2: process {victim} of the run "
-                                "stopped"), stderr[-2000:]
-    finish(procs)
-    if victim == 0:
-        return
+    assert lines[-1].startswith(expected), stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_process_1_killed_stops_process_0_which_keeps_the_step_it_reached(tmp_path):
+    """No validation before the kill, so any last.h5 is the one process 0 writes when it loses
+    process 1: at the step it reached, the failed step undone (its dropout draw too). Both resume
+    from it and end where an uninterrupted run ends."""
+    run, port = tmp_path / "killed", free_port()
+    procs = [start(TINY + ["--out", str(run), "--set", "train.max_steps=100000", "--set", "train.eval_every=100000"],
+                   k, port) for k in (0, 1)]
+    out0 = lines_of(procs[0])
+    wait_until(lambda: any("compiled the training step" in l for l in out0), "compiled", procs)
+    time.sleep(2)  # steps of a tiny model: hundreds by now
+    os.killpg(procs[1].pid, signal.SIGKILL)
+    killed = time.time()
+    procs[0].wait(timeout=120)
+    assert time.time() - killed < 120
+    one_line_from((procs[0].returncode, "", procs[0].stderr.read()),
+                  "symlstm train: error: process 0 of 2: process 1 of the run stopped")
     saved = checkpoint.load(run / "last.h5").step
+    assert saved > 3 and not (run / "best.h5").exists()  # not a validation's: the step process 0 reached
     end = saved + 3
     two(["--resume", str(run), "--no-progress", "--set", f"train.max_steps={end}"])
     two(TINY + ["--out", str(tmp_path / "whole"), "--set", f"train.max_steps={end}"])
     assert largest_difference(run / "last.h5", tmp_path / "whole" / "last.h5") <= 1e-5
+
+
+@pytest.mark.slow
+def test_process_0_killed_stops_process_1_in_one_line(tmp_path):
+    """Process 0 runs beside JAX's coordination service, which lives in a process of its own: its
+    death ends process 1 in one line too, and leaves the last validation's last.h5."""
+    run, port = tmp_path / "killed", free_port()
+    procs = [start(TINY + ["--out", str(run), "--set", "train.max_steps=100000"], k, port) for k in (0, 1)]
+    wait_until(lambda: (run / "last.h5").exists(), "the first validation's last.h5", procs)
+    os.killpg(procs[0].pid, signal.SIGKILL)
+    killed = time.time()
+    result = finish([procs[1]], timeout=120)[0]
+    assert time.time() - killed < 120
+    one_line_from(result, "symlstm train: error: process 1 of 2: process 0 of the run stopped")
+    finish(procs)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_one_process_stops_both_and_a_setup_failure_stops_the_other(tmp_path):
+    """SIGINT to process 1 alone: both stop at the same step (interrupted), process 0 saving
+    last.h5. Then process 0 refuses the run directory (it holds a run), and process 1, which set
+    itself up, says so in one line instead of waiting in its first collective."""
+    run, port = tmp_path / "run", free_port()
+    procs = [start(TINY + ["--out", str(run), "--set", "train.max_steps=100000", "--set", "train.eval_every=100000"],
+                   k, port) for k in (0, 1)]
+    out0 = lines_of(procs[0])
+    wait_until(lambda: any("compiled the training step" in l for l in out0), "compiled", procs)
+    time.sleep(2)
+    os.killpg(procs[1].pid, signal.SIGINT)
+    for p in procs:
+        p.wait(timeout=120)
+    assert [p.returncode for p in procs] == [0, 0], [p.stderr.read()[-1500:] for p in procs]
+    assert any(l.startswith("stopped (interrupted) at step") for l in out0)
+    assert checkpoint.load(run / "last.h5").step > 3
+    port = free_port()
+    results = finish([start(TINY + ["--out", str(run)], k, port) for k in (0, 1)], timeout=180)
+    one_line_from(results[0], f"symlstm train: error: {run}: already holds a run")
+    one_line_from(results[1], f"symlstm train: error: process 0 of 2 stopped before training: {run}: already holds")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -128,3 +180,14 @@ def test_joining_mistakes_are_one_line(args, message):
     ((code, _, stderr),) = finish([start(TINY + ["--out", "unused"] + args)], timeout=120)
     lines = [l for l in stderr.splitlines() if l.strip()]
     assert code == 2 and len(lines) == 1 and message.replace("PORT", port) in lines[0], stderr[-1500:]
+
+
+def test_a_run_of_its_own_inside_a_cluster_job_and_a_taken_port(monkeypatch):
+    from symlstm.backend import distributed
+
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert distributed.detected() == "SLURM" and distributed.join(num_processes=1) == (0, 1)
+    with socket.create_server(("", 0)) as taken:  # a plain bind notices what gRPC's SO_REUSEPORT would share
+        port = taken.getsockname()[1]
+        with pytest.raises(distributed.DistributedError, match=f"port {port} is taken here"):
+            distributed._start_service(f"127.0.0.1:{port}", 2)

@@ -28,14 +28,25 @@ def train_args(p):
 def cmd_train(args):
     import os
 
-    from symlstm.backend.distributed import DistributedError, join
+    import traceback
 
-    join(args.coordinator_address, args.num_processes, args.process_id, args.join_timeout)
-    try:
+    from symlstm.backend.distributed import DistributedError, join, ready
+    from symlstm.errors import one_line
+
+    _, count = join(args.coordinator_address, args.num_processes, args.process_id, args.join_timeout)
+    if count == 1:
         return _train(args)
-    except DistributedError as err:  # another process is gone: say so in one line and leave at once,
-        print(f"symlstm train: error: {err}", file=sys.stderr, flush=True)  # not through JAX's exit
-        os._exit(2)  # barrier, which would wait for the process that is gone
+    try:  # one of several processes: whatever stops it stops it at once, saying why in one line (a bug
+        return _train(args)  # with its traceback), not through JAX's exit barrier, which would wait for
+    except BaseException as err:  # the others; those still setting up hear of it (`ready`)
+        known = isinstance(err, UserError)
+        if not isinstance(err, DistributedError):
+            ready(one_line(str(err)) if known else f"{type(err).__name__} (a bug: see that process)")
+        if not known:
+            traceback.print_exc()
+        print(f"symlstm train: error: {one_line(str(err))}" if known else "symlstm train: stopped by the error above",
+              file=sys.stderr, flush=True)
+        os._exit(2 if known else 1)
 
 
 def _train(args):
