@@ -198,12 +198,13 @@ def lost(err: Exception, index: int, count: int) -> DistributedError:
                             "to go on from the last checkpoint")
 
 
-def agree(elapsed: float, interrupted: bool) -> tuple[float, bool]:
-    """(process 0's `elapsed`, whether any process was interrupted), the same in every process:
-    what decides when to stop must be, or one process would wait for the others inside the next
-    step forever. One collective (an all-gather of two numbers)."""
+def agree(elapsed: float, interrupted: bool, chars: float) -> tuple[float, bool, float]:
+    """(process 0's `elapsed`, whether any process was interrupted, every process's `chars`
+    summed), the same in every process: what decides when to stop must be, or one process would
+    wait for the others inside the next step forever. One collective (an all-gather of three numbers)."""
     import numpy as np
     from jax.experimental import multihost_utils
 
-    every = np.asarray(multihost_utils.process_allgather(np.array([elapsed, float(interrupted)]))).reshape(-1, 2)
-    return float(every[0, 0]), bool(every[:, 1].any())
+    every = np.asarray(multihost_utils.process_allgather(np.array([elapsed, float(interrupted), chars])))
+    every = every.reshape(-1, 3)
+    return float(every[0, 0]), bool(every[:, 1].any()), float(every[:, 2].sum())

@@ -161,6 +161,7 @@ class Trainer:
         self.chars = self.seconds = 0.0  # since the last validation: the reported chars/s
         self.session_steps, self.session_seconds = 0, 0.0  # since this process started: the bar's pace
         self.compile_seconds = 0.0  # compiling the step, shown on the bar apart from its rate
+        self.halt = False  # a Ctrl-C as of the last step (in a run of several processes: in any of them)
 
     def _epoch(self, epoch: int):
         """An epoch's batches; in a run of several processes, only this process's rows of each
@@ -315,22 +316,25 @@ class Trainer:
                                     f"checkpoint is {self.run_dir / 'last.h5'}; try a lower train.learning_rate")
             s.step, s.batch_in_epoch, s.elapsed_sec = s.step + 1, s.batch_in_epoch + 1, s.elapsed_sec + took
             self.session_steps, self.session_seconds = self.session_steps + 1, self.session_seconds + took
-            if self.count > 1:  # process 0's clock, and a Ctrl-C in any process, decide for all: a process
-                s.elapsed_sec, stop = agree(s.elapsed_sec, bool(interrupted))  # that stopped alone
-                interrupted[:] = [True] if stop else []  # would leave the others waiting in the next step
+            # several processes: process 0's clock and a Ctrl-C in any of them decide for all, as one
+            # process stopping alone would leave the others waiting in the next step (a Ctrl-C that
+            # comes after the exchange counts at the next step); the characters are every process's
+            chars, self.halt = float(mask.sum()), bool(interrupted)
+            if self.count > 1:
+                s.elapsed_sec, self.halt, chars = agree(s.elapsed_sec, self.halt, chars)
             self.recent.append((loss, norm))
-            self.chars, self.seconds = self.chars + float(mask.sum()) * self.count, self.seconds + took
+            self.chars, self.seconds = self.chars + chars, self.seconds + took
             bar.total = self._bar_total(self.session_steps, self.session_seconds)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", chars_s=f"{self.chars / max(self.seconds, 1e-9):.0f}",
                             compiled=f"{self.compile_seconds:.0f}s")
             if s.step % t.eval_every == 0:
                 self.validate_and_checkpoint(lr)
-            reason = self.stop_reason(bool(interrupted))
+            reason = self.stop_reason(self.halt)
             if reason:
                 return reason
         s.epoch, s.batch_in_epoch = s.epoch + 1, 0
-        return self.stop_reason(bool(interrupted))
+        return self.stop_reason(self.halt or (self.count == 1 and bool(interrupted)))
 
     def run(self, progress: bool) -> str:
         s = self.state
