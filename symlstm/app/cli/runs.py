@@ -150,8 +150,6 @@ def gradcheck_args(p):
 def cmd_gradcheck(args):
     import dataclasses
 
-    from tqdm import tqdm
-
     from symlstm.config import load_config
     from symlstm.tools.gradcheck import (
         BF16_TOLERANCE,
@@ -180,10 +178,11 @@ def cmd_gradcheck(args):
     # that whatever stops it keeps what was done; a bar on a terminal counts the checks.
     checks = [(m, "central") for m in models if m.onednn_lstm != "on"] + \
         [(m, "bf16") for m in models if args.backend == "jax"]  # the bf16 path: against its float64 reference
-    out = (lambda line: None) if args.json else (lambda line: tqdm.write(line, file=sys.stdout))
+    bar = Progress("gradcheck", unit="model", total=len(checks))
+    out = (lambda line: None) if args.json else bar.done
     out(f"{'model':<29} {'parameter':<12} {'shape':<10} {'entries':>7} {'max abs err':>12} {'max rel err':>12}")
     table, bf16 = [], []
-    with tqdm(total=len(checks), unit="model", leave=False, disable=not sys.stderr.isatty()) as bar:
+    with bar:
         for k, (mcfg, kind) in enumerate(checks):
             if kind == "bf16" and checks[k - 1][1] == "central":
                 out(f"largest relative error {max(r['max_rel_error'] for r in table):.2e} (tolerance {TOLERANCE:.0e})")
@@ -197,7 +196,7 @@ def cmd_gradcheck(args):
                     + (f"{r['entries']:>7} {r['max_abs_error']:>12.2e} {r['max_rel_error']:>12.2e}{flag}"
                        if kind == "central" else f"max |a-r|/max|r| {r['max_rel_error']:.2e}{flag}"))
             (table if kind == "central" else bf16).extend(rows)
-            bar.update(1)
+            bar.tick(1, f"gradcheck: {name(mcfg)}")
     ok = all(r["passed"] for r in table + bf16)
     if args.json:
         print(json.dumps({"tolerance": TOLERANCE, "passed": bool(ok), "rows": table,
