@@ -80,8 +80,7 @@ plot: $(STAMP)
 # Tests run in WORKERS processes (pytest-xdist; `auto`: one per core), each taking a file's tests in a row
 # (what a module compiles once serves them) and taking over another's when idle (worksteal): 10 min of
 # tests take 5 on 2 cores. The ten slowest are listed at the end (docs/speed.md#machine-classes).
-AVX2_CAP = XLA_FLAGS="$(XLA_FLAGS) --xla_cpu_max_isa=AVX2" ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \
-           MKL_ENABLE_INSTRUCTIONS=AVX2
+AVX2_CAP = $(shell $(BIN)/python -c 'from symlstm.backend.machine import avx2_shell; print(avx2_shell())')
 WORKERS ?= auto
 PYTEST   = $(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal --durations=10
 test: $(STAMP)

@@ -16,6 +16,8 @@ from symlstm.errors import UserError
 from symlstm.poetics.forms import FORM_GROUPS, FORMS
 from symlstm.poetics.script import LOST_MARKS
 
+MAIN_JOB = "configs/poems.yaml"  # `make train`'s job (relative to the project root): the default corpus and bench row
+
 
 class ConfigError(UserError, ValueError):
     """A user mistake in a config file or an override."""

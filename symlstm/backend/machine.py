@@ -18,6 +18,21 @@ _XLA_BELOW_BF16 = ("SSE4_2", "AVX", "AVX2", "AVX512", "AVX512_VNNI", "NEON", "SV
 _BELOW_AVX512 = ("SSE4_2", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
 
 
+# The caps that make a CPU with AVX-512 run as the AVX2 class (docs/speed.md#machine-classes): XLA's,
+# oneDNN's (PyTorch's LSTM and matmul are oneDNN's too), PyTorch's own kernels', MKL's. The one home
+# of these names: `make test-avx2` (through `avx2_shell`) and `symlstm bench --isa avx2` read them here.
+AVX2_CAPS = {"XLA_FLAGS": "--xla_cpu_max_isa=AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def avx2_env(env: dict) -> dict:
+    """`env` with the AVX2 caps set (XLA's appended to the XLA_FLAGS already there)."""
+    env = dict(env)
+    for k, v in AVX2_CAPS.items():
+        env[k] = f"{env[k]} {v}" if k == "XLA_FLAGS" and env.get(k) else v
+    return env
+
+
 def cpu_flags() -> set:
     """The CPU's feature flags (avx512_bf16, amx_bf16 …; aarch64's Features: bf16, sve …) from
     /proc/cpuinfo; empty elsewhere (macOS)."""
@@ -114,3 +129,10 @@ def measured(name: str, key: str, measure, refresh: bool = False):
         except OSError:
             pass
     return known[key]
+
+
+
+def avx2_shell() -> str:
+    """The AVX2 caps as shell words (`make test-avx2` puts them before pytest)."""
+    import shlex
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in avx2_env({"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}).items())

@@ -9,16 +9,18 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from symlstm.backend import onednn
-from symlstm.backend.machine import bf16_units, isa_class, jax_platform, machine
+from symlstm.backend.machine import AVX2_CAPS, bf16_units, isa_class, jax_platform, machine
 from symlstm.backend.runtime import ALLOCATOR_TUNED
-from symlstm.config import ModelConfig, TrainConfig
+from symlstm.config import MAIN_JOB, ModelConfig, TrainConfig
 from symlstm.core.compiled import compile_model
 from symlstm.core.model import init_params
 from symlstm.core.precision import bf16_is_faster, choose
+from symlstm.run.train import epoch_batches
 
 DATA = os.path.join("data", "tang_quatrains.txt")  # the shipped poems, relative to the project root (the working directory)
 SHAPES = {
@@ -199,6 +201,75 @@ def train_speed(shape: str, steps: int = 20, backend: str = "jax", with_torch: b
     return out
 
 
+def main_job(config: str = MAIN_JOB, block: int = 10, rounds: int = 8, with_torch: bool = True,
+             root: str = ".", overrides=()) -> dict:
+    """`make train`'s step against PyTorch's same recipe (`torch_reference.recipe`), at the
+    precision `precision: auto` takes here (PyTorch under autocast where that is bf16): the real
+    config, corpus and batches in the order the first epoch takes them (both lengths, as they come),
+    each library's step as its training loop times it (symlstm's `train_step` with its dropout draw
+    and its results back in NumPy; PyTorch's with its own). Timed in blocks of `block` consecutive
+    steps taking turns block by block over the same batches, `rounds` blocks each (interleaving
+    the libraries step by step shifted both one's figures on the AVX2 machine); which library goes
+    first alternates. Compiling and one warm-up step per batch shape come before, untimed, as in
+    training. Returns ms a step (all timed steps), per batch length, and what 570 s of steps make."""
+    from symlstm.config import load_config
+    from symlstm.corpus.batching import batch_shapes
+    from symlstm.corpus.loading import build_corpus
+    from symlstm.core import paths
+
+    cfg = load_config(config, list(overrides))
+    corpus = build_corpus(cfg.data, Path(root))
+    V = len(corpus.vocab)
+    batches = epoch_batches(cfg, corpus, 0)
+    timed = [batches[i] for i in range(min(len(batches), block * rounds))]
+    m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed)
+    chosen = paths.decide(cfg.model)
+    compile_sec = m.warm_up(batch_shapes(timed))
+    lr = cfg.train.learning_rate
+
+    def ours(x, y, mask):
+        m.train_step(x, y, mask, *m.zero_state(x.shape[1]), lr)  # loss, norm to floats, hT, cT to NumPy
+    runners, skipped = {"symlstm": ours}, {}
+    bf16 = m.cfg.precision == "bf16"
+    if with_torch:
+        import torch
+
+        from symlstm.tools.torch_reference import recipe
+        torch.manual_seed(cfg.train.seed)
+        _, step = recipe(torch, cfg, V, bf16)
+        runners["PyTorch"] = lambda x, y, mask: step(x, y, mask, lr).item()
+    firsts = {}
+    for x, y, mask in [timed[next(i for i, b in enumerate(timed) if b[0].shape == shape)]
+                       for shape in sorted(batch_shapes(timed))]:  # one untimed step per shape
+        for name, run in list(runners.items()):
+            try:
+                run(x, y, mask)
+            except RuntimeError as err:  # PyTorch's bf16 LSTM is oneDNN's, which a capped or AVX2 CPU may lack
+                skipped[name] = str(err).splitlines()[0]
+                del runners[name]
+    times = {name: [] for name in runners}
+    for r in range(rounds):
+        order = list(runners) if r % 2 == 0 else list(runners)[::-1]
+        for name in order:
+            for x, y, mask in timed[r * block:(r + 1) * block]:
+                t0 = time.perf_counter()
+                runners[name](x, y, mask)
+                times[name].append((x.shape[0], time.perf_counter() - t0))
+    budget = cfg.train.time_budget or 570
+    out = {"config": config, "precision": m.cfg.precision, "paths": list(chosen.lines), "block": block,
+           "rounds": rounds, "steps": len(times["symlstm"]), "compile_sec": compile_sec, "budget_sec": budget,
+           **{f"{k.lower()}_not_run": why for k, why in skipped.items()}}
+    for name, ts in times.items():
+        key = name.lower()
+        out[f"{key}_ms"] = 1000 * sum(t for _, t in ts) / len(ts)
+        out[f"{key}_ms_by_length"] = {T: 1000 * float(np.median([t for T_, t in ts if T_ == T]))
+                                     for T in sorted({T for T, _ in ts})}
+        out[f"{key}_steps_in_budget"] = int(budget * 1000 / out[f"{key}_ms"])
+    if "pytorch_ms" in out:
+        out["ratio"] = out["pytorch_ms"] / out["symlstm_ms"]  # > 1: symlstm faster
+    return out
+
+
 def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -371,7 +442,7 @@ def backend_info(backend: str) -> dict:
 
 
 # The variables that cap the instruction sets XLA, oneDNN, PyTorch and MKL use (docs/speed.md)
-ISA_CAPS = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+ISA_CAPS = tuple(AVX2_CAPS)  # the variables that cap an instruction set
 
 
 def isa_caps() -> str:
@@ -383,7 +454,8 @@ def isa_caps() -> str:
 
 def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = None, sampling: bool = True,
             starts: bool = True, system_malloc: bool = True, tick=lambda n=1, stage=None: None,
-            done=lambda line: None) -> dict:
+            done=lambda line: None, main: str | None = MAIN_JOB, shapes: bool = True, rounds: int = 8,
+            overrides=()) -> dict:
     """Every measurement of `make bench`; `tick(1, stage)` before each part and `done(line)` with a
     line of its figures after it, so that a caller shows progress and keeps what finished."""
     if with_torch is None:
@@ -400,6 +472,12 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
         done(f"bench: {stage}: {line(value)}")
         return value
 
+    if main and (main != MAIN_JOB or os.path.exists(main)):  # the default needs a source checkout's configs
+        result["main"] = part("the main job", lambda: main_job(main, rounds=rounds, with_torch=with_torch, overrides=overrides),
+                              lambda m: f"symlstm {m['symlstm_ms']:.1f} ms a step" + (
+                                  f", PyTorch {m['pytorch_ms']:.1f}: {m['ratio']:.2f}×" if "ratio" in m else ""))
+    if not shapes:
+        return result
     if starts:
         result["starts"] = {p: part(f"starts {p}", lambda p=p: start_times(backend, precision=p),
                                     lambda s: f"cold {s['cold_start_sec']:.1f} s, warm {s['warm_start_sec']:.1f} s")
@@ -435,10 +513,31 @@ def format_table(r: dict) -> str:
              *([f"kernels: {r['kernels']}"] if "kernels" in r else []),
              *([r["auto"]] if "auto" in r else []),
              *([f"oneDNN (its LSTM and matmul): {r['onednn']}"] if "onednn" in r else []),
-             f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"]
+             *([f"float32 GEMM peak (2048², same run): {r['gemm_peak_gflops']:.0f} GFLOP/s"] if "gemm_peak_gflops" in r else [])]
+    main = r.get("main")
+    if main:
+        lines += [f"main job: {main['config']} (make train), precision {main['precision']}; what it runs here:",
+                  *(f"  {line}" for line in main["paths"])]
     if not r.get("torch", True):
         lines.append("PyTorch: not run (not installed, or --no-torch); for its columns: .venv/bin/pip install "
                      "torch --index-url https://download.pytorch.org/whl/cpu")
+    if main:
+        lengths = sorted(main["symlstm_ms_by_length"])
+        torch_at = main.get("pytorch_ms_by_length", {})
+        lines += ["", f"the main job's step: its config, batches in the first epoch's order, each library's training step "
+                  f"as its loop times it; {main['rounds']} blocks of {main['block']} steps each, taking turns; ms a step "
+                  f"(median by length T); steps in {main['budget_sec']:.0f} s; ÷PyTorch = PyTorch's ms over symlstm's",
+                  f"{'':<9}{'ms':>8}" + "".join(f"{'T ' + str(T):>8}" for T in lengths) + f"{'steps':>8}{'÷PyTorch':>10}",
+                  f"{'symlstm':<9}{main['symlstm_ms']:>8.1f}"
+                  + "".join(f"{main['symlstm_ms_by_length'][T]:>8.1f}" for T in lengths)
+                  + f"{main['symlstm_steps_in_budget']:>8}" + (f"{main['ratio']:>10.2f}" if "ratio" in main else f"{'-':>10}")]
+        if "pytorch_ms" in main:
+            lines.append(f"{'PyTorch':<9}{main['pytorch_ms']:>8.1f}" + "".join(f"{torch_at[T]:>8.1f}" for T in lengths)
+                         + f"{main['pytorch_steps_in_budget']:>8}" + ("  autocast bf16" if main["precision"] == "bf16" else ""))
+        elif "pytorch_not_run" in main:
+            lines.append(f"PyTorch not run here ({main['pytorch_not_run']})")
+        if "train" not in r:
+            return "\n".join(lines)
     for precision, st in r.get("starts", {}).items():
         lines.append(f"start to the end of the first training step, shape B, {precision} (fresh interpreter each): "
                      f"cold {st['cold_start_sec']:.1f} s, warm {st['warm_start_sec']:.1f} s, "

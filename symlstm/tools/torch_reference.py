@@ -89,6 +89,34 @@ def _evaluate(torch, net, seqs, batch_size, dtype) -> float:
     return total / count
 
 
+def recipe(torch, cfg: Config, V: int, bf16: bool = False):
+    """PyTorch's side of the recipe: (net, step), where `step(x, y, mask, lr)` is one training
+    step on a batch (AdamW on symlstm's parameter groups, global-norm clip) and returns the loss as a
+    tensor. `train_reference` trains with it and `make bench`'s main-job row times it."""
+    t = cfg.train
+    net = _net(torch, V, cfg)
+    names = {"emb.weight": "embedding", "out.weight": "output/W", "proj.weight": "output/proj"}
+    groups = [{"params": [], "weight_decay": t.weight_decay}, {"params": [], "weight_decay": 0.0}]
+    for name, p in net.named_parameters():  # symlstm's names decide: matrices decay, biases do not
+        ours = names.get(name, "layer/W" if "weight" in name else "layer/b")
+        groups[0 if decays(ours, t.decay_embedding) else 1]["params"].append(p)
+    opt = torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps)
+
+    def step(x, y, mask, lr):
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            total, count = _nll(torch, net, x, y, mask)
+            loss = total / count.clamp(min=1)
+        loss.backward()
+        if t.grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
+        opt.step()
+        return loss
+    return net, step
+
+
 def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dict:
     import torch
 
@@ -96,29 +124,15 @@ def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dic
     corpus = build_corpus(cfg.data, Path(root))
     t = cfg.train
     global _last_net
-    net = _last_net = _net(torch, len(corpus.vocab), cfg)  # _last_net: for the tests
-    names = {"emb.weight": "embedding", "out.weight": "output/W", "proj.weight": "output/proj"}
-    groups = [{"params": [], "weight_decay": t.weight_decay}, {"params": [], "weight_decay": 0.0}]
-    for name, p in net.named_parameters():  # symlstm's names decide: matrices decay, biases do not
-        ours = names.get(name, "layer/W" if "weight" in name else "layer/b")
-        groups[0 if decays(ours, t.decay_embedding) else 1]["params"].append(p)
-    opt = torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps)
+    net, train_step = recipe(torch, cfg, len(corpus.vocab), bf16)
+    _last_net = net  # for the tests
     first = epoch_batches(cfg, corpus, 0)
     step_limit = t.max_steps or t.max_epochs * len(first)
     elapsed, step, epoch, best, best_state = 0.0, 0, 0, math.inf, None
     while epoch < t.max_epochs and elapsed < (t.time_budget or math.inf) and step < (t.max_steps or math.inf):
         for x, y, mask in (first if epoch == 0 else epoch_batches(cfg, corpus, epoch)):
             start = time.perf_counter()
-            for g in opt.param_groups:
-                g["lr"] = learning_rate(t, step, epoch, step_limit, elapsed)
-            opt.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                total, count = _nll(torch, net, x, y, mask)
-                loss = total / count.clamp(min=1)
-            loss.backward()
-            if t.grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
-            opt.step()
+            loss = train_step(x, y, mask, learning_rate(t, step, epoch, step_limit, elapsed))
             elapsed += time.perf_counter() - start
             step += 1
             done = (t.time_budget and elapsed >= t.time_budget) or step == t.max_steps

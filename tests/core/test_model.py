@@ -280,6 +280,22 @@ def test_the_training_loss_applies_each_dropout_as_the_reference_does():
     assert float(f_loss(*params.values(), x, y, mask, h0, c0, *drop)) == pytest.approx(total / count, rel=1e-12)
 
 
+def test_each_mask_drops_with_its_probability():
+    """Over 2 × 10⁶ draws a mask's share of zeros is its key's p within 5 standard errors, and its
+    kept entries are 1/(1-p) in the model's dtype: the 32-bit threshold draw is Bernoulli(p)."""
+    from symlstm.core.compiled import draw_masks
+    from symlstm.core.model import mask_shapes
+
+    cfg = ModelConfig(embedding=64, hidden=512, num_layers=2, weight_dropout=0.2, dropout_input=0.1,
+                      dropout_hidden=0.25, dropout_output=0.4)
+    drop = dict(zip(mask_shapes(cfg, V, 33, 32), draw_masks(np.random.default_rng(0), cfg, V, 33, 32)))
+    for k, p in (("U0", 0.2), ("U1", 0.2), ("hidden0", 0.25), ("output", 0.4), ("input", 0.1)):
+        d = drop[k]
+        assert d.dtype == np.float32 and set(np.unique(d)) == {0.0, np.float32(1 / (1 - p))}
+        share, n = float((d == 0).mean()), d.size
+        assert abs(share - p) < 5 * (p * (1 - p) / n) ** 0.5, (k, share, p)
+
+
 def test_each_batch_draws_fresh_masks_from_the_seeded_generator():
     """The weight-dropout mask differs between batches (and the locked ones): the same batch twice at
     lr 0 gives two losses; a fresh model of the same seed repeats both."""

@@ -1,6 +1,7 @@
 """The benchmark's arithmetic and table, and the allocator setting it measures (no timings here)."""
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -126,3 +127,53 @@ def test_the_caps_named_are_the_ones_in_force(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=AVX2")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert isa_caps() == "XLA_FLAGS=--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"
+
+
+def _main_row(**more):
+    return {"config": "configs/poems.yaml", "precision": "float32", "block": 10, "rounds": 8, "steps": 80,
+            "budget_sec": 570.0, "paths": ["matrix products: float32 (precision auto: …)", "LSTM layers: the scan"],
+            "symlstm_ms": 250.0, "symlstm_ms_by_length": {25: 200.0, 33: 280.0}, "symlstm_steps_in_budget": 2280,
+            **more}
+
+
+def test_the_main_job_is_the_first_row_with_its_paths_steps_and_ratio():
+    r = {"machine": "m", "class": "AVX2", "caps": "", "backend": "jax", "pytensor": "3", "blas": "x",
+         "main": _main_row(pytorch_ms=300.0, pytorch_ms_by_length={25: 240.0, 33: 330.0},
+                           pytorch_steps_in_budget=1900, ratio=1.2)}
+    table = format_table(r)  # --main-only: no other rows
+    assert "main job: configs/poems.yaml (make train), precision float32; what it runs here:\n  matrix products" in table
+    assert "symlstm     250.0   200.0   280.0    2280      1.20" in table
+    assert "PyTorch     300.0   240.0   330.0    1900\n" in table + "\n"  # float32: no autocast note
+    r["main"] = _main_row(pytorch_not_run="could not create a primitive descriptor")
+    assert "PyTorch not run here (could not create a primitive descriptor)" in format_table(r)
+
+
+def test_the_avx2_caps_append_to_xla_flags_already_set():
+    from symlstm.backend.machine import AVX2_CAPS, avx2_env
+
+    env = avx2_env({"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PATH": "/bin"})
+    assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=AVX2"
+    assert env["PATH"] == "/bin" and all(env[k] == v for k, v in AVX2_CAPS.items() if k != "XLA_FLAGS")
+    assert avx2_env({})["XLA_FLAGS"] == "--xla_cpu_max_isa=AVX2"
+
+
+def test_isa_avx2_is_refused_in_one_line_where_the_cpu_is_not_x86(monkeypatch, capsys):
+    from symlstm.app.cli import main
+    from symlstm.backend import machine
+
+    monkeypatch.setattr(machine, "isa_class", lambda: "aarch64")
+    assert main(["bench", "--isa", "avx2", "--main-only"]) == 2
+    assert "--isa avx2: this CPU is aarch64" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the caps are x86 instruction sets")
+def test_bench_isa_avx2_measures_the_main_job_as_the_avx2_class():
+    """The switch reruns the bench capped: the header names the AVX2 class, `precision: auto` takes
+    float32 there, and the main job's row is measured (a tiny config, one block, no PyTorch)."""
+    env = {k: v for k, v in os.environ.items() if k not in ISA_CAPS}
+    proc = subprocess.run([sys.executable, "-m", "symlstm", "bench", "--main-only", "--main-job", "configs/tiny.yaml",
+                           "--set", "model.precision=auto", "--isa", "avx2", "--no-torch", "--rounds", "1"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "class AVX2" in proc.stdout and "main job: configs/tiny.yaml (make train), precision float32" in proc.stdout
+    assert re.search(r"^symlstm +\d+\.\d", proc.stdout, re.M), proc.stdout

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from symlstm.backend.runtime import BACKENDS
+from symlstm.config import MAIN_JOB
 from symlstm.errors import UserError
 
 from .common import SPLITS, Progress, print_result, project_root, shared_args, warn
@@ -94,7 +95,7 @@ def compare_args(p):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="one poem per line")
     src.add_argument("--split", choices=SPLITS, help="a split of --config's corpus")
-    p.add_argument("--config", default="configs/poems.yaml", help="the corpus of --split (default: %(default)s)")
+    p.add_argument("--config", default=MAIN_JOB, help="the corpus of --split (default: %(default)s)")
     p.add_argument("--couplets", action="store_true",
                    help="the poems are couplets (上聯，下聯。): each 下聯's perplexity given its 上聯")
     p.add_argument("--limit", type=int, default=0, help="only the first N poems (0, the default: all)")
@@ -251,15 +252,25 @@ def bench_args(p):
     p.add_argument("--no-starts", action="store_true", help="skip the cold/warm start measurement")
     p.add_argument("--no-system-malloc", action="store_true",
                    help="skip the second training run with glibc's malloc left as it is")
+    p.add_argument("--isa", choices=("native", "avx2"), default="native",
+                   help="avx2: run capped to AVX2 (XLA, oneDNN, PyTorch, MKL), measuring the class of CPUs without AVX-512")
+    p.add_argument("--main-job", default=MAIN_JOB, metavar="CONFIG",
+                   help="the first row's config, timed against PyTorch's same recipe (default: %(default)s); 'none' skips it")
+    p.add_argument("--main-only", action="store_true", help="only the main job's row")
+    p.add_argument("--rounds", type=int, default=8, help="blocks of 10 steps each library times in the main job's row")
     shared_args(p, json=True)
     p.add_argument("--torch-train", metavar="CONFIG",
                    help="instead: train CONFIG's recipe in PyTorch (same split, batches, budget) and print its perplexity")
     p.add_argument("--bf16", action="store_true", help="with --torch-train: under torch.autocast(bfloat16)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="with --torch-train: override a config key")
+                   help="override a key of --torch-train's config or of the main job's")
 
 
 def cmd_bench(args):
+    import os
+    import subprocess
+
+    from symlstm.backend.machine import avx2_env, isa_class
     from symlstm.tools.bench import as_json, format_table, run_all
 
     if args.torch_train:
@@ -273,10 +284,16 @@ def cmd_bench(args):
               f"{result['steps']} steps, {result['epochs']} epochs, {result['elapsed_sec']:.0f} s of steps; "
               f"best validation perplexity {result['valid_perplexity']:.2f}, test {result['test_perplexity']:.2f}")
         return 0
+    if args.isa == "avx2" and isa_class() != "AVX2":  # the caps act when the libraries load: a process of its own
+        if not isa_class().startswith("AVX-512"):
+            raise UserError(f"--isa avx2: this CPU is {isa_class()}; the caps only narrow an x86 CPU with AVX-512 to AVX2")
+        return subprocess.run([sys.executable, "-m", "symlstm", *sys.argv[1:]], env=avx2_env(os.environ)).returncode
     with Progress("bench: starting", unit="part") as bar:
         result = run_all(args.backend, args.steps, with_torch=False if args.no_torch else None,
                          sampling=not args.no_sampling, starts=not args.no_starts,
                          system_malloc=not args.no_system_malloc, tick=bar.tick,
+                         main=None if args.main_job == "none" else args.main_job, shapes=not args.main_only,
+                         rounds=args.rounds, overrides=args.overrides,
                          done=lambda line: bar.done(line, file=sys.stderr))  # the table, whole, on stdout at the end
     print(as_json(result) if args.json else format_table(result))
     return 0
