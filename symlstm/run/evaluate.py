@@ -6,6 +6,7 @@ one loop over batches: `evaluate` and the training loop's validation both use it
 """
 import collections
 import math
+import re
 
 import numpy as np
 
@@ -91,6 +92,9 @@ def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_siz
         raise CorpusError(f"{data_cfg.path}: the corpus vocabulary differs from the checkpoint's; "
                           "use --text FILE to score other poems")
     result = evaluate(compiled, corpus.splits[split], batch_size)
+    if any(len(part) > 1 for part in quatrains_by_layout(corpus.texts[split]).values()):
+        gain = context_gain(compiled, vocab, corpus.texts[split])  # lines 3–4 after their own 1–2 or another's
+        result.update({f"context_{k}": v for k, v in gain.items()})
     if vocab.has_form_tokens:  # one row per form: the first token of each sequence names it
         firsts = corpus.splits[split].firsts()
         for token in sorted(set(firsts.tolist())):
@@ -98,6 +102,49 @@ def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_siz
             result[f"perplexity {vocab.itos[token]}"] = part["perplexity"]
             result[f"poems {vocab.itos[token]}"] = part["poems"]
     return result
+
+
+QUATRAIN_LINE = re.compile(r"[^，。？！；]+[，。？！；]")  # a line and the mark that ends it
+
+
+def quatrains_by_layout(texts: list[str]) -> dict:
+    """The texts that are quatrains of four equal lines, by line length with its mark (6: 五言,
+    8: 七言), in their order."""
+    groups = collections.defaultdict(list)
+    for t in texts:
+        lines = QUATRAIN_LINE.findall(t)
+        if len(lines) == 4 and "".join(lines) == t and len({len(line) for line in lines}) == 1:
+            groups[len(lines[0])].append(t)
+    return dict(groups)
+
+
+def context_gain(compiled, vocab: Vocab, texts: list[str]) -> dict:
+    """How much the model uses a quatrain's first couplet when it reads the second: the bits per
+    predicted token of lines 3 and 4 (their characters, marks and <eos>) after the poem's own lines
+    1–2, against the same lines after lines 1–2 of another poem of the same layout, and the gain
+    (the second less the first). "Another poem" is a fixed derangement: within each layout, in the
+    order given, poem i is read after poem i+1's first couplet (the last after the first's).
+    Perplexity hides this: a model that ignored the first couplet would lose little of it.
+
+        own   = Σ bits(lines 3–4 | own 1–2)   / n      other = Σ bits(lines 3–4 | other 1–2) / n
+        gain  = other − own  (bits per token)          share = gain / other
+
+    Each reading starts with the poem's form token, the same for both (same layout)."""
+    own, other = [], []
+    for part in quatrains_by_layout(texts).values():
+        if len(part) < 2:
+            continue
+        for i, t in enumerate(part):
+            half = len(t) // 2  # lines 1–2 with their marks
+            own.append(t)
+            other.append(part[(i + 1) % len(part)][:half] + t[half:])
+    if not own:
+        raise InputError("context gain: no two quatrains of one layout (four equal lines) among the poems")
+    second = [slice(len(t) // 2, None) for t in own]  # bits of lines 3–4 and <eos>
+    a = np.concatenate([b[k] for b, k in zip(surprisal(compiled, vocab, own), second)])
+    b = np.concatenate([b[k] for b, k in zip(surprisal(compiled, vocab, other), second)])
+    return {"poems": len(own), "tokens": int(a.size), "bits_own": float(a.mean()), "bits_other": float(b.mean()),
+            "gain_bits": float(b.mean() - a.mean()), "gain_share": float((b.mean() - a.mean()) / b.mean())}
 
 
 def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:

@@ -270,6 +270,120 @@ def main_job(config: str = MAIN_JOB, block: int = 10, rounds: int = 8, with_torc
     return out
 
 
+def main_job_pieces(config: str = MAIN_JOB, repeats: int = 15, with_torch: bool = True, root: str = ".",
+                    overrides=(), pieces: bool = False) -> dict:
+    """Where the main job's step goes, piece by piece, for symlstm and PyTorch at the same precision,
+    on one batch of each length (the first epoch's first of each), medians of `repeats` calls taking
+    turns piece by piece. Pieces as differences of nested parts of the step:
+
+        step       the training step as the loop times it (symlstm: `train_step`)
+        compiled   symlstm: its compiled function alone, masks drawn beforehand  → host = step − compiled
+        gradients  loss and gradients, no clipping or update                     → optimizer = above − gradients
+        output     the output layer and loss alone, forward and backward, from the top layer's states
+                                                                                 → recurrence = gradients − output
+    (PyTorch: step, then forward and backward, then the output layer and loss alone.)"""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from symlstm.config import load_config
+    from symlstm.core import model as M
+    from symlstm.core.compiled import build_param_fns, draw_masks
+    from symlstm.corpus.batching import batch_shapes
+    from symlstm.corpus.loading import build_corpus
+
+    cfg = load_config(config, list(overrides))
+    corpus = build_corpus(cfg.data, Path(root))
+    V = len(corpus.vocab)
+    batches = epoch_batches(cfg, corpus, 0)
+    firsts = {}
+    for i in range(min(len(batches), 200)):
+        firsts.setdefault(batches[i][0].shape, batches[i])
+    m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed)
+    m.warm_up(batch_shapes(list(firsts.values())))
+    mcfg, lr = m.cfg, cfg.train.learning_rate
+    shapes = {k: v.get_value().shape for k, v in m.params.items()}
+    runners = {}
+    for (T, B), (x, y, mask) in sorted(firsts.items()):
+        h0, c0 = m.zero_state(B)
+        keep = draw_masks(np.random.default_rng(0), mcfg, V, T, B)
+        fn = m._fn("train", (T, B), None)
+        _, grads = build_param_fns(shapes, mcfg, m.mode, (T, B), masks=True)
+        values = [v.get_value() for v in m.params.values()]
+        top = pt.tensor("top", dtype="float32", shape=(T, B, mcfg.hidden))
+        yy = pt.tensor("y", dtype="int32", shape=(T, B))
+        mm = pt.tensor("mask", dtype="float32", shape=(T, B))
+        out_params = {k: v for k, v in m.params.items() if k.startswith("output/") or (mcfg.tie_weights and k == "embedding")}
+        loss = (M.token_nll(M.output_logits(m.params, mcfg, top, mcfg.precision), yy) * mm).sum() / mm.sum()
+        out_fn = pytensor.function([top, yy, mm], [loss] + pytensor.grad(loss, [top] + list(out_params.values())),
+                                   mode=m.mode)
+        tops = np.random.default_rng(0).uniform(-1, 1, (T, B, mcfg.hidden)).astype(np.float32)
+        lr32 = np.asarray(0.0, mcfg.dtype)  # lr 0: the parameters stay as they are between repeats
+        runners[("symlstm", T, "step")] = lambda x=x, y=y, mask=mask, h0=h0, c0=c0: m.train_step(x, y, mask, h0, c0, 0.0)
+        runners[("symlstm", T, "compiled")] = lambda fn=fn, a=(x, y, mask, h0, c0, lr32, *keep): [
+            np.asarray(o) for o in fn(*a)]
+        runners[("symlstm", T, "gradients")] = lambda g=grads, a=(*values, x, y, mask, h0, c0, *keep): [
+            np.asarray(o) for o in g(*a)]
+        runners[("symlstm", T, "output")] = lambda f=out_fn, a=(tops, y, mask): [np.asarray(o) for o in f(*a)]
+    if with_torch:
+        import torch
+
+        from symlstm.tools.torch_reference import _nll, recipe
+        bf16 = mcfg.precision == "bf16"
+        net, step = recipe(torch, cfg, V, bf16)
+        F = torch.nn.functional
+        for (T, B), (x, y, mask) in sorted(firsts.items()):
+            def fwd_bwd(x=x, y=y, mask=mask):
+                net.zero_grad()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    total, count = _nll(torch, net, x, y, mask)
+                    loss = total / count.clamp(min=1)
+                loss.backward()
+
+            tops = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (T, B, mcfg.hidden)).astype(np.float32))
+            ty, tm = torch.from_numpy(y.astype(np.int64)).reshape(-1), torch.from_numpy(mask).reshape(-1)
+
+            def output(tops=tops, ty=ty, tm=tm):
+                h = tops.clone().requires_grad_()
+                net.zero_grad()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    z = net.out(h if net.proj is None else net.proj(h))
+                    nll = F.cross_entropy(z.reshape(-1, z.shape[-1]).float(), ty, reduction="none")
+                    loss = (nll * tm).sum() / tm.sum()
+                loss.backward()
+            runners[("PyTorch", T, "step")] = lambda x=x, y=y, mask=mask: step(x, y, mask, 0.0).item()
+            runners[("PyTorch", T, "gradients")] = fwd_bwd
+            runners[("PyTorch", T, "output")] = output
+    for run in runners.values():  # warm: PyTorch builds its primitives on first use
+        run()
+    times = {k: [] for k in runners}
+    for _ in range(repeats):
+        for k, run in runners.items():
+            t0 = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - t0)
+    ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    rows = []
+    for (lib, T) in sorted({(k[0], k[1]) for k in ms}, key=lambda k: (k[1], k[0] != "symlstm")):
+        at = {piece: ms[(lib, T, piece)] for piece in ("step", "compiled", "gradients", "output") if (lib, T, piece) in ms}
+        inner = at.get("compiled", at["step"])
+        rows.append({"library": lib, "T": T, "step_ms": at["step"], "host_ms": at["step"] - inner if "compiled" in at else None,
+                     "optimizer_ms": inner - at["gradients"], "recurrence_ms": at["gradients"] - at["output"],
+                     "output_ms": at["output"]})
+    return {"config": config, "precision": mcfg.precision, "repeats": repeats, "rows": rows}
+
+
+def format_pieces(p: dict) -> str:
+    lines = [f"the main job's step by piece ({p['config']}, {p['precision']}, median of {p['repeats']}, ms): "
+             "host = outside the compiled function (mask draw, checks, results to NumPy); optimizer = clip and update; "
+             "recurrence = embedding, LSTM layers and dropout, forward and backward; output = output layer and loss",
+             f"{'library':<9}{'T':>4}{'step':>8}{'host':>8}{'optimizer':>11}{'recurrence':>12}{'output':>8}"]
+    for r in p["rows"]:
+        host = f"{r['host_ms']:>8.1f}" if r["host_ms"] is not None else f"{'-':>8}"
+        lines.append(f"{r['library']:<9}{r['T']:>4}{r['step_ms']:>8.1f}{host}{r['optimizer_ms']:>11.1f}"
+                     f"{r['recurrence_ms']:>12.1f}{r['output_ms']:>8.1f}")
+    return "\n".join(lines)
+
+
 def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -455,7 +569,7 @@ def isa_caps() -> str:
 def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = None, sampling: bool = True,
             starts: bool = True, system_malloc: bool = True, tick=lambda n=1, stage=None: None,
             done=lambda line: None, main: str | None = MAIN_JOB, shapes: bool = True, rounds: int = 8,
-            overrides=()) -> dict:
+            overrides=(), pieces: bool = False) -> dict:
     """Every measurement of `make bench`; `tick(1, stage)` before each part and `done(line)` with a
     line of its figures after it, so that a caller shows progress and keeps what finished."""
     if with_torch is None:
@@ -476,6 +590,10 @@ def run_all(backend: str = "jax", steps: int = 20, with_torch: bool | None = Non
         result["main"] = part("the main job", lambda: main_job(main, rounds=rounds, with_torch=with_torch, overrides=overrides),
                               lambda m: f"symlstm {m['symlstm_ms']:.1f} ms a step" + (
                                   f", PyTorch {m['pytorch_ms']:.1f}: {m['ratio']:.2f}×" if "ratio" in m else ""))
+    if main and pieces:
+        result["pieces"] = part("the main job by piece", lambda: main_job_pieces(main, with_torch=with_torch,
+                                                                                 overrides=overrides),
+                                lambda p: f"{len(p['rows'])} rows")
     if not shapes:
         return result
     if starts:
@@ -536,8 +654,10 @@ def format_table(r: dict) -> str:
                          + f"{main['pytorch_steps_in_budget']:>8}" + ("  autocast bf16" if main["precision"] == "bf16" else ""))
         elif "pytorch_not_run" in main:
             lines.append(f"PyTorch not run here ({main['pytorch_not_run']})")
-        if "train" not in r:
-            return "\n".join(lines)
+        if "pieces" in r:
+            lines += ["", format_pieces(r["pieces"])]
+    if "train" not in r:  # --main-only
+        return "\n".join(lines)
     for precision, st in r.get("starts", {}).items():
         lines.append(f"start to the end of the first training step, shape B, {precision} (fresh interpreter each): "
                      f"cold {st['cold_start_sec']:.1f} s, warm {st['warm_start_sec']:.1f} s, "

@@ -146,6 +146,8 @@ def test_the_main_job_is_the_first_row_with_its_paths_steps_and_ratio():
     assert "PyTorch     300.0   240.0   330.0    1900\n" in table + "\n"  # float32: no autocast note
     r["main"] = _main_row(pytorch_not_run="could not create a primitive descriptor")
     assert "PyTorch not run here (could not create a primitive descriptor)" in format_table(r)
+    del r["main"]  # --main-only --main-job none: the header alone
+    assert format_table(r).splitlines()[-1].startswith("backend: jax")
 
 
 def test_the_avx2_caps_append_to_xla_flags_already_set():

@@ -257,6 +257,8 @@ def bench_args(p):
     p.add_argument("--main-job", default=MAIN_JOB, metavar="CONFIG",
                    help="the first row's config, timed against PyTorch's same recipe (default: %(default)s); 'none' skips it")
     p.add_argument("--main-only", action="store_true", help="only the main job's row")
+    p.add_argument("--pieces", action="store_true",
+                   help="also the main job's step piece by piece (host, optimizer, recurrence, output layer), both libraries")
     p.add_argument("--rounds", type=int, default=8, help="blocks of 10 steps each library times in the main job's row")
     shared_args(p, json=True)
     p.add_argument("--torch-train", metavar="CONFIG",
@@ -293,7 +295,7 @@ def cmd_bench(args):
                          sampling=not args.no_sampling, starts=not args.no_starts,
                          system_malloc=not args.no_system_malloc, tick=bar.tick,
                          main=None if args.main_job == "none" else args.main_job, shapes=not args.main_only,
-                         rounds=args.rounds, overrides=args.overrides,
+                         rounds=args.rounds, overrides=args.overrides, pieces=args.pieces,
                          done=lambda line: bar.done(line, file=sys.stderr))  # the table, whole, on stdout at the end
     print(as_json(result) if args.json else format_table(result))
     return 0
