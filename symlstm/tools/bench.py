@@ -207,71 +207,135 @@ def main_job(config: str = MAIN_JOB, block: int = 10, rounds: int = 8, with_torc
     precision `precision: auto` takes here (PyTorch under autocast where that is bf16): the real
     config, corpus and batches in the order the first epoch takes them (both lengths, as they come),
     each library's step as its training loop times it (symlstm's `train_step` with its dropout draw
-    and its results back in NumPy; PyTorch's with its own). Timed in blocks of `block` consecutive
-    steps taking turns block by block over the same batches, `rounds` blocks each (interleaving
-    the libraries step by step shifted both one's figures on the AVX2 machine); which library goes
-    first alternates. Compiling and one warm-up step per batch shape come before, untimed, as in
-    training. Returns ms a step (all timed steps), per batch length, and what 570 s of steps make."""
-    from symlstm.config import load_config
-    from symlstm.corpus.batching import batch_shapes
-    from symlstm.corpus.loading import build_corpus
-    from symlstm.core import paths
+    and its results back in NumPy; PyTorch's with its own).
 
-    cfg = load_config(config, list(overrides))
-    corpus = build_corpus(cfg.data, Path(root))
-    V = len(corpus.vocab)
-    batches = epoch_batches(cfg, corpus, 0)
-    timed = [batches[i] for i in range(min(len(batches), block * rounds))]
-    m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed)
-    chosen = paths.decide(cfg.model)
-    compile_sec = m.warm_up(batch_shapes(timed))
-    lr = cfg.train.learning_rate
-
-    def ours(x, y, mask):
-        m.train_step(x, y, mask, *m.zero_state(x.shape[1]), lr)  # loss, norm to floats, hT, cT to NumPy
-    runners, skipped = {"symlstm": ours}, {}
-    bf16 = m.cfg.precision == "bf16"
+    Each library runs in a process of its own, as each trains in one (`_main_job_worker`): in one
+    process the two slowed each other, both, and PyTorch more, so that the bench put symlstm 8–13 %
+    ahead where 60 s training runs side by side put it 2–6 % behind (docs/speed.md). The processes
+    take turns block by block, `block` consecutive steps over the same batches, `rounds` blocks
+    each, the one waiting asleep on its pipe; which goes first alternates. Each compiles and takes
+    one step of each length first, untimed, as training does. Returns ms a step (all timed steps),
+    per batch length, and the steps a time budget of such steps makes."""
+    job = {"config": config, "overrides": list(overrides), "root": root, "block": block, "rounds": rounds}
+    workers = {"symlstm": _Worker({**job, "library": "symlstm"})}
+    ready = {"symlstm": workers["symlstm"].ready()}  # one after the other: compiling is not timed
     if with_torch:
-        import torch
-
-        from symlstm.tools.torch_reference import recipe
-        torch.manual_seed(cfg.train.seed)
-        _, step = recipe(torch, cfg, V, bf16)
-        runners["PyTorch"] = lambda x, y, mask: step(x, y, mask, lr).item()
-    firsts = {}
-    for x, y, mask in [timed[next(i for i, b in enumerate(timed) if b[0].shape == shape)]
-                       for shape in sorted(batch_shapes(timed))]:  # one untimed step per shape
-        for name, run in list(runners.items()):
-            try:
-                run(x, y, mask)
-            except RuntimeError as err:  # PyTorch's bf16 LSTM is oneDNN's, which a capped or AVX2 CPU may lack
-                skipped[name] = str(err).splitlines()[0]
-                del runners[name]
+        workers["PyTorch"] = _Worker({**job, "library": "PyTorch", "bf16": ready["symlstm"]["precision"] == "bf16"})
+        ready["PyTorch"] = workers["PyTorch"].ready()
+    skipped = {name: r["not_run"] for name, r in ready.items() if "not_run" in r}
+    runners = [name for name in workers if name not in skipped]
     times = {name: [] for name in runners}
-    for r in range(rounds):
-        order = list(runners) if r % 2 == 0 else list(runners)[::-1]
-        for name in order:
-            for x, y, mask in timed[r * block:(r + 1) * block]:
-                t0 = time.perf_counter()
-                runners[name](x, y, mask)
-                times[name].append((x.shape[0], time.perf_counter() - t0))
-    budget = cfg.train.time_budget or 570
-    out = {"config": config, "precision": m.cfg.precision, "paths": list(chosen.lines), "block": block,
-           "rounds": rounds, "steps": len(times["symlstm"]), "compile_sec": compile_sec, "budget_sec": budget,
-           **{f"{k.lower()}_not_run": why for k, why in skipped.items()}}
+    try:
+        for r in range(rounds):
+            for name in runners if r % 2 == 0 else runners[::-1]:
+                times[name] += workers[name].ask(r)
+    finally:
+        for w in workers.values():
+            w.close()
+    mine = ready["symlstm"]
+    out = {"config": config, "precision": mine["precision"], "paths": mine["paths"], "block": block,
+           "rounds": rounds, "steps": len(times["symlstm"]), "compile_sec": mine["compile_sec"],
+           "budget_sec": mine["budget_sec"], **{f"{k.lower()}_not_run": why for k, why in skipped.items()}}
     for name, ts in times.items():
         key = name.lower()
         out[f"{key}_ms"] = 1000 * sum(t for _, t in ts) / len(ts)
         out[f"{key}_ms_by_length"] = {T: 1000 * float(np.median([t for T_, t in ts if T_ == T]))
                                      for T in sorted({T for T, _ in ts})}
-        out[f"{key}_steps_in_budget"] = int(budget * 1000 / out[f"{key}_ms"])
+        out[f"{key}_steps_in_budget"] = int(out["budget_sec"] * 1000 / out[f"{key}_ms"])
     if "pytorch_ms" in out:
         out["ratio"] = out["pytorch_ms"] / out["symlstm_ms"]  # > 1: symlstm faster
     return out
 
 
+class _Worker:
+    """A child process that runs one library's main-job steps when asked (`_main_job_worker`);
+    one JSON line each way per request, on its stdin and stdout."""
+
+    def __init__(self, job: dict):
+        code = "from symlstm.tools.bench import _main_job_worker; _main_job_worker()"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self._send(job)
+
+    def _send(self, message):
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+
+    def _receive(self):
+        for line in self.proc.stdout:  # a library may print to stdout: only the marked lines are answers
+            if line.startswith("@bench "):
+                return json.loads(line[len("@bench "):])
+        raise RuntimeError(f"the main job's worker stopped (exit code {self.proc.wait()}); its error is above")
+
+    def ready(self) -> dict:
+        return self._receive()
+
+    def ask(self, block: int) -> list:
+        self._send(block)
+        return [tuple(t) for t in self._receive()]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self._send(None)
+            self.proc.wait(timeout=60)
+
+
+def _main_job_worker():
+    """The child of `_Worker`: reads the job, builds one library's step on the main job's batches,
+    takes one untimed step of each length the timed blocks hold and says it is ready, then runs
+    block after block when asked (None: stop)."""
+    from symlstm.config import load_config
+    from symlstm.core import paths
+    from symlstm.corpus.loading import build_corpus
+
+    def say(message):
+        print("@bench " + json.dumps(message), flush=True)
+
+    job = json.loads(sys.stdin.readline())
+    cfg = load_config(job["config"], job["overrides"])
+    corpus = build_corpus(cfg.data, Path(job["root"]))
+    V, lr, block = len(corpus.vocab), cfg.train.learning_rate, job["block"]
+    batches = epoch_batches(cfg, corpus, 0)
+    about = {}
+    if job["library"] == "symlstm":
+        m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed)
+        about = {"precision": m.cfg.precision, "paths": list(paths.decide(cfg.model).lines),
+                 "budget_sec": cfg.train.time_budget or 570.0}
+
+        def run(x, y, mask):
+            m.train_step(x, y, mask, *m.zero_state(x.shape[1]), lr)  # loss, norm to floats, hT, cT to NumPy
+    else:
+        import torch
+
+        from symlstm.tools.torch_reference import recipe
+        torch.manual_seed(cfg.train.seed)
+        _, step = recipe(torch, cfg, V, job["bf16"])
+
+        def run(x, y, mask):
+            step(x, y, mask, lr).item()
+    start, seen = time.perf_counter(), set()
+    for i in range(job["rounds"] * block):  # symlstm compiles here, PyTorch makes its primitives
+        x, y, mask = batches[i % len(batches)]
+        if x.shape not in seen:
+            seen.add(x.shape)
+            try:
+                run(x, y, mask)
+            except RuntimeError as err:  # PyTorch's bf16 LSTM is oneDNN's, which a capped or AVX2 CPU may lack
+                say({"not_run": str(err).splitlines()[0]})
+                return
+    say({**about, "compile_sec": time.perf_counter() - start})
+    while (r := json.loads(sys.stdin.readline() or "null")) is not None:
+        took = []
+        for i in range(r * block, (r + 1) * block):
+            x, y, mask = batches[i % len(batches)]
+            t0 = time.perf_counter()
+            run(x, y, mask)
+            took.append((x.shape[0], time.perf_counter() - t0))
+        say(took)
+
+
 def main_job_pieces(config: str = MAIN_JOB, repeats: int = 15, with_torch: bool = True, root: str = ".",
-                    overrides=(), pieces: bool = False) -> dict:
+                    overrides=()) -> dict:
     """Where the main job's step goes, piece by piece, for symlstm and PyTorch at the same precision,
     on one batch of each length (the first epoch's first of each), medians of `repeats` calls taking
     turns piece by piece. Pieces as differences of nested parts of the step:
@@ -300,7 +364,7 @@ def main_job_pieces(config: str = MAIN_JOB, repeats: int = 15, with_torch: bool 
         firsts.setdefault(batches[i][0].shape, batches[i])
     m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed)
     m.warm_up(batch_shapes(list(firsts.values())))
-    mcfg, lr = m.cfg, cfg.train.learning_rate
+    mcfg = m.cfg
     shapes = {k: v.get_value().shape for k, v in m.params.items()}
     runners = {}
     for (T, B), (x, y, mask) in sorted(firsts.items()):
