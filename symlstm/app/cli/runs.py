@@ -86,7 +86,7 @@ def cmd_eval(args):
         result = evaluate_texts(compiled, vocab, read_poems(args.text), args.batch_size)
     else:
         result = evaluate_split(compiled, vocab, cfg.data, args.split, project_root(), args.batch_size, warn=warn)
-    print_result(result, args.json, 14)
+    print_result(result, args.json, 18)
     return 0
 
 
