@@ -131,7 +131,6 @@ def measured(name: str, key: str, measure, refresh: bool = False):
     return known[key]
 
 
-
 def avx2_shell() -> str:
     """The AVX2 caps as shell words (`make test-avx2` puts them before pytest)."""
     import shlex

@@ -140,11 +140,11 @@ def context_gain(compiled, vocab: Vocab, texts: list[str]) -> dict:
             other.append(part[(i + 1) % len(part)][:half] + t[half:])
     if not own:
         raise InputError("context gain: no two quatrains of one layout (four equal lines) among the poems")
-    second = [slice(len(t) // 2, None) for t in own]  # bits of lines 3–4 and <eos>
-    a = np.concatenate([b[k] for b, k in zip(surprisal(compiled, vocab, own), second)])
-    b = np.concatenate([b[k] for b, k in zip(surprisal(compiled, vocab, other), second)])
-    return {"poems": len(own), "tokens": int(a.size), "bits_own": float(a.mean()), "bits_other": float(b.mean()),
-            "gain_bits": float(b.mean() - a.mean()), "gain_share": float((b.mean() - a.mean()) / b.mean())}
+    second = [slice(len(t) // 2, None) for t in own]  # the tokens of lines 3–4 and <eos>
+    mine = np.concatenate([bits[k] for bits, k in zip(surprisal(compiled, vocab, own), second)]).mean()
+    theirs = np.concatenate([bits[k] for bits, k in zip(surprisal(compiled, vocab, other), second)]).mean()
+    return {"poems": len(own), "tokens": sum(len(t) - len(t) // 2 + 1 for t in own), "bits_own": float(mine),
+            "bits_other": float(theirs), "gain_bits": float(theirs - mine), "gain_share": float((theirs - mine) / theirs)}
 
 
 def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:
