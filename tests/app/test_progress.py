@@ -88,3 +88,13 @@ def test_judge_corpus_and_compare_show_their_bars_and_rows_as_they_come(checkpoi
     code, out = on_a_terminal("compare", checkpoint, "--text", str(poems))
     assert code == 0 and out.lstrip().startswith("compare: loading the checkpoints"), out[-1500:]
     assert re.search(r"\| wujue \| 2 \| [\d.]+ \|", out) and out.index("| wujue |") < out.index("| all |")
+
+
+def test_training_piped_writes_its_log_lines_and_no_bar(tmp_path):
+    """`make train > log`: the validation lines, without the bar's frames (tqdm's "step/s")."""
+    proc = piped("train", "--config", "configs/tiny.yaml", "--out", str(tmp_path / "run"),
+                 "--set", "train.max_steps=2", "--set", "train.eval_every=2")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    log = proc.stdout + proc.stderr
+    assert re.search(r"step +2 \|", log) and "stopped (max_steps)" in log, log[-1500:]
+    assert "step/s" not in log and "\r" not in log

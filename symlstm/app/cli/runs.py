@@ -54,7 +54,7 @@ def _train(args):
     from symlstm.config import load_config
     from symlstm.run.train import train
 
-    progress = not args.no_progress
+    progress = not args.no_progress and sys.stderr.isatty()  # piped (`make train > log`): the log lines, no bar frames
     if args.resume:
         train(None, args.resume, project_root(), resume=True, overrides=args.set, progress=progress)
         return 0
