@@ -80,7 +80,7 @@ def draw_masks(rng: np.random.Generator, cfg: ModelConfig, vocab_size: int, T: i
 
     Drawn as 32-bit integers u, kept where u ≥ round(p·2³²): p is exact to 2⁻³². Inside every
     training step, so its cost is the step's: at poems.yaml's keys (two 512 × 2048 weight-drop masks
-    among them) this takes a third of the time of `rng.random(shape) >= p` and its float64 division."""
+    among them) this takes less than half the time of `rng.random(shape) >= p` and its float64 division."""
     out = []
     for k, shape in M.mask_shapes(cfg, vocab_size, T, B).items():
         p = M.mask_probability(cfg, k)
