@@ -1,7 +1,9 @@
 """`symlstm bench`: training and sampling throughput against PyTorch, measured in one run.
 
-Owns the benchmark shapes (A and B of the speed issue), the timing loops and the table. PyTorch is
-optional: without it the PyTorch columns say so. Results are returned as data; the CLI prints them.
+First the main job (`main_job`: `make train`'s own step against PyTorch's same recipe, each library
+in a process of its own, and with `--pieces` the step piece by piece), then the benchmark shapes (A
+and B of the speed issue). Owns the shapes, the timing loops and the table. PyTorch is optional:
+without it the PyTorch columns say so. Results are returned as data; the CLI prints them.
 """
 import dataclasses
 import json
