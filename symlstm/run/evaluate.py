@@ -6,14 +6,13 @@ one loop over batches: `evaluate` and the training loop's validation both use it
 """
 import collections
 import math
-import re
 
 import numpy as np
 
 from symlstm.corpus.batching import poem_batches, stream_batches
 from symlstm.corpus.loading import CorpusError, load_corpus
 from symlstm.errors import InputError
-from symlstm.poetics.forms import form_group
+from symlstm.poetics.forms import FORM_GROUPS, form_group, form_of
 from symlstm.poetics.judge import form_token_of
 from symlstm.poetics.lexicon import Lexicon
 from symlstm.vocab import EOS, Vocab, unk_rate
@@ -104,17 +103,13 @@ def evaluate_split(compiled, vocab: Vocab, data_cfg, split: str, root, batch_siz
     return result
 
 
-QUATRAIN_LINE = re.compile(r"[^，。？！；]+[，。？！；]")  # a line and the mark that ends it
-
-
 def quatrains_by_layout(texts: list[str]) -> dict:
-    """The texts that are quatrains of four equal lines, by line length with its mark (6: 五言,
-    8: 七言), in their order."""
+    """The texts that are quatrains (`forms.form_of`: wujue, qijue), by form, in their order."""
     groups = collections.defaultdict(list)
     for t in texts:
-        lines = QUATRAIN_LINE.findall(t)
-        if len(lines) == 4 and "".join(lines) == t and len({len(line) for line in lines}) == 1:
-            groups[len(lines[0])].append(t)
+        form = form_of(t)
+        if form in FORM_GROUPS["jueju"]:
+            groups[form].append(t)
     return dict(groups)
 
 
@@ -139,7 +134,7 @@ def context_gain(compiled, vocab: Vocab, texts: list[str]) -> dict:
             own.append(t)
             other.append(part[(i + 1) % len(part)][:half] + t[half:])
     if not own:
-        raise InputError("context gain: no two quatrains of one layout (four equal lines) among the poems")
+        raise InputError("context gain: no two quatrains of one layout (五絕 or 七絕) among the poems")
     second = [slice(len(t) // 2, None) for t in own]  # the tokens of lines 3–4 and <eos>
     mine = np.concatenate([bits[k] for bits, k in zip(surprisal(compiled, vocab, own), second)]).mean()
     theirs = np.concatenate([bits[k] for bits, k in zip(surprisal(compiled, vocab, other), second)]).mean()

@@ -249,6 +249,20 @@ def main_job(config: str = MAIN_JOB, block: int = 10, rounds: int = 8, with_torc
     return out
 
 
+def _main_job_setup(config: str, overrides, root: str, model: bool = True):
+    """The main job as training starts it: (config, vocabulary size, the first epoch's batches, and
+    with `model` symlstm's compiled model of the config's seed)."""
+    from symlstm.config import load_config
+    from symlstm.corpus.loading import build_corpus
+
+    cfg = load_config(config, list(overrides))
+    corpus = build_corpus(cfg.data, Path(root))
+    V = len(corpus.vocab)
+    m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed) \
+        if model else None
+    return cfg, V, epoch_batches(cfg, corpus, 0), m
+
+
 class _Worker:
     """A child process that runs one library's main-job steps when asked (`_main_job_worker`);
     one JSON line each way per request, on its stdin and stdout."""
@@ -286,21 +300,16 @@ def _main_job_worker():
     """The child of `_Worker`: reads the job, builds one library's step on the main job's batches,
     takes one untimed step of each length the timed blocks hold and says it is ready, then runs
     block after block when asked (None: stop)."""
-    from symlstm.config import load_config
     from symlstm.core import paths
-    from symlstm.corpus.loading import build_corpus
 
     def say(message):
         print("@bench " + json.dumps(message), flush=True)
 
     job = json.loads(sys.stdin.readline())
-    cfg = load_config(job["config"], job["overrides"])
-    corpus = build_corpus(cfg.data, Path(job["root"]))
-    V, lr, block = len(corpus.vocab), cfg.train.learning_rate, job["block"]
-    batches = epoch_batches(cfg, corpus, 0)
+    cfg, V, batches, m = _main_job_setup(job["config"], job["overrides"], job["root"], job["library"] == "symlstm")
+    lr, block = cfg.train.learning_rate, job["block"]
     about = {}
-    if job["library"] == "symlstm":
-        m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed)
+    if m is not None:
         about = {"precision": m.cfg.precision, "paths": list(paths.decide(cfg.model).lines),
                  "budget_sec": cfg.train.time_budget or 570.0}
 
@@ -351,20 +360,14 @@ def main_job_pieces(config: str = MAIN_JOB, repeats: int = 15, with_torch: bool 
     import pytensor
     import pytensor.tensor as pt
 
-    from symlstm.config import load_config
     from symlstm.core import model as M
     from symlstm.core.compiled import build_param_fns, draw_masks
     from symlstm.corpus.batching import batch_shapes
-    from symlstm.corpus.loading import build_corpus
 
-    cfg = load_config(config, list(overrides))
-    corpus = build_corpus(cfg.data, Path(root))
-    V = len(corpus.vocab)
-    batches = epoch_batches(cfg, corpus, 0)
+    cfg, V, batches, m = _main_job_setup(config, overrides, root)
     firsts = {}
     for i in range(min(len(batches), 200)):
         firsts.setdefault(batches[i][0].shape, batches[i])
-    m = compile_model(init_params(V, cfg.model, cfg.train.seed), cfg.model, cfg.train, seed=cfg.train.seed)
     m.warm_up(batch_shapes(list(firsts.values())))
     mcfg = m.cfg
     shapes = {k: v.get_value().shape for k, v in m.params.items()}
@@ -393,17 +396,14 @@ def main_job_pieces(config: str = MAIN_JOB, repeats: int = 15, with_torch: bool 
     if with_torch:
         import torch
 
-        from symlstm.tools.torch_reference import _nll, recipe
+        from symlstm.tools.torch_reference import mean_loss, recipe
         bf16 = mcfg.precision == "bf16"
         net, step = recipe(torch, cfg, V, bf16)
         F = torch.nn.functional
         for (T, B), (x, y, mask) in sorted(firsts.items()):
             def fwd_bwd(x=x, y=y, mask=mask):
                 net.zero_grad()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    total, count = _nll(torch, net, x, y, mask)
-                    loss = total / count.clamp(min=1)
-                loss.backward()
+                mean_loss(torch, net, x, y, mask, bf16).backward()
 
             tops = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (T, B, mcfg.hidden)).astype(np.float32))
             ty, tm = torch.from_numpy(y.astype(np.int64)).reshape(-1), torch.from_numpy(mask).reshape(-1)

@@ -89,6 +89,13 @@ def _evaluate(torch, net, seqs, batch_size, dtype) -> float:
     return total / count
 
 
+def mean_loss(torch, net, x, y, mask, bf16: bool):
+    """The batch's mean NLL per token, under autocast bf16 where asked: what a step differentiates."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        total, count = _nll(torch, net, x, y, mask)
+        return total / count.clamp(min=1)
+
+
 def recipe(torch, cfg: Config, V: int, bf16: bool = False):
     """PyTorch's side of the recipe: (net, step), where `step(x, y, mask, lr)` is one training
     step on a batch (AdamW on symlstm's parameter groups, global-norm clip) and returns the loss as a
@@ -106,9 +113,7 @@ def recipe(torch, cfg: Config, V: int, bf16: bool = False):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            total, count = _nll(torch, net, x, y, mask)
-            loss = total / count.clamp(min=1)
+        loss = mean_loss(torch, net, x, y, mask, bf16)
         loss.backward()
         if t.grad_clip:
             torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
