@@ -7,9 +7,24 @@ def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def cell_step(cell, x, h, c, W, U, b, mm=np.matmul):
-    """mm: the matrix product (a bf16 reference passes one that rounds its factors first)."""
+def mogrify(x, h, rounds, mm=np.matmul):
+    """Melis, Kočiský & Blunsom (2020), eq. 1–2, as row vectors: for i = 1 … r, odd i:
+    x = 2σ(h Q^i) ⊙ x; even i: h = 2σ(x R^i) ⊙ h."""
+    for i, M in enumerate(rounds, 1):
+        if i % 2 == 1:
+            x = 2 * sigmoid(mm(h, M)) * x
+        else:
+            h = 2 * sigmoid(mm(x, M)) * h
+    return x, h
+
+
+def cell_step(cell, x, h, c, W, U, b, mm=np.matmul, rounds=()):
+    """mm: the matrix product (a bf16 reference passes one that rounds its factors first); rounds:
+    the Mogrifier's matrices Q^1, R^2, … (cell "mogrifier": those rounds, then the LSTM)."""
     H = h.shape[-1]
+    if cell == "mogrifier":
+        x, h = mogrify(x, h, rounds, mm)
+        cell = "lstm"
     if cell == "lstm":
         z = mm(x, W) + mm(h, U) + b
         i, f, g, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
@@ -41,7 +56,11 @@ def forward(params, cell, num_layers, x, mask, h0, c0, mm=np.matmul, drop=None):
         m = mask[t][:, None]
         for l in range(num_layers):
             W, U, b = (params[f"layer{l}/{k}"] for k in "WUb")
-            hn, cn = cell_step(cell, inp, h[l], c[l], W, U * drop.get(f"U{l}", 1.0), b, mm)
+            rounds, i = [], 1
+            while f"layer{l}/{'QR'[(i + 1) % 2]}{i}" in params:  # Q1, R2, Q3, …
+                rounds.append(params[f"layer{l}/{'QR'[(i + 1) % 2]}{i}"])
+                i += 1
+            hn, cn = cell_step(cell, inp, h[l], c[l], W, U * drop.get(f"U{l}", 1.0), b, mm, rounds)
             h[l] = m * hn + (1 - m) * h[l]
             c[l] = m * cn + (1 - m) * c[l]
             inp = h[l] * (drop[f"keep{l}"][t] if f"keep{l}" in drop else 1.0)

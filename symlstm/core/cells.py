@@ -6,7 +6,9 @@ and returns the new states. Padded steps (mask 0) leave h and c unchanged, as in
 tutorial. Every cell carries a (B, H) `cell` state so that the scan signature is
 the same for all of them; only the LSTM changes it.
 
-Shapes (row vectors): xw_t and hu_tm1 (B, G*H), mask_t (B,), h_tm1 and c_tm1 (B, H).
+Shapes (row vectors): xw_t and hu_tm1 (B, G*H), mask_t (B,), h_tm1 and c_tm1 (B, H). The
+Mogrifier LSTM (`mogrifier_step`) is the exception: its input is gated by the state before its
+product, so it takes x_t itself and its weights.
 """
 import pytensor.tensor as pt
 
@@ -15,7 +17,7 @@ from symlstm.config import choices
 # The one home of the gate layout: each cell's gate blocks, in the order they sit in the columns
 # of W, U and b (block k is columns k*H … (k+1)*H - 1). Initialisation (the forget-gate bias) and
 # gradient flow (the mean forget gate) find a gate's columns through `gate_columns`.
-GATE_LAYOUT = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",)}
+GATE_LAYOUT = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",), "mogrifier": ("i", "f", "g", "o")}
 GATES = {cell: len(blocks) for cell, blocks in GATE_LAYOUT.items()}  # G, blocks per cell
 
 
@@ -91,5 +93,40 @@ def rnn_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
     return _keep(mask_t, hidden, h_tm1), c_tm1
 
 
-STEPS = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}
-choices("model", "cell", STEPS)  # the one list of cell names
+def mogrifier_rounds(params, layer: int, rounds: int) -> list:
+    """Layer `layer`'s mogrifier matrices in round order: Q1, R2, Q3, … (`model.param_shapes`)."""
+    return [params[f"layer{layer}/{'Q' if k % 2 else 'R'}{k}"] for k in range(1, rounds + 1)]
+
+
+def mogrify(x, h, rounds, dot=pt.dot):
+    """The Mogrifier's rounds (Melis, Kočiský & Blunsom 2020, eq. 1–2): input and state gate each
+    other in turn before the LSTM sees them, starting with the input (x⁻¹ = x, h⁰ = h_{t-1}):
+
+        round k odd:   x^k = 2σ(h^{k-1} Q_k) ⊙ x^{k-2}       Q_k (H, n_in)
+        round k even:  h^k = 2σ(x^{k-1} R_k) ⊙ h^{k-2}       R_k (n_in, H)
+
+    2σ(0) = 1: with small Q and R the rounds start near the identity. Returns the last (x, h)."""
+    for k, M in enumerate(rounds, start=1):
+        if k % 2:
+            x = 2 * pt.sigmoid(dot(h, M)) * x  # (B, n_in)
+        else:
+            h = 2 * pt.sigmoid(dot(x, M)) * h  # (B, H)
+    return x, h
+
+
+def mogrifier_step(x_t, mask_t, h_tm1, c_tm1, W, U, b, rounds, dot=pt.dot):
+    """The Mogrifier LSTM step: `mogrify`, then the LSTM of `lstm_cell` on the gated pair,
+
+        z_t = x↑ W + h↑ U + b
+
+    Unlike the other cells it takes the layer's raw input x_t (B, n_in), not x_t W + b made for all
+    steps at once: the input is gated by h_{t-1} first, so its product lives inside the step.
+    Padded steps keep h_{t-1} and c_{t-1} as they were."""
+    x, h = mogrify(x_t, h_tm1, rounds, dot)
+    h_t, c_t, _ = lstm_cell(dot(x, W) + b, mask_t, h_tm1, c_tm1, dot(h, U))  # (B, H) each
+    return h_t, c_t
+
+
+STEPS = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}  # the cells of `model.carrying_step`
+CELLS = (*STEPS, "mogrifier")  # and the one whose step takes the raw input: `mogrifier_step`
+choices("model", "cell", CELLS)  # the one list of cell names

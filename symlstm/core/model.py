@@ -12,14 +12,15 @@ import pytensor
 import pytensor.tensor as pt
 
 from symlstm.config import ModelConfig
-from symlstm.core.cells import GATES, STEPS, gate_columns
+from symlstm.core.cells import GATES, STEPS, gate_columns, mogrifier_rounds, mogrifier_step
 from symlstm.core.precision import matmul, matmul_nt
 from symlstm.core.xent import softmax_cross_entropy
 
 
 def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
     """Name -> shape of every parameter: embedding (V, E), layer{l}/W (in, G*H),
-    layer{l}/U (H, G*H), layer{l}/b (G*H,), output/W (H, V), output/b (V,). A tied model
+    layer{l}/U (H, G*H), layer{l}/b (G*H,), output/W (H, V), output/b (V,); the Mogrifier LSTM
+    adds layer{l}/Q1 (H, in), layer{l}/R2 (in, H), Q3 … for its rounds. A tied model
     (`tie_weights`) has no output/W: its output layer is the embedding transposed, after a
     projection output/proj (H, E) when H differs from E."""
     G, H = GATES[cfg.cell], cfg.hidden
@@ -29,6 +30,9 @@ def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
         shapes[f"layer{layer}/W"] = (n_in, G * H)
         shapes[f"layer{layer}/U"] = (H, G * H)
         shapes[f"layer{layer}/b"] = (G * H,)
+        if cfg.cell == "mogrifier":  # Q1, R2, Q3, …: `cells.mogrify`
+            for k in range(1, cfg.mogrifier_rounds + 1):
+                shapes[f"layer{layer}/{'Q' if k % 2 else 'R'}{k}"] = (H, n_in) if k % 2 else (n_in, H)
     if not cfg.tie_weights:
         shapes["output/W"] = (H, vocab_size)
     elif H != cfg.embedding:
@@ -66,8 +70,8 @@ def init_params(vocab_size: int, cfg: ModelConfig, seed: int = 0) -> dict[str, n
             limit = np.sqrt(6.0 / (shape[0] + shape[1]))
             value = rng.uniform(-limit, limit, size=shape)
         params[name] = value
-    if cfg.cell == "lstm":
-        forget = gate_columns("lstm", "f", cfg.hidden)
+    if cfg.cell in ("lstm", "mogrifier"):
+        forget = gate_columns(cfg.cell, "f", cfg.hidden)
         for layer in range(cfg.num_layers):
             params[f"layer{layer}/b"][forget] += cfg.forget_bias
     return {k: v.astype(cfg.dtype) for k, v in params.items()}
@@ -93,6 +97,32 @@ def carrying_step(step, dot=pt.dot):
         h_t, c_t = step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1)
         return h_t, c_t, dot(h_t, U)  # (B, H), (B, H), (B, G*H)
     return scan_step
+
+
+def carrying_scan(step, inputs, mask, h0, c0, W, U, b, dot, name):
+    """One layer of a cell of `cells.STEPS` over a sequence: inputs (T, B, n_in) -> hs, cs (T, B, H)."""
+    xw = dot(inputs, W) + b  # (T, B, G*H): the input projection of all steps, one product
+    hs, cs, _ = pytensor.scan(
+        carrying_step(step, dot),
+        sequences=[xw, mask],
+        outputs_info=[h0, c0, dot(h0, U)],
+        non_sequences=[U],
+        strict=True,
+        name=name,
+        return_updates=False,
+    )
+    return hs, cs
+
+
+def mogrifier_scan(inputs, mask, h0, c0, W, U, b, rounds, dot, name):
+    """One Mogrifier LSTM layer over a sequence: inputs (T, B, n_in) -> hs, cs (T, B, H). Its input
+    product is made inside the step (`cells.mogrifier_step`), and so is h U: the gated state is
+    not the one the step before returned, so there is nothing to carry."""
+    def step(x_t, mask_t, h_tm1, c_tm1, W, U, b, *rounds):
+        return mogrifier_step(x_t, mask_t, h_tm1, c_tm1, W, U, b, rounds, dot)
+    hs, cs = pytensor.scan(step, sequences=[inputs, mask], outputs_info=[h0, c0], non_sequences=[W, U, b, *rounds],
+                           strict=True, name=name, return_updates=False)
+    return hs, cs
 
 
 def mask_shapes(cfg: ModelConfig, vocab_size: int, T=None, B=None) -> dict[str, tuple]:
@@ -141,22 +171,17 @@ def recurrent_stack(params, cfg: ModelConfig, emb, mask, h0, c0, masks=None):
     """
     masks = masks or {}
     dot = matmul(cfg.precision)
-    step = carrying_step(STEPS[cfg.cell], dot)
     inputs, h_last, c_last = emb, [], []
     for layer in range(cfg.num_layers):
         W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
         if f"U{layer}" in masks:
             U = U * masks[f"U{layer}"]  # (H, G*H): DropConnect, one mask for the whole sequence
-        xw = dot(inputs, W) + b  # (T, B, G*H): the input projection of all steps, one product
-        hs, cs, _ = pytensor.scan(
-            step,
-            sequences=[xw, mask],
-            outputs_info=[h0[layer], c0[layer], dot(h0[layer], U)],
-            non_sequences=[U],
-            strict=True,
-            name=f"layer{layer}",
-            return_updates=False,
-        )  # (T, B, H) each
+        if cfg.cell == "mogrifier":
+            hs, cs = mogrifier_scan(inputs, mask, h0[layer], c0[layer], W, U, b,
+                                    mogrifier_rounds(params, layer, cfg.mogrifier_rounds), dot, f"layer{layer}")
+        else:
+            hs, cs = carrying_scan(STEPS[cfg.cell], inputs, mask, h0[layer], c0[layer], W, U, b, dot, f"layer{layer}")
+        # hs, cs (T, B, H) each
         h_last.append(hs[-1])
         c_last.append(cs[-1])
         inputs = hs if f"keep{layer}" not in masks else hs * masks[f"keep{layer}"]
@@ -219,12 +244,15 @@ def single_step(params, cfg: ModelConfig, tokens, h_tm1, c_tm1):
     logits (B, V), new states (L, B, H). The same cells as the sequence graph, one step long."""
     inputs = params["embedding"][tokens]  # (B, E)
     ones = pt.ones((tokens.shape[0],), dtype=cfg.dtype)
-    step = STEPS[cfg.cell]
     h_new, c_new = [], []
     for layer in range(cfg.num_layers):
         W, U, b = (params[f"layer{layer}/{k}"] for k in "WUb")
-        xw, hu = pt.dot(inputs, W) + b, pt.dot(h_tm1[layer], U)  # (B, G*H) each
-        h, c = step(xw, ones, h_tm1[layer], c_tm1[layer], hu)  # (B, H)
+        if cfg.cell == "mogrifier":
+            rounds = mogrifier_rounds(params, layer, cfg.mogrifier_rounds)
+            h, c = mogrifier_step(inputs, ones, h_tm1[layer], c_tm1[layer], W, U, b, rounds)  # (B, H)
+        else:
+            xw, hu = pt.dot(inputs, W) + b, pt.dot(h_tm1[layer], U)  # (B, G*H) each
+            h, c = STEPS[cfg.cell](xw, ones, h_tm1[layer], c_tm1[layer], hu)  # (B, H)
         h_new.append(h)
         c_new.append(c)
         inputs = h

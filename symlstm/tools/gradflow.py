@@ -14,7 +14,7 @@ import pytensor.tensor as pt
 from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, from_dict
 from symlstm.core import model as M
-from symlstm.core.cells import STEPS, gate_columns
+from symlstm.core.cells import CELLS, STEPS, gate_columns
 from symlstm.corpus.batching import flat
 from symlstm.corpus.loading import CorpusError, load_corpus
 from symlstm.errors import InputError
@@ -157,10 +157,14 @@ def prepare(cfg, root, checkpoint: str | None = None, cells=("rnn", "gru", "lstm
         raise InputError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
     unknown = [c for c in cells if c not in STEPS]
     if unknown and not checkpoint:
-        raise InputError(f"--cells {','.join(cells)}: {unknown[0]!r} is not a cell; choose among {', '.join(STEPS)}")
+        what = "is a cell whose step the probe does not take apart" if unknown[0] in CELLS else "is not a cell"
+        raise InputError(f"--cells {','.join(cells)}: {unknown[0]!r} {what}; choose among {', '.join(STEPS)}")
     state = ckpt_io.load(checkpoint) if checkpoint else None
     if state:
         cfg = from_dict(state.config, source=checkpoint)
+        if cfg.model.cell not in STEPS:
+            raise InputError(f"{checkpoint}: a {cfg.model.cell} model; the gradient-flow probe takes apart the steps "
+                             f"of {', '.join(STEPS)} only")
     if random:
         vocab_size = len(state.vocab) if state else 200
         x, y = random_windows(vocab_size, length, batch, seed)

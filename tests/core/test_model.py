@@ -25,7 +25,7 @@ def _batch(rng, T=T, B=B, pad=True):
     return x, y, mask
 
 
-@pytest.fixture(scope="module", params=[("lstm", 1), ("gru", 1), ("rnn", 1), ("lstm", 2)], ids=str)
+@pytest.fixture(scope="module", params=[("lstm", 1), ("gru", 1), ("rnn", 1), ("lstm", 2), ("mogrifier", 2)], ids=str)
 def model(request):
     return _model(*request.param)
 
@@ -35,6 +35,14 @@ def test_param_shapes_follow_the_documented_layout():
     assert shapes == {"embedding": (V, E), "layer0/W": (E, 4 * H), "layer0/U": (H, 4 * H), "layer0/b": (4 * H,),
                       "layer1/W": (H, 4 * H), "layer1/U": (H, 4 * H), "layer1/b": (4 * H,),
                       "output/W": (H, V), "output/b": (V,)}
+
+
+def test_the_mogrifiers_rounds_alternate_between_input_and_state():
+    shapes = param_shapes(V, ModelConfig(cell="mogrifier", mogrifier_rounds=3, embedding=E, hidden=H, num_layers=2))
+    assert {k: v for k, v in shapes.items() if k[-2] in "QR"} == {
+        "layer0/Q1": (H, E), "layer0/R2": (E, H), "layer0/Q3": (H, E),  # Q gates the input by the state,
+        "layer1/Q1": (H, H), "layer1/R2": (H, H), "layer1/Q3": (H, H)}  # R the state by the input
+    assert shapes["layer0/W"] == (E, 4 * H) and shapes["layer0/U"] == (H, 4 * H)
 
 
 def test_forget_bias_initialised_to_one():
@@ -254,15 +262,16 @@ def test_a_tied_model_has_one_matrix_and_matches_the_numpy_reference(hidden):
     assert first[0] == pytest.approx(nll_sum(params, "lstm", 2, x, y, mask, h0, c0)[0], rel=1e-12)
 
 
-def test_the_training_loss_applies_each_dropout_as_the_reference_does():
+@pytest.mark.parametrize("cell", ["lstm", "mogrifier"])
+def test_the_training_loss_applies_each_dropout_as_the_reference_does(cell):
     """The masks as inputs: locked masks (B, ·) the same at every step, the weight mask on U at every
     step, embedding rows zeroed wherever the character stands. A per-step mask would not match."""
     from symlstm.backend.runtime import get_mode
     from symlstm.core.compiled import build_param_fns, draw_masks
     from symlstm.core.model import mask_shapes
 
-    cfg = ModelConfig(embedding=E, hidden=H, num_layers=2, dtype="float64", init_scale=0.5, tie_weights=True,
-                      dropout=0.1, **AWD)
+    cfg = ModelConfig(cell=cell, embedding=E, hidden=H, num_layers=2, dtype="float64", init_scale=0.5,
+                      tie_weights=True, dropout=0.1, **AWD)
     params = init_params(V, cfg, 0)
     f_loss, _ = build_param_fns({k: v.shape for k, v in params.items()}, cfg, get_mode("jax"), (T, B), masks=True,
                                 want=("loss",))
@@ -276,7 +285,7 @@ def test_the_training_loss_applies_each_dropout_as_the_reference_does():
     for d, k in zip(drop, names):  # each 0 or 1/(1-p)
         p = {"k": 0.1, "e": 0.2, "i": 0.3, "h": 0.25, "o": 0.4, "U": 0.5}[k[0]]
         assert set(np.unique(d)) <= {0.0, 1 / (1 - p)} and 0 in d
-    total, count = nll_sum(params, "lstm", 2, x, y, mask, h0, c0, drop=dict(zip(names, drop)))[:2]
+    total, count = nll_sum(params, cell, 2, x, y, mask, h0, c0, drop=dict(zip(names, drop)))[:2]
     assert float(f_loss(*params.values(), x, y, mask, h0, c0, *drop)) == pytest.approx(total / count, rel=1e-12)
 
 

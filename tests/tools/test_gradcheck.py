@@ -15,6 +15,8 @@ def test_symbolic_gradients_match_central_differences(cfg):
     names = {r["parameter"] for r in rows}
     out = ({"output/proj"} if cfg.hidden != cfg.embedding else set()) if cfg.tie_weights else {"output/W"}
     layers = {f"layer{l}/{k}" for l in range(cfg.num_layers) for k in "WUb"}
+    if cfg.cell == "mogrifier":  # the rounds' matrices: Q1, R2, Q3, R4, Q5
+        layers |= {f"layer{l}/{k}" for l in range(cfg.num_layers) for k in ("Q1", "R2", "Q3", "R4", "Q5")}
     assert names == {"embedding", "output/b"} | layers | out
     for r in rows:
         assert r["entries"] > 0

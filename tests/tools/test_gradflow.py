@@ -84,3 +84,13 @@ def test_the_docs_gradient_flow_table_is_what_the_documented_command_prints(tmp_
     assert set(want) == set(got) == {"untrained rnn", "untrained gru", "untrained lstm"}
     for name in want:
         assert got[name] == pytest.approx(want[name], rel=2e-2, abs=1e-30), name
+
+
+def test_the_probe_names_the_cells_it_takes_apart(tmp_path):
+    from symlstm.config import load_config
+    from symlstm.errors import InputError
+    from symlstm.tools.gradflow import prepare
+
+    for cell, what in (("mogrifier", "is a cell whose step the probe does not take apart"), ("lsmt", "is not a cell")):
+        with pytest.raises(InputError, match=f"'{cell}' {what}; choose among lstm, gru, rnn"):
+            prepare(load_config(), tmp_path, cells=(cell,), random=True)

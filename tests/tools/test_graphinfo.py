@@ -12,3 +12,10 @@ def test_graph_report_counts_and_scan_ops():
     assert r["float64_outputs"] == 0
     names = [s["name"] for s in r["scans"]]
     assert any("grad_of" in n for n in names) and "layer0" in names
+
+
+def test_the_mogrifiers_step_shows_its_rounds():
+    from symlstm.tools.graphinfo import step_graph
+
+    text = step_graph(ModelConfig(cell="mogrifier", mogrifier_rounds=2, embedding=4, hidden=6))
+    assert "x_t" in text and "Q1" in text and "R2" in text and "Q3" not in text
