@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from symlstm.core.sampling import sample_texts
 from symlstm.corpus.batching import poem_batches, stream_batches
 from symlstm.corpus.loading import CorpusError, load_corpus
 from symlstm.errors import InputError
@@ -140,6 +141,24 @@ def context_gain(compiled, vocab: Vocab, texts: list[str]) -> dict:
     theirs = np.concatenate([bits[k] for bits, k in zip(surprisal(compiled, vocab, other), second)]).mean()
     return {"poems": len(own), "tokens": sum(len(t) - len(t) // 2 + 1 for t in own), "bits_own": float(mine),
             "bits_other": float(theirs), "gain_bits": float(theirs - mine), "gain_share": float((theirs - mine) / theirs)}
+
+
+def sample_context_gain(compiled, vocab: Vocab, num: int = 1000, temperature: float = 1.0, seed: int = 0,
+                        chunk: int = 100) -> dict:
+    """`context_gain` of free samples under the model that wrote them: `num` plain samples
+    (`sampling.sample_texts`, at most 64 characters, drawn `chunk` at a time with seeds seed,
+    seed + 1, …), of which the quatrains are read as the test poems are. At temperature 1 the
+    samples follow the model's own distribution: the gain then says how much what it writes in
+    lines 3–4 hangs on the lines 1–2 it wrote. Adds `samples` and `quatrains` to the result."""
+    if not 1 <= num <= 100_000:
+        raise InputError(f"--samples must be between 1 and 100000, got {num}")
+    if not temperature > 0:
+        raise InputError(f"--temperature must be above 0, got {temperature}")
+    texts = []
+    for k, start in enumerate(range(0, num, chunk)):
+        texts += sample_texts(compiled, vocab, min(chunk, num - start), temperature, seed=seed + k)
+    quatrains = sum(len(part) for part in quatrains_by_layout(texts).values())
+    return {"samples": num, "quatrains": quatrains, **context_gain(compiled, vocab, texts)}
 
 
 def evaluate_couplets(compiled, vocab: Vocab, lines: list[str]) -> dict:

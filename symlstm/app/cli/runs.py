@@ -7,7 +7,7 @@ from symlstm.backend.runtime import BACKENDS
 from symlstm.config import MAIN_JOB
 from symlstm.errors import UserError
 
-from .common import SPLITS, Progress, print_result, project_root, shared_args, warn
+from .common import SPLITS, Progress, print_result, project_root, seed_value, shared_args, warn
 
 
 def train_args(p):
@@ -71,16 +71,24 @@ def eval_args(p):
     src.add_argument("--text", help="one poem per line")
     src.add_argument("--split", choices=SPLITS)
     src.add_argument("--couplets", help="one couplet per line (上聯，下聯。): the perplexity of each 下聯 given its 上聯")
+    src.add_argument("--samples", type=int, metavar="N",
+                     help="instead of perplexity: the context gain of the quatrains among N free samples, read by "
+                          "the model that wrote them")
+    p.add_argument("--temperature", type=float, default=1.0, help="of --samples (default 1: the model's own distribution)")
+    p.add_argument("--seed", type=seed_value, default=0, help="of --samples: 0 to 2**32 - 1")
     p.add_argument("--batch-size", type=int, default=32)
 
 
 def cmd_eval(args):
     from symlstm.corpus.loading import read_poems
     from symlstm.run.checkpoint import load_model
-    from symlstm.run.evaluate import evaluate_couplets, evaluate_split, evaluate_texts
+    from symlstm.run.evaluate import evaluate_couplets, evaluate_split, evaluate_texts, sample_context_gain
 
     compiled, vocab, cfg = load_model(args.checkpoint, args.backend)
-    if args.couplets:
+    if args.samples is not None:
+        result = {f"context_{k}": v for k, v in
+                  sample_context_gain(compiled, vocab, args.samples, args.temperature, args.seed).items()}
+    elif args.couplets:
         result = evaluate_couplets(compiled, vocab, read_poems(args.couplets))
     elif args.text:
         result = evaluate_texts(compiled, vocab, read_poems(args.text), args.batch_size)
