@@ -25,7 +25,8 @@ class ConfigError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "lstm"  # recurrent cell: lstm | gru | rnn (tanh)
+    cell: str = "lstm"  # recurrent cell: lstm | gru | rnn (tanh) | mogrifier (the Mogrifier LSTM, Melis et al. 2020)
+    mogrifier_rounds: int = 5  # cell mogrifier: rounds in which input and state gate each other before the LSTM step
     embedding: int = 128  # E, size of the character embedding
     hidden: int = 256  # H, size of each recurrent layer (char-rnn's rnn_size)
     num_layers: int = 1  # L, stacked recurrent layers
@@ -77,6 +78,7 @@ class TrainConfig:
     decay: float = 0.95  # RMSprop / Adadelta running-average decay (rho)
     eps: float = 1.0e-8  # numerical floor in Adam / RMSprop / Adadelta
     grad_clip: float = 5.0  # clip the global gradient norm to this (0: off)
+    ema: float = 0.0  # weight averaging: decay β of an exponential moving average of the parameters (0: off); validation, checkpoints and samples use the average
     schedule: str = "constant"  # constant | step (char-rnn) | cosine | linear (both to zero at the budget's end)
     warmup_steps: int = 0  # linear warm-up steps (cosine and linear schedules)
     decay_fraction: float = 1.0  # cosine and linear: decay over this last fraction of the run, at the peak before
@@ -164,7 +166,7 @@ def _check_value(section: str, key: str, value, where: str):
         raise ConfigError(f"{where}: must be between 1 and 65536, got {value}")
     if (section, key) == ("train", "devices") and value < 0:
         raise ConfigError(f"{where}: must be a device count, 0 or 'all', got {value}")
-    if key in ("beta1", "beta2", "decay", "momentum") and not 0 <= value < 1:  # Adam divides by 1 - beta^t
+    if key in ("beta1", "beta2", "decay", "momentum", "ema") and not 0 <= value < 1:  # Adam divides by 1 - beta^t
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
     if key in ("learning_rate", "eps", "init_scale") and not value > 0:
         raise ConfigError(f"{where}: must be above 0, got {value}")
@@ -172,6 +174,8 @@ def _check_value(section: str, key: str, value, where: str):
         raise ConfigError(f"{where}: must be in (0, 1], got {value}")
     if key == "weight_decay" and not 0 <= value < 1:
         raise ConfigError(f"{where}: must be in [0, 1), got {value}")
+    if key == "mogrifier_rounds" and not 1 <= value <= 16:
+        raise ConfigError(f"{where}: must be between 1 and 16, got {value}")
     if key == "seed" and not 0 <= value < 2 ** 32:
         raise ConfigError(f"{where}: must be between 0 and 2**32 - 1, got {value}")
     if key in ("dropout", "dropout_embed", "dropout_input", "dropout_hidden", "dropout_output", "weight_dropout",

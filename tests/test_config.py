@@ -35,6 +35,12 @@ def test_wrong_type_and_bad_values(tmp_path):
         load_config(overrides=["model.weight_dropout=1.0"])
     with pytest.raises(ConfigError, match=r"train.decay_fraction: must be in \(0, 1\], got 0.0"):
         load_config(overrides=["train.decay_fraction=0"])
+    with pytest.raises(ConfigError, match=r"train.ema: must be in \[0, 1\), got 1.0"):
+        load_config(overrides=["train.ema=1"])
+    with pytest.raises(ConfigError, match="model.mogrifier_rounds: must be between 1 and 16, got 0"):
+        load_config(overrides=["model.mogrifier_rounds=0"])
+    with pytest.raises(ConfigError, match="model.cell: 'mogrify' is not one of lstm, gru, rnn, mogrifier"):
+        load_config(overrides=["model.cell=mogrify"])
 
 
 @pytest.mark.parametrize("key,needs,backend", [("onednn_lstm", "cell lstm, backend jax and dtype float32", "c"),
@@ -84,16 +90,16 @@ def test_shipped_configs_are_valid():
     for name in ("couplets", "ci", "all"):
         cfg = load_config(ROOT / "configs" / f"{name}.yaml")
         assert cfg.model == recipe.model and cfg.train.learning_rate == recipe.train.learning_rate, name
-    # the long run is the same recipe with its dropouts raised and its budget (and so its decay) longer;
-    # without weight decay: with poems.yaml's, it overfits its last quarter (docs/training.md)
+    # the long run is the same recipe, weight average and decay included, with its dropouts raised and its
+    # budget longer (docs/training.md)
     long = load_config(ROOT / "configs" / "poems-long.yaml")
     raised = ("dropout_input", "dropout_hidden", "dropout_output", "weight_dropout")
     assert all(getattr(long.model, k) > getattr(recipe.model, k) for k in raised)
     assert dataclasses.replace(long.model, **{k: getattr(recipe.model, k) for k in raised}) == recipe.model
     assert long.data == recipe.data and long.train.time_budget == 2400
-    assert dataclasses.replace(long.train, time_budget=recipe.train.time_budget, max_epochs=recipe.train.max_epochs,
-                               weight_decay=recipe.train.weight_decay) == recipe.train
-    assert recipe.train.weight_decay == 0.1 and long.train.weight_decay == 0
+    assert dataclasses.replace(long.train, time_budget=recipe.train.time_budget,
+                               max_epochs=recipe.train.max_epochs) == recipe.train
+    assert recipe.train.ema == long.train.ema == 0.998 and recipe.train.weight_decay == long.train.weight_decay == 0.1
 
 
 def test_backend_choices_come_from_the_runtime_table():

@@ -9,6 +9,7 @@ function per input shape, since JAX compiles for static shapes (a few seconds ea
 `devices` > 1 the training and evaluation steps run data-parallel over that many devices
 (`devices.Placement`): their arrays stay on the devices, and hT, cT come back as device arrays.
 """
+import contextlib
 import dataclasses
 import functools
 import time
@@ -49,6 +50,8 @@ def train_graph(params, state, cfg: ModelConfig, tcfg: TrainConfig, static=None)
     grads = dict(zip(params, pytensor.grad(mean, list(params.values()))))
     grads, norm = optim.clip_by_global_norm(grads, tcfg.grad_clip, cfg.dtype)
     upd = optim.updates(params, grads, state, lr, tcfg)
+    if tcfg.ema:
+        upd += optim.average_updates(upd, state, tcfg.ema)
     return [x, y, mask, h0, c0, lr] + list(masks.values()), [mean, norm, hT, cT], upd
 
 
@@ -202,8 +205,25 @@ class CompiledModel:
 
     @functools.cached_property
     def state(self) -> dict:
-        """Optimizer state (name -> shared), made at first use: sampling and evaluation need none."""
-        return optim.init_state(self.params, self.tcfg.optimizer)
+        """Optimizer state (name -> shared), made at first use: sampling and evaluation need none.
+        With `train.ema` it holds the weight average too (`optim.average_updates`)."""
+        return optim.init_state(self.params, self.tcfg.optimizer, average=self.tcfg.ema > 0)
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """Within this block the parameters are the weight average (`train.ema`): evaluation,
+        sampling and `get_params` see it. The two sets trade places, not copies; without an average
+        this changes nothing. Train no step inside."""
+        pairs = [(self.params[k], self.state[f"{k}.avg"]) for k in self.params] if self.tcfg.ema else []
+
+        def trade():
+            for p, a in pairs:
+                p.container.storage[0], a.container.storage[0] = a.container.storage[0], p.container.storage[0]
+        trade()
+        try:
+            yield self
+        finally:
+            trade()
 
     # -- plumbing -------------------------------------------------------------------------------
     def _fn(self, kind, key, build):

@@ -16,17 +16,67 @@ SLOTS = {"sgd": (), "momentum": ("v",), "adam": ("m", "v"), "rmsprop": ("ms",), 
 choices("train", "optimizer", SLOTS)  # the one list of optimizer names
 
 
-def init_state(params: dict, optimizer: str) -> dict:
-    """Zeroed optimizer state: name -> shared variable, for `params` (name -> shared)."""
+def init_state(params: dict, optimizer: str, average: bool = False) -> dict:
+    """Zeroed optimizer state: name -> shared variable, for `params` (name -> shared). With
+    `average`, the weight average of `average_updates` too: `<param>.avg`, starting at the
+    parameters' values, and its step count `avg.t`."""
     state = {}
+    dtype = next(iter(params.values())).dtype
     for name, p in params.items():
         value = p.get_value()
         for slot in SLOTS[optimizer]:
             state[f"{name}.{slot}"] = pytensor.shared(np.zeros_like(value), name=f"{name}.{slot}")
+        if average:
+            state[f"{name}.avg"] = pytensor.shared(np.array(value, copy=True), name=f"{name}.avg")
     if optimizer == "adam":
-        dtype = next(iter(params.values())).dtype
         state["t"] = pytensor.shared(np.array(0, dtype=dtype), name="t")
+    if average:
+        state["avg.t"] = pytensor.shared(np.array(0, dtype=dtype), name="avg.t")
     return state
+
+
+def average_updates(upd: list, state: dict, beta: float) -> list:
+    """Update pairs for an exponential moving average of the parameters, taken after the step's
+    own `upd` (Polyak & Juditsky 1992; the "EMA" of Adam's paper, §7.2, and of nanoGPT-style recipes):
+
+        β_t = min(β, (1 + t) / (10 + t))        t: averaging steps taken before this one
+        avg ← β_t avg + (1 - β_t) p_new
+
+    β_t is small at first (tf.train.ExponentialMovingAverage's num_updates), so the average
+    forgets the random initial weights within the first steps instead of over 1/(1-β) of them."""
+    t = state["avg.t"]
+    dtype = t.dtype
+    rate = pt.minimum(np.asarray(beta, dtype), (1 + t) / (10 + t))
+    out = [(t, t + 1)]
+    for p, new in upd:
+        avg = state.get(f"{p.name}.avg")
+        if avg is not None:
+            out.append((avg, (rate * avg + (1 - rate) * new).astype(avg.dtype)))
+    return out
+
+
+def checkpoint_arrays(params: dict, state: dict) -> tuple[dict, dict]:
+    """(params, optimizer) as a checkpoint stores them. With a weight average the checkpoint's
+    parameters are the average, which evaluation and sampling load; the weights being trained go
+    with the optimizer state as `<param>.trained`, for --resume. `resumed_arrays` undoes it."""
+    if "avg.t" not in state:
+        return params, state
+    optimizer = {k: v for k, v in state.items() if not k.endswith(".avg")}
+    optimizer.update({f"{k}.trained": v for k, v in params.items()})
+    return {k: state[f"{k}.avg"] for k in params}, optimizer
+
+
+def resumed_arrays(params: dict, optimizer: dict, average: bool) -> tuple[dict, dict]:
+    """The checkpoint's (params, optimizer) back as (trained parameters, optimizer state), with the
+    state's average when `average` (the run resumed with weight averaging on)."""
+    if not any(k.endswith(".trained") for k in optimizer):
+        return params, optimizer  # no average was saved: one starts, if asked, at these parameters
+    state = {k: v for k, v in optimizer.items() if not k.endswith(".trained")}
+    if average:
+        state.update({f"{k}.avg": v for k, v in params.items()})
+    else:
+        state.pop("avg.t", None)
+    return {k: optimizer[f"{k}.trained"] for k in params}, state
 
 
 def clip_by_global_norm(grads: dict, max_norm: float, dtype: str):

@@ -7,7 +7,8 @@ epoch, best_valid_loss; dataset
 `vocab` (UTF-8 strings, index = token id); group `params` (embedding, layer{l}/W|U|b, output/W|b,
 or for a tied model (config model.tie_weights, new in version 3) output/b and, when hidden ≠
 embedding, output/proj instead of output/W; version 2 files are the untied layout and load as such);
-group `optimizer` (state named `<param>.<slot>`, and `t` for Adam); group `rng` (attr `state`, the
+group `optimizer` (state named `<param>.<slot>`, and `t` for Adam; with `train.ema`, `params` holds
+the weight average and this group the trained weights as `<param>.trained`, with `avg.t`); group `rng` (attr `state`, the
 JSON of NumPy's bit-generator states); attr `extra` (JSON: data order, metrics).
 """
 import dataclasses

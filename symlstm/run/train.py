@@ -21,7 +21,7 @@ from symlstm.backend.distributed import agree, is_lost, lost, ready
 from symlstm.config import Config, load_config
 from symlstm.core.compiled import compile_model
 from symlstm.core.model import init_params
-from symlstm.core.optim import learning_rate
+from symlstm.core.optim import checkpoint_arrays, learning_rate, resumed_arrays
 from symlstm.core.paths import decide
 from symlstm.core.sampling import sample_texts
 from symlstm.corpus.batching import RowsOf, batch_shapes, padding_fraction, poem_batches, stream_batches
@@ -175,10 +175,13 @@ class Trainer:
         generator and run state; the parameters came in through the constructor."""
         c = self.compiled
         saved_optimizer = saved.config["train"]["optimizer"]
+        params, state = resumed_arrays(saved.params, saved.optimizer, self.cfg.train.ema > 0)
+        c.set_params(params)  # the trained weights, where the checkpoint's parameters are their average
         if saved_optimizer == self.cfg.train.optimizer:
-            c.set_state(saved.optimizer)
+            c.set_state(state)
         else:
             self.log(f"optimizer changed from {saved_optimizer} to {self.cfg.train.optimizer}: its state starts afresh")
+            c.set_state({k: v for k, v in state.items() if k.endswith(".avg") or k == "avg.t"})
         if saved.rng:
             c.rng.bit_generator.state = saved.rng["dropout"]
         fields = {f.name for f in dataclasses.fields(RunState)}
@@ -190,8 +193,9 @@ class Trainer:
         s, c = self.state, self.compiled
         if not self.main:
             return
+        params, optimizer = checkpoint_arrays(c.get_params(), c.get_state())  # params: the average, if any
         ckpt_io.save(self.run_dir / name, ckpt_io.Checkpoint(
-            config=self.cfg.to_dict(), vocab=self.corpus.vocab.itos, params=c.get_params(), optimizer=c.get_state(),
+            config=self.cfg.to_dict(), vocab=self.corpus.vocab.itos, params=params, optimizer=optimizer,
             rng={"dropout": c.rng.bit_generator.state}, step=s.step, epoch=s.epoch,
             best_valid_loss=s.best_valid_loss, extra=dataclasses.asdict(s)))
 
@@ -220,9 +224,12 @@ class Trainer:
                 writer.writerow([step, name, n, f"{loss:.5f}", f"{math.exp(loss):.3f}"])
 
     def validate_and_checkpoint(self, lr: float):
+        """Validate, checkpoint and print samples, all of the weight average where `train.ema` keeps
+        one (the checkpoint's parameters: `optim.checkpoint_arrays`)."""
         s = self.state
-        s.valid_loss, per_form = validation_losses(self.compiled, self.cfg, self.corpus.splits["valid"],
-                                                   self.corpus.vocab)
+        with self.compiled.averaged():
+            s.valid_loss, per_form = validation_losses(self.compiled, self.cfg, self.corpus.splits["valid"],
+                                                       self.corpus.vocab)
         if not math.isfinite(s.valid_loss):  # the last step's update broke the parameters
             raise NonFiniteLoss(f"validation loss became {s.valid_loss} at step {s.step} (epoch {s.epoch}); the "
                                 f"last good checkpoint is {self.run_dir / 'last.h5'}; try a lower "
@@ -249,8 +256,10 @@ class Trainer:
         self.save("last.h5")
         if improved:
             self.save("best.h5")
-        for text in sample_texts(self._sampling_model(), self.corpus.vocab, self.cfg.train.num_samples,
-                                 self.cfg.train.sample_temperature, seed=s.step) if self.main else ():
+        with self.compiled.averaged():
+            texts = sample_texts(self._sampling_model(), self.corpus.vocab, self.cfg.train.num_samples,
+                                 self.cfg.train.sample_temperature, seed=s.step) if self.main else ()
+        for text in texts:
             shared = self.novelty.report(text)["longest_shared"] if text else 0
             self.log(f"  sample: {text}    [longest shared with training: {shared} chars]")
 

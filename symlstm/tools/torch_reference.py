@@ -5,14 +5,16 @@ The same corpus, split and vocabulary (`corpus.build_corpus`), the same batches 
 (`train.epoch_batches`: length-sorted pools, masked padding, zero initial states), the same model
 (embedding, L LSTM layers, dropout on each layer's output, linear or tied output layer), Adam (AdamW
 with `train.weight_decay`, on the same parameters) with the same rate, betas and epsilon, the same
-schedule (`optim.learning_rate`), the same global-norm clip, the same step-time budget and validation
-schedule, the best validation checkpoint scored on the test split with the same token count.
+schedule (`optim.learning_rate`), the same global-norm clip, the same weight average (`train.ema`,
+validated and tested in its place), the same step-time budget and validation schedule, the best
+validation checkpoint scored on the test split with the same token count. nn.LSTM is the one cell.
 Layers and initialisation are PyTorch's own (`nn.Embedding`, `nn.LSTM`, `nn.Linear`), as a PyTorch
 user would write them; `autocast` bf16 with `--bf16`. The regularisers as AWD-LSTM writes them:
 embedding dropout on the weight's rows, locked dropout masks of shape (1, B, ·), weight dropout
 through `torch.func.functional_call` on a masked `weight_hh_l0`, tying by sharing the Parameter.
 Masks come from PyTorch's generator, not symlstm's: the same distributions, other draws.
 """
+import contextlib
 import math
 import time
 
@@ -24,6 +26,7 @@ import numpy as np
 from symlstm.config import Config
 from symlstm.core.optim import decays, learning_rate
 from symlstm.corpus.loading import build_corpus
+from symlstm.errors import InputError
 from symlstm.run.train import epoch_batches
 
 
@@ -101,6 +104,9 @@ def recipe(torch, cfg: Config, V: int, bf16: bool = False):
     step on a batch (AdamW on symlstm's parameter groups, global-norm clip) and returns the loss as a
     tensor. `train_reference` trains with it and `make bench`'s main-job row times it."""
     t = cfg.train
+    if cfg.model.cell != "lstm":
+        raise InputError(f"model.cell {cfg.model.cell}: the PyTorch reference is the recipe on nn.LSTM, which "
+                         "has no such cell; compare it at model.cell lstm")
     net = _net(torch, V, cfg)
     names = {"emb.weight": "embedding", "out.weight": "output/W", "proj.weight": "output/proj"}
     groups = [{"params": [], "weight_decay": t.weight_decay}, {"params": [], "weight_decay": 0.0}]
@@ -122,6 +128,24 @@ def recipe(torch, cfg: Config, V: int, bf16: bool = False):
     return net, step
 
 
+@contextlib.contextmanager
+def _averaged(torch, params, average):
+    """Within the block the net's parameters hold the weight average (none: unchanged)."""
+    if average is None:
+        yield
+        return
+    trained = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, a in zip(params, average):
+            p.copy_(a)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, w in zip(params, trained):
+                p.copy_(w)
+
+
 def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dict:
     import torch
 
@@ -134,19 +158,25 @@ def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dic
     first = epoch_batches(cfg, corpus, 0)
     step_limit = t.max_steps or t.max_epochs * len(first)
     elapsed, step, epoch, best, best_state = 0.0, 0, 0, math.inf, None
+    params = list(net.parameters())
+    average = [p.detach().clone() for p in params] if t.ema else None  # `optim.average_updates`
     while epoch < t.max_epochs and elapsed < (t.time_budget or math.inf) and step < (t.max_steps or math.inf):
         for x, y, mask in (first if epoch == 0 else epoch_batches(cfg, corpus, epoch)):
             start = time.perf_counter()
             loss = train_step(x, y, mask, learning_rate(t, step, epoch, step_limit, elapsed))
+            if average is not None:
+                with torch.no_grad():  # avg ← β_t avg + (1 - β_t) p, β_t = min(β, (1 + t) / (10 + t))
+                    torch._foreach_lerp_(average, [p.detach() for p in params], 1 - min(t.ema, (1 + step) / (10 + step)))
             elapsed += time.perf_counter() - start
             step += 1
             done = (t.time_budget and elapsed >= t.time_budget) or step == t.max_steps
             if step % t.eval_every == 0 or done:
-                valid = _evaluate(torch, net, corpus.splits["valid"], cfg.data.batch_size, cfg.model.dtype)
+                with _averaged(torch, params, average):  # validation and the best state: the average
+                    valid = _evaluate(torch, net, corpus.splits["valid"], cfg.data.batch_size, cfg.model.dtype)
+                    if valid < best:
+                        best, best_state = valid, {k: v.clone() for k, v in net.state_dict().items()}
                 log(f"step {step:6d} | epoch {epoch} | train {loss.item():.4f} | valid ppl {math.exp(valid):8.2f} | "
                     f"{elapsed:6.1f} s")
-                if valid < best:
-                    best, best_state = valid, {k: v.clone() for k, v in net.state_dict().items()}
             if done:
                 break
         epoch += 1

@@ -38,12 +38,14 @@ def test_training_writes_run_files_and_refuses_to_overwrite(small_corpus, tmp_pa
     train(cfg, out, small_corpus, overwrite=True, log=quiet, progress=False)
 
 
-def test_resume_across_an_epoch_boundary_is_bit_exact(small_corpus, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_across_an_epoch_boundary_is_bit_exact(small_corpus, tmp_path, ema):
     """The small corpus gives 21 batches an epoch. The first leg stops at step 15
-    (epoch 0); the second crosses into epoch 1 and ends at step 30, where an uninterrupted run ends."""
-    full = load_config(raw=tiny_raw(max_steps=30, eval_every=5))
+    (epoch 0); the second crosses into epoch 1 and ends at step 30, where an uninterrupted run ends.
+    With a weight average (ema), both the average and the trained weights carry on exactly."""
+    full = load_config(raw=tiny_raw(max_steps=30, eval_every=5, ema=ema))
     train(full, tmp_path / "a", small_corpus, log=quiet, progress=False)
-    half = load_config(raw=tiny_raw(max_steps=15, eval_every=5))
+    half = load_config(raw=tiny_raw(max_steps=15, eval_every=5, ema=ema))
     first = train(half, tmp_path / "b", small_corpus, log=quiet, progress=False)
     assert (first["step"], first["epoch"], first["stop_reason"]) == (15, 0, "max_steps")
     assert ckpt_io.load(tmp_path / "b" / "last.h5").extra["batch_in_epoch"] == 15
@@ -52,6 +54,7 @@ def test_resume_across_an_epoch_boundary_is_bit_exact(small_corpus, tmp_path):
     assert (a.step, a.epoch, a.extra["batch_in_epoch"]) == (b.step, b.epoch, b.extra["batch_in_epoch"]) == (30, 1, 9)
     assert a.best_valid_loss == b.best_valid_loss and a.rng == b.rng
     assert a.params.keys() == b.params.keys() and a.optimizer.keys() == b.optimizer.keys()
+    assert any(k.endswith(".trained") for k in a.optimizer) == (ema > 0)
     for k in a.params:
         np.testing.assert_array_equal(b.params[k], a.params[k])
     for k in a.optimizer:

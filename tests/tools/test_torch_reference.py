@@ -54,3 +54,37 @@ def test_the_pytorch_run_follows_the_schedule_and_weight_decay(small_corpus, mon
     assert {net_params[i]: d for i, d in decayed.items()} == {
         n: (0.0 if n.startswith("layers.") and "bias" in n or n == "out.bias" or n == "emb.weight" and not embedding
             else 0.1) for n in net_params.values()}
+
+
+
+def test_the_pytorch_run_validates_and_tests_the_weight_average(small_corpus, monkeypatch):
+    """With train.ema the net that is validated, kept as the best and tested is the average of the
+    weights after each step, avg ← β_t avg + (1 - β_t) w, β_t = min(β, (1 + t) / (10 + t)), from the
+    initial weights: computed here from the weights each step leaves."""
+    torch = pytest.importorskip("torch")
+    from symlstm.tools import torch_reference
+
+    cfg = from_dict(tiny_raw(max_steps=12, eval_every=12, ema=0.5))  # β_t reaches 0.5 at t = 8
+    seen, real_recipe = [], torch_reference.recipe
+
+    def recipe(*args, **kwargs):
+        net, step = real_recipe(*args, **kwargs)
+        weights = lambda: [p.detach().clone().double() for p in net.parameters()]  # noqa: E731
+        seen.append(weights())
+
+        def stepped(*a):
+            loss = step(*a)
+            seen.append(weights())
+            return loss
+        return net, stepped
+    monkeypatch.setattr(torch_reference, "recipe", recipe)
+    torch_reference.train_reference(cfg, small_corpus, log=lambda *_: None)
+    average = seen[0]
+    for t, weights in enumerate(seen[1:]):
+        beta = min(0.5, (1 + t) / (10 + t))
+        average = [beta * a + (1 - beta) * w for a, w in zip(average, weights)]
+    tested = [p.detach().double() for p in torch_reference._last_net.parameters()]  # the one validation's best
+    assert len(seen) == 13
+    for a, p in zip(average, tested):
+        torch.testing.assert_close(p, a, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(tested[0], seen[-1][0], atol=1e-4)
