@@ -320,7 +320,7 @@ def _main_job_worker():
 
         from symlstm.tools.torch_reference import recipe
         torch.manual_seed(cfg.train.seed)
-        _, step = recipe(torch, cfg, V, job["bf16"])
+        _, step, _ = recipe(torch, cfg, V, job["bf16"])
 
         def run(x, y, mask):
             step(x, y, mask, lr).item()
@@ -398,7 +398,7 @@ def main_job_pieces(config: str = MAIN_JOB, repeats: int = 15, with_torch: bool 
 
         from symlstm.tools.torch_reference import mean_loss, recipe
         bf16 = mcfg.precision == "bf16"
-        net, step = recipe(torch, cfg, V, bf16)
+        net, step, _ = recipe(torch, cfg, V, bf16)
         F = torch.nn.functional
         for (T, B), (x, y, mask) in sorted(firsts.items()):
             def fwd_bwd(x=x, y=y, mask=mask):

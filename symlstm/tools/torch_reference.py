@@ -100,9 +100,11 @@ def mean_loss(torch, net, x, y, mask, bf16: bool):
 
 
 def recipe(torch, cfg: Config, V: int, bf16: bool = False):
-    """PyTorch's side of the recipe: (net, step), where `step(x, y, mask, lr)` is one training
-    step on a batch (AdamW on symlstm's parameter groups, global-norm clip) and returns the loss as a
-    tensor. `train_reference` trains with it and `make bench`'s main-job row times it."""
+    """PyTorch's side of the recipe: (net, step, average), where `step(x, y, mask, lr)` is one
+    training step on a batch (AdamW on symlstm's parameter groups, global-norm clip, then with
+    `train.ema` the weight average's update, as symlstm's compiled step makes it) and returns the
+    loss as a tensor; `average` is that average (a tensor per `net.parameters()`), or None.
+    `train_reference` trains with it and `make bench`'s main-job row times it."""
     t = cfg.train
     if cfg.model.cell != "lstm":
         raise InputError(f"model.cell {cfg.model.cell}: the PyTorch reference is the recipe on nn.LSTM, which "
@@ -114,6 +116,9 @@ def recipe(torch, cfg: Config, V: int, bf16: bool = False):
         ours = names.get(name, "layer/W" if "weight" in name else "layer/b")
         groups[0 if decays(ours, t.decay_embedding) else 1]["params"].append(p)
     opt = torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps)
+    params = list(net.parameters())
+    average = [p.detach().clone() for p in params] if t.ema else None  # `optim.average_updates`
+    taken = [0]  # steps averaged so far
 
     def step(x, y, mask, lr):
         for g in opt.param_groups:
@@ -124,8 +129,13 @@ def recipe(torch, cfg: Config, V: int, bf16: bool = False):
         if t.grad_clip:
             torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
         opt.step()
+        if average is not None:  # avg ← β_t avg + (1 - β_t) p, β_t = min(β, (1 + t) / (10 + t))
+            with torch.no_grad():
+                beta = min(t.ema, (1 + taken[0]) / (10 + taken[0]))
+                torch._foreach_lerp_(average, [p.detach() for p in params], 1 - beta)
+            taken[0] += 1
         return loss
-    return net, step
+    return net, step, average
 
 
 @contextlib.contextmanager
@@ -153,20 +163,16 @@ def train_reference(cfg: Config, root=".", bf16: bool = False, log=print) -> dic
     corpus = build_corpus(cfg.data, Path(root))
     t = cfg.train
     global _last_net
-    net, train_step = recipe(torch, cfg, len(corpus.vocab), bf16)
+    net, train_step, average = recipe(torch, cfg, len(corpus.vocab), bf16)
     _last_net = net  # for the tests
     first = epoch_batches(cfg, corpus, 0)
     step_limit = t.max_steps or t.max_epochs * len(first)
     elapsed, step, epoch, best, best_state = 0.0, 0, 0, math.inf, None
     params = list(net.parameters())
-    average = [p.detach().clone() for p in params] if t.ema else None  # `optim.average_updates`
     while epoch < t.max_epochs and elapsed < (t.time_budget or math.inf) and step < (t.max_steps or math.inf):
         for x, y, mask in (first if epoch == 0 else epoch_batches(cfg, corpus, epoch)):
             start = time.perf_counter()
             loss = train_step(x, y, mask, learning_rate(t, step, epoch, step_limit, elapsed))
-            if average is not None:
-                with torch.no_grad():  # avg ← β_t avg + (1 - β_t) p, β_t = min(β, (1 + t) / (10 + t))
-                    torch._foreach_lerp_(average, [p.detach() for p in params], 1 - min(t.ema, (1 + step) / (10 + step)))
             elapsed += time.perf_counter() - start
             step += 1
             done = (t.time_budget and elapsed >= t.time_budget) or step == t.max_steps

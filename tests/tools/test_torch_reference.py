@@ -68,7 +68,7 @@ def test_the_pytorch_run_validates_and_tests_the_weight_average(small_corpus, mo
     seen, real_recipe = [], torch_reference.recipe
 
     def recipe(*args, **kwargs):
-        net, step = real_recipe(*args, **kwargs)
+        net, step, average = real_recipe(*args, **kwargs)
         weights = lambda: [p.detach().clone().double() for p in net.parameters()]  # noqa: E731
         seen.append(weights())
 
@@ -76,7 +76,7 @@ def test_the_pytorch_run_validates_and_tests_the_weight_average(small_corpus, mo
             loss = step(*a)
             seen.append(weights())
             return loss
-        return net, stepped
+        return net, stepped, average
     monkeypatch.setattr(torch_reference, "recipe", recipe)
     torch_reference.train_reference(cfg, small_corpus, log=lambda *_: None)
     average = seen[0]
