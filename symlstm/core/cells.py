@@ -93,9 +93,15 @@ def rnn_step(xw_t, mask_t, h_tm1, c_tm1, hu_tm1):
     return _keep(mask_t, hidden, h_tm1), c_tm1
 
 
+def mogrifier_names(layer: int, rounds: int) -> list[str]:
+    """The names of layer `layer`'s mogrifier matrices in round order: layer{l}/Q1, R2, Q3, … (Q in
+    the odd rounds, R in the even ones: `mogrify`)."""
+    return [f"layer{layer}/{'Q' if k % 2 else 'R'}{k}" for k in range(1, rounds + 1)]
+
+
 def mogrifier_rounds(params, layer: int, rounds: int) -> list:
-    """Layer `layer`'s mogrifier matrices in round order: Q1, R2, Q3, … (`model.param_shapes`)."""
-    return [params[f"layer{layer}/{'Q' if k % 2 else 'R'}{k}"] for k in range(1, rounds + 1)]
+    """Layer `layer`'s mogrifier matrices in round order (`mogrifier_names`)."""
+    return [params[name] for name in mogrifier_names(layer, rounds)]
 
 
 def mogrify(x, h, rounds, dot=pt.dot):

@@ -12,7 +12,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from symlstm.config import ModelConfig
-from symlstm.core.cells import GATES, STEPS, gate_columns, mogrifier_rounds, mogrifier_step
+from symlstm.core.cells import GATES, STEPS, gate_columns, mogrifier_names, mogrifier_rounds, mogrifier_step
 from symlstm.core.precision import matmul, matmul_nt
 from symlstm.core.xent import softmax_cross_entropy
 
@@ -30,9 +30,9 @@ def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
         shapes[f"layer{layer}/W"] = (n_in, G * H)
         shapes[f"layer{layer}/U"] = (H, G * H)
         shapes[f"layer{layer}/b"] = (G * H,)
-        if cfg.cell == "mogrifier":  # Q1, R2, Q3, …: `cells.mogrify`
-            for k in range(1, cfg.mogrifier_rounds + 1):
-                shapes[f"layer{layer}/{'Q' if k % 2 else 'R'}{k}"] = (H, n_in) if k % 2 else (n_in, H)
+        if cfg.cell == "mogrifier":  # Q1 (H, in), R2 (in, H), Q3, …: `cells.mogrify`
+            for k, name in enumerate(mogrifier_names(layer, cfg.mogrifier_rounds), start=1):
+                shapes[name] = (H, n_in) if k % 2 else (n_in, H)
     if not cfg.tie_weights:
         shapes["output/W"] = (H, vocab_size)
     elif H != cfg.embedding:

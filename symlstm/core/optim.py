@@ -55,6 +55,11 @@ def average_updates(upd: list, state: dict, beta: float) -> list:
     return out
 
 
+def is_average(key: str) -> bool:
+    """Whether a state entry belongs to the weight average (`<param>.avg`, `avg.t`), not the optimizer."""
+    return key.endswith(".avg") or key == "avg.t"
+
+
 def checkpoint_arrays(params: dict, state: dict) -> tuple[dict, dict]:
     """(params, optimizer) as a checkpoint stores them. With a weight average the checkpoint's
     parameters are the average, which evaluation and sampling load; the weights being trained go

@@ -21,7 +21,7 @@ from symlstm.backend.distributed import agree, is_lost, lost, ready
 from symlstm.config import Config, load_config
 from symlstm.core.compiled import compile_model
 from symlstm.core.model import init_params
-from symlstm.core.optim import checkpoint_arrays, learning_rate, resumed_arrays
+from symlstm.core.optim import checkpoint_arrays, is_average, learning_rate, resumed_arrays
 from symlstm.core.paths import decide
 from symlstm.core.sampling import sample_texts
 from symlstm.corpus.batching import RowsOf, batch_shapes, padding_fraction, poem_batches, stream_batches
@@ -181,7 +181,7 @@ class Trainer:
             c.set_state(state)
         else:
             self.log(f"optimizer changed from {saved_optimizer} to {self.cfg.train.optimizer}: its state starts afresh")
-            c.set_state({k: v for k, v in state.items() if k.endswith(".avg") or k == "avg.t"})
+            c.set_state({k: v for k, v in state.items() if is_average(k)})
         if saved.rng:
             c.rng.bit_generator.state = saved.rng["dropout"]
         fields = {f.name for f in dataclasses.fields(RunState)}

@@ -12,7 +12,7 @@ from symlstm.backend.runtime import get_mode
 from symlstm.config import ModelConfig, TrainConfig
 from symlstm.core import model as M
 from symlstm.core import optim
-from symlstm.core.cells import GATES, STEPS, mogrifier_step
+from symlstm.core.cells import GATES, STEPS, mogrifier_rounds, mogrifier_step
 from symlstm.core.compiled import build_train_fn, train_graph
 
 
@@ -24,12 +24,11 @@ def step_graph(cfg: ModelConfig) -> str:
     c_tm1 = pt.matrix("c_tm1", dtype=cfg.dtype, shape=(None, H))
     U = pt.matrix("U", dtype=cfg.dtype, shape=(H, G * H))
     if cfg.cell == "mogrifier":  # the first layer's step: its raw input, W, b and the rounds' matrices
-        shapes = M.param_shapes(1, cfg)
-        weights = {k[len("layer0/"):]: pt.tensor(k[len("layer0/"):], dtype=cfg.dtype, shape=v)
-                   for k, v in shapes.items() if k.startswith("layer0/") and k != "layer0/U"}
+        weights = {k: pt.tensor(k[len("layer0/"):], dtype=cfg.dtype, shape=v)
+                   for k, v in M.param_shapes(1, cfg).items() if k.startswith("layer0/")}
         x_t = pt.matrix("x_t", dtype=cfg.dtype, shape=(None, cfg.embedding))
-        rounds = [weights[f"{'Q' if k % 2 else 'R'}{k}"] for k in range(1, cfg.mogrifier_rounds + 1)]
-        h_t, c_t = mogrifier_step(x_t, mask_t, h_tm1, c_tm1, weights["W"], U, weights["b"], rounds)
+        rounds = mogrifier_rounds(weights, 0, cfg.mogrifier_rounds)
+        h_t, c_t = mogrifier_step(x_t, mask_t, h_tm1, c_tm1, weights["layer0/W"], U, weights["layer0/b"], rounds)
     else:
         xw_t = pt.matrix("xw_t", dtype=cfg.dtype, shape=(None, G * H))
         h_t, c_t = STEPS[cfg.cell](xw_t, mask_t, h_tm1, c_tm1, pt.dot(h_tm1, U))
