@@ -92,6 +92,7 @@ class TrainConfig:
     eval_every: int = 200  # validate (and checkpoint) every this many steps, and when the run ends
     patience: int = 0  # early stopping: validations without improvement before stopping (0: off)
     seed: int = 1234  # seeds initialization, shuffling and dropout
+    init_from: str = ""  # a checkpoint to start from (pretraining): its parameters, the vocabulary mapped by character; optimizer and schedule start afresh
     devices: int = 1  # split each batch over this many devices, data-parallel (jax backend); 0 or all: every one
     num_samples: int = 3  # samples printed at each validation
     sample_temperature: float = 0.8  # temperature of those samples

@@ -41,6 +41,32 @@ def param_shapes(vocab_size: int, cfg: ModelConfig) -> dict[str, tuple]:
     return shapes
 
 
+VOCAB_AXES = {"embedding": 0, "output/W": 1, "output/b": 0}  # the parameters indexed by token id: along which axis
+
+
+def carry_over(saved: dict, saved_itos, fresh: dict, itos) -> tuple[dict, int]:
+    """Another model's parameters on this vocabulary (`train.init_from`): every parameter as
+    `saved` holds it, but along the token axis (`VOCAB_AXES`) a token takes the saved row of the
+    same token (character or special) and keeps its `fresh` row where `saved_itos` lacks it.
+    Shapes must agree but for that axis. Returns the parameters and how many tokens were carried."""
+    where = {s: i for i, s in enumerate(saved_itos)}
+    new_ids = [i for i, s in enumerate(itos) if s in where]  # ids here of the tokens both hold
+    old_ids = [where[itos[i]] for i in new_ids]  # and the same tokens' ids there
+    out = {}
+    for name, value in fresh.items():
+        axis = VOCAB_AXES.get(name)
+        if axis is None:
+            out[name] = np.asarray(saved[name], dtype=value.dtype).copy()
+            continue
+        mapped = value.copy()  # (V, E), (H, V) or (V,)
+        index = [slice(None)] * value.ndim
+        source = list(index)
+        index[axis], source[axis] = new_ids, old_ids
+        mapped[tuple(index)] = np.asarray(saved[name])[tuple(source)]
+        out[name] = mapped
+    return out, len(new_ids)
+
+
 def _orthogonal(rng, n_rows, n_cols):
     blocks = []
     for _ in range(0, n_cols, n_rows):

@@ -20,7 +20,7 @@ from symlstm.backend.devices import process, resolve
 from symlstm.backend.distributed import agree, is_lost, lost, ready
 from symlstm.config import Config, load_config
 from symlstm.core.compiled import compile_model
-from symlstm.core.model import init_params
+from symlstm.core.model import VOCAB_AXES, carry_over, init_params, param_shapes
 from symlstm.core.optim import checkpoint_arrays, is_average, learning_rate, resumed_arrays
 from symlstm.core.paths import decide
 from symlstm.core.sampling import sample_texts
@@ -113,6 +113,42 @@ def preflight(cfg: Config, corpus: Corpus):
     if d.mode == "poem" and not corpus.splits["valid"]:
         raise TrainingError(f"{d.path}: the validation split is empty ({len(corpus.splits['train'])} poems in "
                             f"training); raise data.valid_fraction (now {d.valid_fraction}) or add poems")
+
+
+def pretrained(cfg: Config, root: Path) -> ckpt_io.Checkpoint | None:
+    """The checkpoint `train.init_from` names (None without one), read and held against this config
+    before anything is written: the same parameters, of the same shapes but along the token axis
+    (`model.VOCAB_AXES`), whose length is each vocabulary's."""
+    if not cfg.train.init_from:
+        return None
+    path = Path(cfg.train.init_from)
+    path = path if path.is_absolute() else root / path
+    saved = ckpt_io.load(path)
+
+    def shown(name, shape):  # "V×256": the vocabulary's axis may differ, the others may not
+        return "none" if shape is None else "×".join("V" if k == VOCAB_AXES.get(name) else str(n)
+                                                      for k, n in enumerate(shape))
+
+    mine, theirs = param_shapes(1, cfg.model), {k: v.shape for k, v in saved.params.items()}
+    for name in sorted(set(mine) | set(theirs)):
+        if shown(name, mine.get(name)) != shown(name, theirs.get(name)):
+            raise TrainingError(f"{path} (train.init_from): its parameter {name} is {shown(name, theirs.get(name))}, "
+                                f"this config's {shown(name, mine.get(name))}; model.* must be the checkpoint's "
+                                "(cell, sizes, layers, tying)")
+    return saved
+
+
+def initial_params(cfg: Config, vocab, saved: ckpt_io.Checkpoint | None, log=say) -> dict:
+    """A new run's parameters: the seeded init, or those of the `pretrained` checkpoint (its weight
+    average, where it kept one) on this run's vocabulary: each token takes its row there
+    (`model.carry_over`), and tokens that checkpoint never saw keep their init."""
+    fresh = init_params(len(vocab), cfg.model, cfg.train.seed)
+    if saved is None:
+        return fresh
+    params, carried = carry_over(saved.params, saved.vocab, fresh, vocab.itos)
+    log(f"init_from {cfg.train.init_from} (step {saved.step}): {carried} of the {len(vocab)} tokens take its rows, "
+        f"{len(vocab) - carried} start from the init; the optimizer, the schedule and the weight average start afresh")
+    return params
 
 
 def _prepare_run_dir(run_dir: Path, overwrite: bool):
@@ -391,6 +427,7 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
         cfg, saved = _resume_config(run_dir, cfg, overrides)
     # an `on` that cannot run here stops before anything is written or replaced
     paths = decide(cfg.model, resolve(cfg.train.devices, cfg.model.backend))
+    start = None if resume else pretrained(cfg, root)  # so does a train.init_from that cannot start it
     if not resume and not index:
         _prepare_run_dir(run_dir, overwrite)
     log(f"config: {cfg.to_json()}")
@@ -405,7 +442,7 @@ def train(cfg: Config | None, run_dir, root=".", resume: bool = False, overwrite
         raise TrainingError(f"{run_dir / 'last.h5'}: its vocabulary ({len(saved.vocab)} tokens) does not match "
                             f"the corpus ({len(vocab)} tokens); the corpus files changed since the run started")
     preflight(cfg, corpus)
-    params = saved.params if saved is not None else init_params(len(vocab), cfg.model, cfg.train.seed)
+    params = saved.params if saved is not None else initial_params(cfg, vocab, start, log)
     trainer = Trainer(cfg, corpus, run_dir, log, params)
     if saved is not None:
         trainer.resume(saved)

@@ -109,6 +109,9 @@ def recipe(torch, cfg: Config, V: int, bf16: bool = False):
     if cfg.model.cell != "lstm":
         raise InputError(f"model.cell {cfg.model.cell}: the PyTorch reference is the recipe on nn.LSTM, which "
                          "has no such cell; compare it at model.cell lstm")
+    if t.init_from:
+        raise InputError(f"train.init_from {t.init_from}: the PyTorch reference starts from PyTorch's own "
+                         "initialisation and reads no symlstm checkpoint; compare the runs from scratch")
     net = _net(torch, V, cfg)
     names = {"emb.weight": "embedding", "out.weight": "output/W", "proj.weight": "output/proj"}
     groups = [{"params": [], "weight_decay": t.weight_decay}, {"params": [], "weight_decay": 0.0}]
