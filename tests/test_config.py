@@ -100,6 +100,14 @@ def test_shipped_configs_are_valid():
     assert dataclasses.replace(long.train, time_budget=recipe.train.time_budget,
                                max_epochs=recipe.train.max_epochs) == recipe.train
     assert recipe.train.ema == long.train.ema == 0.998 and recipe.train.weight_decay == long.train.weight_decay == 0.1
+    # the long budget spent as pretraining on every shi, then the quatrains: the same model (so that the
+    # checkpoint fits), the same split fractions (so that a test quatrain is a test poem in both), the
+    # pretraining's own run directory, and 2,400 s in all
+    shi, tuned = (load_config(ROOT / "configs" / f"{name}.yaml") for name in ("shi", "poems-pretrained"))
+    assert shi.model == tuned.model == recipe.model and tuned.data == recipe.data
+    assert (shi.data.valid_fraction, shi.data.test_fraction) == (recipe.data.valid_fraction, recipe.data.test_fraction)
+    assert tuned.train.init_from == f"runs/{shi.name}/best.h5"
+    assert shi.train.time_budget + tuned.train.time_budget == long.train.time_budget
 
 
 def test_backend_choices_come_from_the_runtime_table():

@@ -123,6 +123,9 @@ def pretrained(cfg: Config, root: Path) -> ckpt_io.Checkpoint | None:
         return None
     path = Path(cfg.train.init_from)
     path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise TrainingError(f"{path} (train.init_from): checkpoint not found; train the run that writes it first "
+                            "(poems-pretrained.yaml starts from shi.yaml's: `make data`, then `make train CONFIG=shi.yaml`)")
     saved = ckpt_io.load(path)
 
     def shown(name, shape):  # "V×256": the vocabulary's axis may differ, the others may not

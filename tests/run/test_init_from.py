@@ -7,7 +7,6 @@ import pytest
 from symlstm.config import ModelConfig, load_config
 from symlstm.core.model import carry_over, init_params, param_shapes
 from symlstm.errors import InputError
-from symlstm.run.checkpoint import CheckpointError
 from symlstm.run.train import TrainingError, train
 from symlstm.vocab import SPECIALS
 
@@ -81,7 +80,7 @@ def test_a_checkpoint_that_cannot_start_the_run_is_refused_before_anything_is_re
     train(load_config(raw=tiny_raw(max_steps=3)), tmp_path / "a", small_corpus, log=quiet, progress=False)
     before = (tmp_path / "a" / "metrics.csv").read_bytes()
     missing = load_config(raw=tiny_raw(init_from="runs/none/best.h5"))
-    with pytest.raises(CheckpointError, match=r"runs/none/best.h5: checkpoint not found"):
+    with pytest.raises(TrainingError, match=r"runs/none/best.h5 \(train.init_from\): checkpoint not found; train"):
         train(missing, tmp_path / "a", small_corpus, overwrite=True, log=quiet, progress=False)
     wider = tiny_raw(init_from=str(tmp_path / "a" / "best.h5"))
     wider["model"]["hidden"] = 24
